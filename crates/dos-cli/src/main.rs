@@ -1,0 +1,66 @@
+//! `dos`: command-line front end of the `dos-core` object store.
+//!
+//! All behaviour lives in the libraries; this crate parses arguments, draws progress bars,
+//! prints results (human or `--json`) and turns errors into one-line messages and exit codes:
+//! 0 success, 1 a negative result (an object is missing), 2 an error, 130 interrupted.
+
+mod cli;
+mod commands;
+mod output;
+mod progress;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// How a command ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done or found.
+    Success,
+    /// The command ran, but the answer is negative (e.g. an object is missing).
+    Negative,
+}
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let _ = ctrlc::set_handler(|| {
+        if dos_core::progress::GLOBAL_INTERRUPT.is_set() {
+            // Second Ctrl-C: the user insists. Everything committed is safe anyway.
+            std::process::exit(130);
+        }
+        dos_core::progress::GLOBAL_INTERRUPT.trigger();
+    });
+    match commands::run(&args) {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Negative) => ExitCode::from(1),
+        Err(e) => report(&e),
+    }
+}
+
+/// The one place errors become messages and exit codes.
+fn report(e: &anyhow::Error) -> ExitCode {
+    // A closed stdout (`dos ls | head`) is not an error of ours.
+    let broken_pipe = e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
+    let mut msg = format!("{e}");
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    let _ = writeln!(io::stderr(), "dos: error: {msg}");
+    match e.downcast_ref::<dos_core::Error>() {
+        Some(dos_core::Error::Interrupted) => ExitCode::from(130),
+        Some(err) if err.is_not_found() => ExitCode::from(1),
+        _ => ExitCode::from(2),
+    }
+}

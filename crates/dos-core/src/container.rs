@@ -1,0 +1,218 @@
+//! The container: lifecycle (init, open) and the shared state of all operations.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::codec::ZlibLevel;
+use crate::config::{self, Config, DEFAULT_LOOSE_PREFIX_LEN, DEFAULT_PACK_SIZE_TARGET};
+use crate::durable;
+use crate::error::{Error, IoContext, Result};
+use crate::hashing::HashType;
+use crate::index::Index;
+use crate::layout::{Layout, REQUIRED_DIRS};
+
+/// Parameters of a new container (Python's `init_container` arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitOptions {
+    /// Packs are closed for appends once they reach this size (bytes, > 0).
+    pub pack_size_target: u64,
+    /// Hex characters of the loose shard folder (0 = no sharding).
+    pub loose_prefix_len: usize,
+    /// Hash type of keys.
+    pub hash_type: HashType,
+    /// Compression of packed objects written compressed.
+    pub compression: ZlibLevel,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            pack_size_target: DEFAULT_PACK_SIZE_TARGET,
+            loose_prefix_len: DEFAULT_LOOSE_PREFIX_LEN,
+            hash_type: HashType::Sha256,
+            compression: ZlibLevel::DEFAULT,
+        }
+    }
+}
+
+/// An open container.
+///
+/// All methods take `&self`; the container can be shared between threads. Many processes may
+/// read and add loose objects at once; appends to a pack are serialised by pack lock files.
+pub struct Container {
+    pub(crate) layout: Layout,
+    pub(crate) config: Config,
+    index: Mutex<Index>,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("path", &self.layout.root)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Container {
+    /// Create a new container in `path` (created if missing; must be empty if it exists).
+    ///
+    /// Writes exactly what Python writes: `config.json`, `packs.idx` and the four folders.
+    /// `config.json` is written last and atomically, so a crash leaves either no container or a
+    /// complete one.
+    pub fn init(path: &Path, opts: &InitOptions) -> Result<Container> {
+        if opts.pack_size_target == 0 {
+            return Err(Error::InvalidArgument(
+                "pack_size_target must be > 0".into(),
+            ));
+        }
+        if opts.loose_prefix_len >= opts.hash_type.hex_len() {
+            return Err(Error::InvalidArgument(format!(
+                "loose_prefix_len must be smaller than the key length ({})",
+                opts.hash_type.hex_len()
+            )));
+        }
+        match fs::read_dir(path) {
+            Ok(mut rd) => {
+                if rd.next().is_some() {
+                    if Layout::new(path).config.exists() {
+                        return Err(Error::Layout {
+                            path: path.to_path_buf(),
+                            detail: "a container is already initialised here".into(),
+                        });
+                    }
+                    return Err(Error::FolderNotEmpty {
+                        path: path.to_path_buf(),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(path).ctx(path, "create container folder")?;
+            }
+            Err(e) => return Err(Error::io(path, "read folder", e)),
+        }
+        let layout = Layout::new(path);
+        for d in REQUIRED_DIRS {
+            let p = path.join(d);
+            fs::create_dir(&p).ctx(&p, "create folder")?;
+        }
+        let index = Index::create(&layout.index)?;
+        let config = Config {
+            container_version: 1,
+            loose_prefix_len: opts.loose_prefix_len,
+            pack_size_target: opts.pack_size_target,
+            hash_type: opts.hash_type,
+            container_id: config::new_container_id().ctx(path, "random container id")?,
+            compression: opts.compression,
+        };
+        write_file_atomically(&layout, &layout.config, config.to_python_json().as_bytes())?;
+        durable::sync_dir(path)?;
+        Ok(Container {
+            layout,
+            config,
+            index: Mutex::new(index),
+        })
+    }
+
+    /// Open an existing container, checking its configuration, folders and index.
+    pub fn open(path: &Path) -> Result<Container> {
+        let layout = Layout::new(path);
+        let bytes = match fs::read(&layout.config) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let detail = if path.is_dir() {
+                    "config.json is missing".to_string()
+                } else {
+                    "no such folder".to_string()
+                };
+                return Err(Error::NotInitialised {
+                    path: path.to_path_buf(),
+                    detail,
+                });
+            }
+            Err(e) => return Err(Error::io(&layout.config, "read", e)),
+        };
+        let config = Config::parse(&bytes).map_err(|source| Error::Config {
+            path: layout.config.clone(),
+            source,
+        })?;
+        for d in REQUIRED_DIRS {
+            if !path.join(d).is_dir() {
+                return Err(Error::NotInitialised {
+                    path: path.to_path_buf(),
+                    detail: format!("folder {d}/ is missing"),
+                });
+            }
+        }
+        let index = Index::open(&layout.index)?;
+        Ok(Container {
+            layout,
+            config,
+            index: Mutex::new(index),
+        })
+    }
+
+    /// The container folder.
+    pub fn path(&self) -> &Path {
+        &self.layout.root
+    }
+
+    /// The parsed `config.json`.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The resolved paths of the container.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Hash type of keys.
+    pub fn hash_type(&self) -> HashType {
+        self.config.hash_type
+    }
+
+    /// Validate a user-given key and return it in canonical form.
+    pub fn parse_key(&self, key: &str) -> Result<String> {
+        self.config.hash_type.parse_key(key)
+    }
+
+    /// Path of the loose file of `key` (which may or may not exist).
+    pub fn loose_path(&self, key: &str) -> PathBuf {
+        crate::loose::loose_path(&self.layout, self.config.loose_prefix_len, key)
+    }
+
+    /// Exclusive access to the index connection.
+    pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
+        // A panic while holding the lock cannot leave the connection inconsistent (SQLite rolls
+        // back unfinished transactions), so a poisoned lock is still usable.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn not_found(&self, key: &str) -> Error {
+        Error::NotFound {
+            key: key.to_string(),
+            container: self.layout.root.clone(),
+        }
+    }
+}
+
+/// Write a small file atomically and durably: temp file in `sandbox/`, fsync, rename.
+fn write_file_atomically(layout: &Layout, dest: &Path, data: &[u8]) -> Result<()> {
+    let tmp = layout.sandbox.join(format!(
+        "{}.tmp",
+        config::new_container_id().ctx(dest, "random name")?
+    ));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp).ctx(&tmp, "create")?;
+        f.write_all(data).ctx(&tmp, "write")?;
+        f.sync_all().ctx(&tmp, "fsync")?;
+        fs::rename(&tmp, dest).ctx(dest, "rename into place")
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,539 @@
+//! `packs.idx`: the SQLite index of packed objects.
+//!
+//! The schema is Python's (`db_object`, unique index `ix_db_object_hashkey`); containers created by
+//! disk-objectstore ≤ 0.5 carry an extra `CHECK (compressed IN (0, 1))`, which changes nothing for
+//! us. The database is in WAL mode, as Python forces. Statements run in autocommit mode (no
+//! long-lived read transaction), so every query sees the latest committed state; writes are one
+//! `BEGIN IMMEDIATE` transaction per batch.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+
+/// The `CREATE TABLE` statement exactly as SQLAlchemy emits it for Python disk-objectstore.
+pub const CREATE_TABLE_SQL: &str = "CREATE TABLE db_object (\n\tid INTEGER NOT NULL, \n\thashkey VARCHAR NOT NULL, \n\tcompressed BOOLEAN NOT NULL, \n\tsize INTEGER NOT NULL, \n\t\"offset\" INTEGER NOT NULL, \n\tlength INTEGER NOT NULL, \n\tpack_id INTEGER NOT NULL, \n\tPRIMARY KEY (id)\n)";
+/// The unique index on `hashkey`, as Python creates it.
+pub const CREATE_INDEX_SQL: &str =
+    "CREATE UNIQUE INDEX ix_db_object_hashkey ON db_object (hashkey)";
+
+/// Keys per `IN (...)` query (Python uses 950; SQLite allows far more, fewer round trips win).
+const IN_CHUNK: usize = 900;
+/// How long a writer waits for another process's write transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where a packed object lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackedLocation {
+    /// Pack file id (`packs/<id>`).
+    pub pack_id: u64,
+    /// Offset of the object's bytes in the pack.
+    pub offset: u64,
+    /// Number of bytes in the pack (compressed length if compressed).
+    pub length: u64,
+    /// Whether the bytes are one zlib stream.
+    pub compressed: bool,
+    /// Uncompressed size.
+    pub size: u64,
+}
+
+/// A row to insert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRow {
+    /// The key.
+    pub key: String,
+    /// Its location.
+    pub loc: PackedLocation,
+}
+
+/// A connection to `packs.idx`.
+pub struct Index {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+/// Convert a signed SQLite integer column to u64, naming the object on failure.
+fn to_u64(v: i64, what: &str, key: &str, path: &Path) -> Result<u64> {
+    u64::try_from(v).map_err(|_| {
+        let detail = if what == "pack_id" && v == -1 {
+            "index row points at pack -1: a repack was interrupted; run `dos repack` (or a \
+             Python repack) to finish it"
+                .to_string()
+        } else {
+            format!("index row has negative {what} {v}")
+        };
+        Error::Corrupt {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            detail,
+        }
+    })
+}
+
+fn i64_of(v: u64) -> i64 {
+    // Pack offsets and sizes are file sizes, far below 2^63.
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Index {
+    fn err(&self, e: rusqlite::Error) -> Error {
+        Error::Index {
+            path: self.path.clone(),
+            source: e,
+        }
+    }
+
+    fn setup(conn: Connection, path: &Path) -> Result<Self> {
+        let me = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        me.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| me.err(e))?;
+        let mode: String = me
+            .conn
+            .query_row("PRAGMA journal_mode=wal", [], |r| r.get(0))
+            .map_err(|e| me.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Layout {
+                path: path.to_path_buf(),
+                detail: format!("cannot switch the index to WAL mode (got {mode})"),
+            });
+        }
+        // Commits must be durable when they return: loose copies are deleted after them.
+        me.conn
+            .execute_batch("PRAGMA synchronous=FULL")
+            .map_err(|e| me.err(e))?;
+        Ok(me)
+    }
+
+    /// Create a new, empty index at `path` (which must not exist).
+    pub fn create(path: &Path) -> Result<Self> {
+        if path.exists() {
+            return Err(Error::Layout {
+                path: path.to_path_buf(),
+                detail: "index already exists".into(),
+            });
+        }
+        let conn = Connection::open(path).map_err(|e| Error::Index {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let me = Self::setup(conn, path)?;
+        me.conn
+            .execute_batch(&format!(
+                "BEGIN; {CREATE_TABLE_SQL}; {CREATE_INDEX_SQL}; COMMIT;"
+            ))
+            .map_err(|e| me.err(e))?;
+        Ok(me)
+    }
+
+    /// Open an existing index and check its schema.
+    pub fn open(path: &Path) -> Result<Self> {
+        if !path.is_file() {
+            return Err(Error::Layout {
+                path: path.to_path_buf(),
+                detail: "pack index packs.idx is missing".into(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::Index {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let me = Self::setup(conn, path)?;
+        me.check_schema()?;
+        Ok(me)
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let bad = |detail: String| Error::Layout {
+            path: self.path.clone(),
+            detail,
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM pragma_table_info('db_object')")
+            .map_err(|e| self.err(e))?;
+        let cols: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))?;
+        if cols.is_empty() {
+            return Err(bad(
+                "not a disk-objectstore index: table db_object is missing".into(),
+            ));
+        }
+        for want in [
+            "id",
+            "hashkey",
+            "compressed",
+            "size",
+            "offset",
+            "length",
+            "pack_id",
+        ] {
+            if !cols.iter().any(|c| c == want) {
+                return Err(bad(format!("table db_object lacks column {want:?}")));
+            }
+        }
+        // Uniqueness of hashkey is relied upon by INSERT OR IGNORE.
+        let unique: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM pragma_index_list('db_object') AS il \
+                 WHERE il.\"unique\" = 1 AND (SELECT group_concat(name) FROM \
+                 pragma_index_info(il.name)) = 'hashkey')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if !unique {
+            return Err(bad("table db_object has no unique index on hashkey".into()));
+        }
+        Ok(())
+    }
+
+    /// Path of the index file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn row_to_loc(&self, key: &str, r: (i64, i64, i64, i64, i64)) -> Result<PackedLocation> {
+        let (pack_id, offset, length, compressed, size) = r;
+        Ok(PackedLocation {
+            pack_id: to_u64(pack_id, "pack_id", key, &self.path)?,
+            offset: to_u64(offset, "offset", key, &self.path)?,
+            length: to_u64(length, "length", key, &self.path)?,
+            compressed: compressed != 0,
+            size: to_u64(size, "size", key, &self.path)?,
+        })
+    }
+
+    /// Location of one object, if packed.
+    pub fn get(&self, key: &str) -> Result<Option<PackedLocation>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT pack_id, \"offset\", length, compressed, size FROM db_object WHERE hashkey = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let row = stmt
+            .query_row([key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        row.map(|r| self.row_to_loc(key, r)).transpose()
+    }
+
+    /// Look up many keys; `f` is called for each key found (in no particular order).
+    /// Uses `IN` queries for few keys and one sorted scan of the whole index for many.
+    pub fn lookup_many(
+        &self,
+        sorted_keys: &[&str],
+        mut f: impl FnMut(&str, PackedLocation) -> Result<()>,
+    ) -> Result<()> {
+        if sorted_keys.is_empty() {
+            return Ok(());
+        }
+        let total = self.count()?;
+        // A full ordered scan costs ~total rows; IN lookups cost ~k·log(total). Prefer the scan
+        // when the request covers a sizeable share of the index.
+        if (sorted_keys.len() as u64) * 8 < total || sorted_keys.len() <= IN_CHUNK {
+            for chunk in sorted_keys.chunks(IN_CHUNK) {
+                let placeholders = vec!["?"; chunk.len()].join(",");
+                let sql = format!(
+                    "SELECT hashkey, pack_id, \"offset\", length, compressed, size FROM db_object \
+                     WHERE hashkey IN ({placeholders})"
+                );
+                let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+                let mut rows = stmt
+                    .query(rusqlite::params_from_iter(chunk.iter()))
+                    .map_err(|e| self.err(e))?;
+                while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                    let key: String = r.get(0).map_err(|e| self.err(e))?;
+                    let raw = (|| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))()
+                        .map_err(|e| self.err(e))?;
+                    let loc = self.row_to_loc(&key, raw)?;
+                    f(&key, loc)?;
+                }
+            }
+            Ok(())
+        } else {
+            let mut want = sorted_keys.iter().peekable();
+            self.scan_sorted(|key, loc| {
+                while want.next_if(|w| **w < key).is_some() {}
+                match want.peek() {
+                    Some(w) if **w == key => {
+                        want.next();
+                        f(key, loc?)?;
+                        Ok(ControlFlow::Continue(()))
+                    }
+                    Some(_) => Ok(ControlFlow::Continue(())),
+                    None => Ok(ControlFlow::Break(())),
+                }
+            })
+        }
+    }
+
+    /// Scan every row in key order until `f` breaks.
+    pub fn scan_sorted(
+        &self,
+        mut f: impl FnMut(&str, Result<PackedLocation>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT hashkey, pack_id, \"offset\", length, compressed, size FROM db_object \
+                 ORDER BY hashkey",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let key: String = r.get(0).map_err(|e| self.err(e))?;
+            let raw = (|| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))()
+                .map_err(|e| self.err(e))?;
+            let loc = self.row_to_loc(&key, raw);
+            if f(&key, loc)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Scan every key in order until `f` breaks (covering index only: the fastest listing).
+    pub fn scan_sorted_keys(
+        &self,
+        mut f: impl FnMut(&str) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hashkey FROM db_object ORDER BY hashkey")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let key: &str = r
+                .get_ref(0)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(|e| self.err(e))?;
+            if f(key)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Which of `sorted_keys` are in the index (one bool per key, same order).
+    pub fn contains_sorted(&self, sorted_keys: &[&str]) -> Result<Vec<bool>> {
+        let mut out = vec![false; sorted_keys.len()];
+        if sorted_keys.is_empty() {
+            return Ok(out);
+        }
+        let total = self.count()?;
+        if (sorted_keys.len() as u64) * 8 < total {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT 1 FROM db_object WHERE hashkey = ?1")
+                .map_err(|e| self.err(e))?;
+            for (i, k) in sorted_keys.iter().enumerate() {
+                out[i] = stmt.exists([k]).map_err(|e| self.err(e))?;
+            }
+        } else {
+            let mut i = 0;
+            let n = sorted_keys.len();
+            self.scan_sorted_keys(|key| {
+                while i < n && sorted_keys[i] < key {
+                    i += 1;
+                }
+                while i < n && sorted_keys[i] == key {
+                    out[i] = true;
+                    i += 1;
+                }
+                Ok(if i >= n {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// SQLite's `data_version`: changes whenever another connection commits.
+    pub fn data_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Number of packed objects.
+    pub fn count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM db_object", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// `(SUM(size), SUM(length))` over all packed objects.
+    pub fn sums(&self) -> Result<(u64, u64)> {
+        let (a, b): (i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(SUM(size), 0), COALESCE(SUM(length), 0) FROM db_object",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((u64::try_from(a).unwrap_or(0), u64::try_from(b).unwrap_or(0)))
+    }
+
+    /// Insert rows in one transaction; rows whose key is already present are ignored.
+    /// Returns how many rows were actually inserted.
+    pub fn insert_batch(&mut self, rows: &[NewRow]) -> Result<usize> {
+        let path = self.path.clone();
+        let err = |e| Error::Index {
+            path: path.clone(),
+            source: e,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let mut inserted = 0;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO db_object (hashkey, compressed, size, \"offset\", \
+                     length, pack_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(err)?;
+            for r in rows {
+                inserted += stmt
+                    .execute(params![
+                        r.key,
+                        i64::from(r.loc.compressed),
+                        i64_of(r.loc.size),
+                        i64_of(r.loc.offset),
+                        i64_of(r.loc.length),
+                        i64_of(r.loc.pack_id),
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(inserted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(pack_id: u64, offset: u64) -> PackedLocation {
+        PackedLocation {
+            pack_id,
+            offset,
+            length: 3,
+            compressed: false,
+            size: 3,
+        }
+    }
+
+    #[test]
+    fn create_insert_lookup() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("packs.idx");
+        let mut idx = Index::create(&p).unwrap();
+        let keys: Vec<String> = (0..3000).map(|i| format!("{i:064x}")).collect();
+        let rows: Vec<NewRow> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| NewRow {
+                key: k.clone(),
+                loc: loc(0, i as u64 * 3),
+            })
+            .collect();
+        assert_eq!(idx.insert_batch(&rows).unwrap(), 3000);
+        // Re-inserting is ignored and keeps the first location.
+        let again = vec![NewRow {
+            key: keys[5].clone(),
+            loc: loc(9, 9),
+        }];
+        assert_eq!(idx.insert_batch(&again).unwrap(), 0);
+        assert_eq!(idx.get(&keys[5]).unwrap(), Some(loc(0, 15)));
+        assert_eq!(idx.get(&"f".repeat(64)).unwrap(), None);
+        drop(idx);
+
+        let idx = Index::open(&p).unwrap();
+        assert_eq!(idx.count().unwrap(), 3000);
+        // Both lookup strategies agree.
+        let missing = "f".repeat(64);
+        for subset in [&keys[10..20], &keys[..]] {
+            let mut want: Vec<&str> = subset.iter().map(String::as_str).collect();
+            want.push(&missing);
+            want.sort();
+            let mut found = Vec::new();
+            idx.lookup_many(&want, |k, _| {
+                found.push(k.to_string());
+                Ok(())
+            })
+            .unwrap();
+            found.sort();
+            assert_eq!(found, subset.to_vec());
+            let has = idx.contains_sorted(&want).unwrap();
+            assert_eq!(has.iter().filter(|b| **b).count(), subset.len());
+            assert!(!has[want.len() - 1]);
+        }
+    }
+
+    #[test]
+    fn schema_checks() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("packs.idx");
+        assert!(matches!(Index::open(&p), Err(Error::Layout { .. })));
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch("CREATE TABLE other (x)").unwrap();
+        drop(c);
+        let e = Index::open(&p).unwrap_err().to_string();
+        assert!(e.contains("db_object is missing"), "{e}");
+
+        // The legacy schema with a CHECK constraint is accepted.
+        let p2 = d.path().join("legacy.idx");
+        let c = Connection::open(&p2).unwrap();
+        c.execute_batch(
+            "CREATE TABLE db_object (id INTEGER NOT NULL, hashkey VARCHAR NOT NULL, \
+             compressed BOOLEAN NOT NULL, size INTEGER NOT NULL, \"offset\" INTEGER NOT NULL, \
+             length INTEGER NOT NULL, pack_id INTEGER NOT NULL, PRIMARY KEY (id), \
+             CHECK (compressed IN (0, 1))); CREATE UNIQUE INDEX ix_db_object_hashkey ON db_object (hashkey);",
+        )
+        .unwrap();
+        drop(c);
+        let mut idx = Index::open(&p2).unwrap();
+        idx.insert_batch(&[NewRow {
+            key: "a".repeat(64),
+            loc: loc(0, 0),
+        }])
+        .unwrap();
+
+        // A -1 pack id is reported as an interrupted repack.
+        let c = Connection::open(&p2).unwrap();
+        c.execute_batch("UPDATE db_object SET pack_id = -1")
+            .unwrap();
+        let e = idx.get(&"a".repeat(64)).unwrap_err().to_string();
+        assert!(e.contains("repack was interrupted"), "{e}");
+    }
+}

@@ -1,0 +1,46 @@
+//! `dos-core`: a content-addressed object store with pack files, on-disk compatible with Python
+//! [disk-objectstore](https://github.com/aiidateam/disk-objectstore) 1.x.
+//!
+//! A container is a folder holding loose objects (one file each), pack files (objects
+//! concatenated, raw or zlib-compressed), and `packs.idx`, a SQLite index of packed objects. Keys
+//! are hex SHA-256 (or SHA-1) digests of the uncompressed content.
+//!
+//! ```no_run
+//! use dos_core::{Container, InitOptions, PackWriteOptions};
+//! # fn main() -> dos_core::Result<()> {
+//! let c = Container::init("/tmp/example".as_ref(), &InitOptions::default())?;
+//! let loose_key = c.add_object(b"hello")?;
+//! let keys = c.add_objects_to_pack(vec![b"packed".to_vec()], &PackWriteOptions::default())?;
+//! assert_eq!(c.get_object_content(&keys[0])?, b"packed");
+//! assert!(c.has_object(&loose_key)?);
+//! # Ok(()) }
+//! ```
+//!
+//! See `docs/format.md` for the format and `docs/durability.md` for the crash and concurrency
+//! model.
+
+pub mod codec;
+pub mod config;
+mod container;
+pub mod durable;
+pub mod error;
+pub mod hashing;
+pub mod index;
+pub mod layout;
+pub mod loose;
+pub mod pack;
+pub mod progress;
+mod read;
+pub mod reader;
+mod write;
+
+pub use codec::{CompressMode, ZlibLevel};
+pub use config::Config;
+pub use container::{Container, InitOptions};
+pub use error::{Error, Result};
+pub use hashing::HashType;
+pub use index::PackedLocation;
+pub use progress::{Interrupt, NoProgress, Progress, Unit};
+pub use read::{BULK_INLINE_MAX, ObjectContent, ObjectCount, ObjectMeta, ObjectType, TotalSize};
+pub use reader::ObjectReader;
+pub use write::{ObjectSource, PackWriteOptions, PackWriteSummary};

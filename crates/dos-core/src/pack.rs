@@ -1,0 +1,349 @@
+//! Pack files: plain concatenations of object byte streams, `packs/<decimal id>`.
+//!
+//! Appending follows Python's protocol so that `dos` and Python never append to one pack at once:
+//! `packs/<id>.lock` is created with O_EXCL before appending and removed afterwards. A lock we
+//! failed to create is never removed (Python's bug of deleting the winner's lock is not copied),
+//! and we only ever remove a lock file that is still the very file we created.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::durable;
+use crate::error::{Error, IoContext, Result};
+use crate::layout::Layout;
+
+/// Parse a pack file name: a decimal integer without leading zeros.
+pub fn parse_pack_name(name: &str) -> Option<u64> {
+    let valid = !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_digit())
+        && (name == "0" || !name.starts_with('0'));
+    if valid { name.parse().ok() } else { None }
+}
+
+/// Ids of all pack files, sorted.
+pub fn list_pack_ids(layout: &Layout) -> Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for e in fs::read_dir(&layout.packs).ctx(&layout.packs, "list")? {
+        let e = e.ctx(&layout.packs, "list")?;
+        if let Some(id) = e.file_name().to_str().and_then(parse_pack_name) {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// The pack Python would append the next object to: the lowest id ≥ `start` whose file is missing
+/// or smaller than `target`.
+pub fn choose_pack(layout: &Layout, start: u64, target: u64) -> Result<u64> {
+    let mut id = start;
+    loop {
+        let p = layout.pack(id);
+        match fs::metadata(&p) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(id),
+            Err(e) => return Err(Error::io(&p, "stat", e)),
+            Ok(m) if m.len() < target => return Ok(id),
+            Ok(_) => id += 1,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn file_identity(m: &fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+#[cfg(not(unix))]
+fn file_identity(m: &fs::Metadata) -> (u64, u64) {
+    (m.len(), 0)
+}
+
+/// An O_EXCL lock file `packs/<id>.lock`, removed on drop if it is still ours.
+#[derive(Debug)]
+pub struct PackLock {
+    path: PathBuf,
+    identity: (u64, u64),
+    /// What we wrote into the lock: a random token makes it unique even if the inode is reused.
+    content: String,
+}
+
+impl PackLock {
+    /// Try once to create the lock; `Ok(None)` if someone holds it.
+    pub fn try_acquire(path: &Path) -> Result<Option<PackLock>> {
+        match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(mut f) => {
+                // Python writes nothing into its locks; ours say who holds them (for humans and
+                // stale-lock checks) and carry a random token.
+                let token = crate::config::new_container_id().unwrap_or_default();
+                let content = format!("dos pid={} token={token}\n", std::process::id());
+                let written = f.write_all(content.as_bytes());
+                let m = f.metadata();
+                let lock = PackLock {
+                    path: path.to_path_buf(),
+                    identity: m.as_ref().map(file_identity).unwrap_or_default(),
+                    content,
+                };
+                written.ctx(path, "write lock")?;
+                m.ctx(path, "stat lock")?;
+                Ok(Some(lock))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(Error::io(path, "create lock", e)),
+        }
+    }
+
+    /// Create the lock, waiting up to `timeout` for another holder to release it.
+    pub fn acquire(path: &Path, timeout: Duration) -> Result<PackLock> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(5);
+        loop {
+            if let Some(l) = Self::try_acquire(path)? {
+                return Ok(l);
+            }
+            if start.elapsed() >= timeout {
+                return Err(Error::PackLocked {
+                    path: path.to_path_buf(),
+                    waited_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the lock file on disk is still the one we created (a buggy Python contender may
+    /// have deleted it, and another process may have created a new one).
+    pub fn still_ours(&self) -> bool {
+        let same_file = fs::metadata(&self.path).is_ok_and(|m| file_identity(&m) == self.identity);
+        same_file && fs::read(&self.path).is_ok_and(|c| c == self.content.as_bytes())
+    }
+
+    /// Path of the lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PackLock {
+    fn drop(&mut self) {
+        if self.still_ours() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Size of the appender's write buffer.
+const WRITE_BUF: usize = 1 << 20;
+
+/// An append handle on one pack, held under its lock. Tracks the logical end itself, so that an
+/// uncommitted tail can be cut back (never below what was there when we took the lock).
+pub struct PackAppender {
+    id: u64,
+    path: PathBuf,
+    file: File,
+    buf: Vec<u8>,
+    /// Bytes on disk (excluding `buf`).
+    flushed: u64,
+    /// Size of the file when we took the lock: bytes below are never touched.
+    start: u64,
+    created: bool,
+    lock: PackLock,
+}
+
+impl std::fmt::Debug for PackAppender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackAppender")
+            .field("id", &self.id)
+            .field("pos", &self.pos())
+            .finish()
+    }
+}
+
+impl PackAppender {
+    /// Lock pack `id` (waiting up to `lock_timeout`) and open it for appending.
+    pub fn open(layout: &Layout, id: u64, lock_timeout: Duration) -> Result<Self> {
+        let lock = PackLock::acquire(&layout.pack_lock(id), lock_timeout)?;
+        let path = layout.pack(id);
+        let created = !path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .ctx(&path, "open pack for append")?;
+        let end = file.seek(SeekFrom::End(0)).ctx(&path, "seek")?;
+        Ok(Self {
+            id,
+            path,
+            file,
+            buf: Vec::with_capacity(WRITE_BUF),
+            flushed: end,
+            start: end,
+            created,
+            lock,
+        })
+    }
+
+    /// The pack id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The pack path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Logical end of the pack (the offset the next byte gets).
+    pub fn pos(&self) -> u64 {
+        self.flushed + self.buf.len() as u64
+    }
+
+    /// Append bytes.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        if self.buf.len() + data.len() > WRITE_BUF {
+            self.flush()?;
+        }
+        if data.len() >= WRITE_BUF {
+            self.file.write_all(data).ctx(&self.path, "write pack")?;
+            self.flushed += data.len() as u64;
+        } else {
+            self.buf.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    /// Write buffered bytes to the file.
+    pub fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.file
+                .write_all(&self.buf)
+                .ctx(&self.path, "write pack")?;
+            self.flushed += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Drop everything appended after `pos` (uncommitted bytes only).
+    pub fn truncate_to(&mut self, pos: u64) -> Result<()> {
+        let pos = pos.max(self.start);
+        if pos >= self.flushed {
+            let keep = usize::try_from(pos - self.flushed).unwrap_or(usize::MAX);
+            self.buf.truncate(keep);
+            return Ok(());
+        }
+        self.buf.clear();
+        self.file.set_len(pos).ctx(&self.path, "truncate pack")?;
+        self.file
+            .seek(SeekFrom::Start(pos))
+            .ctx(&self.path, "seek")?;
+        self.flushed = pos;
+        Ok(())
+    }
+
+    /// Make everything appended so far durable, after checking that nobody else wrote to the
+    /// pack while we held the lock. Must be called before committing index rows for this pack.
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        let on_disk = self.file.metadata().ctx(&self.path, "stat")?.len();
+        if on_disk != self.flushed {
+            return Err(Error::PackModified {
+                path: self.path.clone(),
+                detail: format!("size is {on_disk}, we wrote up to {}", self.flushed),
+            });
+        }
+        if !self.lock.still_ours() {
+            return Err(Error::PackModified {
+                path: self.path.clone(),
+                detail: format!(
+                    "lock file {} was removed or replaced",
+                    self.lock.path().display()
+                ),
+            });
+        }
+        self.file.sync_data().ctx(&self.path, "fsync pack")?;
+        if self.created {
+            durable::sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
+            self.created = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_names() {
+        assert_eq!(parse_pack_name("0"), Some(0));
+        assert_eq!(parse_pack_name("12"), Some(12));
+        for bad in ["", "01", "-1", "1.lock", "a", "1 "] {
+            assert_eq!(parse_pack_name(bad), None, "{bad}");
+        }
+    }
+
+    fn layout() -> (tempfile::TempDir, Layout) {
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(d.path());
+        fs::create_dir(&l.packs).unwrap();
+        (d, l)
+    }
+
+    #[test]
+    fn lock_protocol() {
+        let (_d, l) = layout();
+        let p = l.pack_lock(0);
+        let a = PackLock::try_acquire(&p).unwrap().unwrap();
+        assert!(PackLock::try_acquire(&p).unwrap().is_none());
+        let e = PackLock::acquire(&p, Duration::from_millis(30)).unwrap_err();
+        assert!(matches!(e, Error::PackLocked { .. }));
+        // The failed attempts did not remove the holder's lock.
+        assert!(p.exists() && a.still_ours());
+        drop(a);
+        assert!(!p.exists());
+
+        // A lock replaced behind our back is not ours and is left alone on drop.
+        let a = PackLock::try_acquire(&p).unwrap().unwrap();
+        fs::remove_file(&p).unwrap();
+        let b = PackLock::try_acquire(&p).unwrap().unwrap();
+        assert!(!a.still_ours());
+        drop(a);
+        assert!(p.exists() && b.still_ours());
+    }
+
+    #[test]
+    fn choose_and_append() {
+        let (_d, l) = layout();
+        assert_eq!(choose_pack(&l, 0, 10).unwrap(), 0);
+        let mut w = PackAppender::open(&l, 0, Duration::ZERO).unwrap();
+        w.write(b"0123456789ab").unwrap();
+        w.sync().unwrap();
+        assert_eq!(w.pos(), 12);
+        w.write(b"tail").unwrap();
+        w.flush().unwrap();
+        w.truncate_to(12).unwrap();
+        w.sync().unwrap();
+        drop(w);
+        assert_eq!(fs::read(l.pack(0)).unwrap(), b"0123456789ab");
+        assert!(!l.pack_lock(0).exists());
+        assert_eq!(choose_pack(&l, 0, 10).unwrap(), 1);
+        assert_eq!(choose_pack(&l, 0, 100).unwrap(), 0);
+
+        // Growth behind our back is detected before anything is committed.
+        let mut w = PackAppender::open(&l, 0, Duration::ZERO).unwrap();
+        w.write(b"x").unwrap();
+        w.flush().unwrap();
+        OpenOptions::new()
+            .append(true)
+            .open(l.pack(0))
+            .unwrap()
+            .write_all(b"intruder")
+            .unwrap();
+        assert!(matches!(w.sync(), Err(Error::PackModified { .. })));
+    }
+}

@@ -1,0 +1,537 @@
+//! Reading objects: single reads, streaming readers, bulk reads in pack/offset order, existence
+//! checks, listing, counts and sizes.
+//!
+//! Lookup order is Python's: the index first, then the loose file. A loose file can vanish between
+//! the two checks when a concurrent packer moves it into a pack and cleans it; the index is then
+//! queried again (cheaply skipped when no other connection committed in between).
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::codec::Decompressor;
+use crate::container::Container;
+use crate::error::{Error, IoContext, Result};
+use crate::index::PackedLocation;
+use crate::loose;
+use crate::pack;
+use crate::reader::{ObjectReader, PackRangeReader, ZlibObjectReader, read_exact_at};
+
+/// Where an object is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectType {
+    /// A loose file.
+    Loose,
+    /// In a pack (possibly also loose; the packed copy is preferred, as in Python).
+    Packed,
+    /// Not in the container.
+    Missing,
+}
+
+/// What is known about an object without reading it (Python's `ObjectMeta`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Storage kind.
+    pub kind: ObjectType,
+    /// Uncompressed size (`None` when missing).
+    pub size: Option<u64>,
+    /// Pack location when packed.
+    pub location: Option<PackedLocation>,
+}
+
+impl ObjectMeta {
+    fn missing() -> Self {
+        Self {
+            kind: ObjectType::Missing,
+            size: None,
+            location: None,
+        }
+    }
+    fn packed(loc: PackedLocation) -> Self {
+        Self {
+            kind: ObjectType::Packed,
+            size: Some(loc.size),
+            location: Some(loc),
+        }
+    }
+    fn loose(size: u64) -> Self {
+        Self {
+            kind: ObjectType::Loose,
+            size: Some(size),
+            location: None,
+        }
+    }
+}
+
+/// Python's `ObjectCount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ObjectCount {
+    /// Objects in the index.
+    pub packed: u64,
+    /// Loose files (including loose copies of packed objects, as Python counts them).
+    pub loose: u64,
+    /// Pack files.
+    pub pack_files: u64,
+}
+
+/// Python's `TotalSize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TotalSize {
+    /// Sum of uncompressed sizes of packed objects.
+    pub total_size_packed: u64,
+    /// Sum of on-disk lengths of packed objects.
+    pub total_size_packed_on_disk: u64,
+    /// Sum of pack file sizes (holes included).
+    pub total_size_packfiles_on_disk: u64,
+    /// Size of `packs.idx` (without the WAL).
+    pub total_size_packindexes_on_disk: u64,
+    /// Sum of loose file sizes.
+    pub total_size_loose: u64,
+}
+
+/// The content of one object handed to a bulk-read callback.
+pub enum ObjectContent<'a> {
+    /// The whole content, in memory (objects up to [`BULK_INLINE_MAX`] bytes).
+    Bytes(&'a [u8]),
+    /// A streaming reader (larger objects, which are never held in memory whole).
+    Reader(&'a mut ObjectReader),
+}
+
+/// Largest object a bulk read hands over as a byte slice; larger ones come as readers.
+pub const BULK_INLINE_MAX: u64 = 64 * 1024 * 1024;
+/// Size of the blocks bulk reads fetch from packs.
+const BLOCK: u64 = 4 * 1024 * 1024;
+/// Gap between two requested objects below which one block read covers both.
+const MAX_GAP: u64 = 64 * 1024;
+
+impl Container {
+    fn open_pack(&self, pack_id: u64) -> Result<Arc<File>> {
+        let p = self.layout.pack(pack_id);
+        File::open(&p).map(Arc::new).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::Layout {
+                    path: p,
+                    detail: "pack file referenced by the index is missing".into(),
+                }
+            } else {
+                Error::io(&p, "open pack", e)
+            }
+        })
+    }
+
+    fn packed_reader(&self, key: &str, loc: PackedLocation) -> Result<ObjectReader> {
+        let _ = key;
+        let file = self.open_pack(loc.pack_id)?;
+        let raw = PackRangeReader::new(file, loc.offset, loc.length);
+        Ok(if loc.compressed {
+            ObjectReader::Compressed(Box::new(ZlibObjectReader::new(raw, loc.size)))
+        } else {
+            ObjectReader::Packed(raw)
+        })
+    }
+
+    /// Find an object: packed location, or an open loose file. `None` if missing.
+    fn locate(&self, key: &str) -> Result<Option<Located>> {
+        let version = {
+            let idx = self.index();
+            if let Some(loc) = idx.get(key)? {
+                return Ok(Some(Located::Packed(loc)));
+            }
+            idx.data_version()?
+        };
+        let path = self.loose_path(key);
+        match File::open(&path) {
+            Ok(f) => return Ok(Some(Located::Loose(f))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, "open loose object", e)),
+        }
+        // The loose file may have been packed and removed by a concurrent packer.
+        let idx = self.index();
+        if idx.data_version()? != version
+            && let Some(loc) = idx.get(key)?
+        {
+            return Ok(Some(Located::Packed(loc)));
+        }
+        Ok(None)
+    }
+
+    /// Metadata of one object (type `Missing` if absent).
+    pub fn get_object_meta(&self, key: &str) -> Result<ObjectMeta> {
+        let key = self.parse_key(key)?;
+        Ok(match self.locate(&key)? {
+            Some(Located::Packed(loc)) => ObjectMeta::packed(loc),
+            Some(Located::Loose(f)) => {
+                ObjectMeta::loose(f.metadata().ctx(self.loose_path(&key), "stat")?.len())
+            }
+            None => ObjectMeta::missing(),
+        })
+    }
+
+    /// A streaming reader of one object and its metadata.
+    pub fn open_object(&self, key: &str) -> Result<(ObjectReader, ObjectMeta)> {
+        let key = self.parse_key(key)?;
+        match self.locate(&key)? {
+            Some(Located::Packed(loc)) => {
+                Ok((self.packed_reader(&key, loc)?, ObjectMeta::packed(loc)))
+            }
+            Some(Located::Loose(f)) => {
+                let size = f.metadata().ctx(self.loose_path(&key), "stat")?.len();
+                Ok((ObjectReader::Loose(f), ObjectMeta::loose(size)))
+            }
+            None => Err(self.not_found(&key)),
+        }
+    }
+
+    /// The whole content of one object. Packed content is checked against the recorded size.
+    pub fn get_object_content(&self, key: &str) -> Result<Vec<u8>> {
+        let key = self.parse_key(key)?;
+        match self.locate(&key)? {
+            Some(Located::Packed(loc)) => {
+                let file = self.open_pack(loc.pack_id)?;
+                let mut raw = vec![0u8; usize_of(loc.length)?];
+                read_exact_at(&file, &mut raw, loc.offset)
+                    .map_err(|e| self.corrupt(&key, loc, e.to_string()))?;
+                if !loc.compressed {
+                    if loc.length != loc.size {
+                        return Err(self.corrupt(
+                            &key,
+                            loc,
+                            "uncompressed object with length != size".into(),
+                        ));
+                    }
+                    return Ok(raw);
+                }
+                let mut out = Vec::new();
+                Decompressor::new()
+                    .inflate_exact(&raw, loc.size, &mut out)
+                    .map_err(|e| self.corrupt(&key, loc, e.to_string()))?;
+                Ok(out)
+            }
+            Some(Located::Loose(mut f)) => {
+                let mut v = Vec::new();
+                f.read_to_end(&mut v).ctx(self.loose_path(&key), "read")?;
+                Ok(v)
+            }
+            None => Err(self.not_found(&key)),
+        }
+    }
+
+    pub(crate) fn corrupt(&self, key: &str, loc: PackedLocation, detail: String) -> Error {
+        Error::Corrupt {
+            key: key.to_string(),
+            path: self.layout.pack(loc.pack_id),
+            detail: format!(
+                "{detail} (offset {}, length {}, compressed {})",
+                loc.offset, loc.length, loc.compressed
+            ),
+        }
+    }
+
+    /// Whether one object exists.
+    pub fn has_object(&self, key: &str) -> Result<bool> {
+        Ok(self.has_objects(&[key])?[0])
+    }
+
+    /// Existence of many objects, in input order. Keys are looked up by one sorted pass over the
+    /// index (or indexed lookups when few), then loose files for the rest (one listing when many).
+    /// Malformed keys are reported as absent.
+    pub fn has_objects<S: AsRef<str>>(&self, keys: &[S]) -> Result<Vec<bool>> {
+        let hash = self.config.hash_type;
+        let mut order: Vec<(&str, usize)> = keys
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| hash.parse_key(k.as_ref()).is_ok_and(|c| c == k.as_ref()))
+            .map(|(i, k)| (k.as_ref(), i))
+            .collect();
+        order.par_sort_unstable();
+        let sorted: Vec<&str> = order.iter().map(|(k, _)| *k).collect();
+        let (packed, version) = {
+            let idx = self.index();
+            (idx.contains_sorted(&sorted)?, idx.data_version()?)
+        };
+        let mut result = vec![false; keys.len()];
+        let mut rest: Vec<usize> = Vec::new(); // positions in `sorted` not packed
+        for (j, &found) in packed.iter().enumerate() {
+            if found {
+                result[order[j].1] = true;
+            } else {
+                rest.push(j);
+            }
+        }
+        if rest.is_empty() {
+            return Ok(result);
+        }
+        let loose_found: Vec<bool> = if rest.len() > 20_000 {
+            let listing = loose::list(&self.layout, self.config.loose_prefix_len, hash)?;
+            rest.iter()
+                .map(|&j| {
+                    listing
+                        .binary_search_by(|k| k.as_str().cmp(sorted[j]))
+                        .is_ok()
+                })
+                .collect()
+        } else {
+            rest.par_iter()
+                .map(|&j| self.loose_path(sorted[j]).is_file())
+                .collect()
+        };
+        let mut still: Vec<&str> = Vec::new();
+        for (n, &j) in rest.iter().enumerate() {
+            if loose_found[n] {
+                result[order[j].1] = true;
+            } else {
+                still.push(sorted[j]);
+            }
+        }
+        // Objects packed (and their loose copy cleaned) while we looked.
+        if !still.is_empty() {
+            let idx = self.index();
+            if idx.data_version()? != version {
+                let again = idx.contains_sorted(&still)?;
+                let mut s = 0;
+                for &j in &rest {
+                    if s < still.len() && sorted[j] == still[s] {
+                        if again[s] {
+                            result[order[j].1] = true;
+                        }
+                        s += 1;
+                    }
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// Metadata of many objects, in input order (type `Missing` for absent or malformed keys).
+    pub fn get_objects_meta<S: AsRef<str>>(&self, keys: &[S]) -> Result<Vec<ObjectMeta>> {
+        keys.iter()
+            .map(|k| match self.get_object_meta(k.as_ref()) {
+                Err(Error::InvalidKey { .. }) => Ok(ObjectMeta::missing()),
+                r => r,
+            })
+            .collect()
+    }
+
+    /// Read many objects: every pack is opened once and read in offset order (in large blocks),
+    /// then loose objects. `f` gets each found object once; the keys not found are returned.
+    /// Content handed as bytes is only valid during the call.
+    pub fn read_objects<S, F>(&self, keys: &[S], mut f: F) -> Result<Vec<String>>
+    where
+        S: AsRef<str>,
+        F: FnMut(&str, ObjectContent<'_>, &ObjectMeta) -> Result<()>,
+    {
+        let mut sorted: Vec<String> = keys
+            .iter()
+            .map(|k| self.parse_key(k.as_ref()))
+            .collect::<Result<_>>()?;
+        sorted.par_sort_unstable();
+        sorted.dedup();
+        let mut by_pack: BTreeMap<u64, Vec<(String, PackedLocation)>> = BTreeMap::new();
+        let mut packed_keys = Vec::new();
+        {
+            let refs: Vec<&str> = sorted.iter().map(String::as_str).collect();
+            self.index().lookup_many(&refs, |k, loc| {
+                by_pack
+                    .entry(loc.pack_id)
+                    .or_default()
+                    .push((k.to_string(), loc));
+                packed_keys.push(k.to_string());
+                Ok(())
+            })?;
+        }
+        for (pack_id, rows) in &mut by_pack {
+            rows.sort_unstable_by_key(|(_, l)| l.offset);
+            self.read_pack_rows(*pack_id, rows, &mut f)?;
+        }
+        packed_keys.par_sort_unstable();
+        let loose_keys: Vec<String> = sorted
+            .into_iter()
+            .filter(|k| packed_keys.binary_search(k).is_err())
+            .collect();
+        drop(packed_keys);
+        let mut missing = Vec::new();
+        for key in loose_keys {
+            match self.locate(&key)? {
+                Some(Located::Loose(mut file)) => {
+                    let path = self.loose_path(&key);
+                    let size = file.metadata().ctx(&path, "stat")?.len();
+                    let meta = ObjectMeta::loose(size);
+                    if size <= BULK_INLINE_MAX {
+                        let mut buf = Vec::with_capacity(usize_of(size)?);
+                        file.read_to_end(&mut buf).ctx(&path, "read")?;
+                        f(&key, ObjectContent::Bytes(&buf), &meta)?;
+                    } else {
+                        let mut r = ObjectReader::Loose(file);
+                        f(&key, ObjectContent::Reader(&mut r), &meta)?;
+                    }
+                }
+                Some(Located::Packed(loc)) => {
+                    self.read_pack_rows(loc.pack_id, &[(key, loc)], &mut f)?;
+                }
+                None => missing.push(key),
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Read the given rows (sorted by offset) of one pack.
+    fn read_pack_rows<F>(
+        &self,
+        pack_id: u64,
+        rows: &[(String, PackedLocation)],
+        f: &mut F,
+    ) -> Result<()>
+    where
+        F: FnMut(&str, ObjectContent<'_>, &ObjectMeta) -> Result<()>,
+    {
+        let file = self.open_pack(pack_id)?;
+        let mut block: Vec<u8> = Vec::new();
+        let mut block_start = 0u64;
+        let mut inflated: Vec<u8> = Vec::new();
+        let mut dec = Decompressor::new();
+        let mut i = 0;
+        while i < rows.len() {
+            let (key, loc) = &rows[i];
+            let meta = ObjectMeta::packed(*loc);
+            if loc.length > BLOCK || loc.size > BULK_INLINE_MAX {
+                let mut r = self.packed_reader(key, *loc)?;
+                if loc.size <= BULK_INLINE_MAX {
+                    inflated.clear();
+                    r.read_to_end(&mut inflated)
+                        .map_err(|e| self.corrupt(key, *loc, e.to_string()))?;
+                    f(key, ObjectContent::Bytes(&inflated), &meta)?;
+                } else {
+                    f(key, ObjectContent::Reader(&mut r), &meta)?;
+                }
+                i += 1;
+                continue;
+            }
+            let end = loc.offset + loc.length;
+            let in_block = loc.offset >= block_start && end <= block_start + block.len() as u64;
+            if !in_block {
+                // One read covering this row and the following close ones.
+                let mut block_end = end;
+                for (_, next) in &rows[i + 1..] {
+                    let next_end = next.offset + next.length;
+                    if next.offset > block_end + MAX_GAP || next_end - loc.offset > BLOCK {
+                        break;
+                    }
+                    block_end = block_end.max(next_end);
+                }
+                block.resize(usize_of(block_end - loc.offset)?, 0);
+                block_start = loc.offset;
+                read_exact_at(&file, &mut block, block_start)
+                    .map_err(|e| self.corrupt(key, *loc, e.to_string()))?;
+            }
+            let a = usize_of(loc.offset - block_start)?;
+            let raw = &block[a..a + usize_of(loc.length)?];
+            if loc.compressed {
+                dec.inflate_exact(raw, loc.size, &mut inflated)
+                    .map_err(|e| self.corrupt(key, *loc, e.to_string()))?;
+                f(key, ObjectContent::Bytes(&inflated), &meta)?;
+            } else {
+                if loc.length != loc.size {
+                    return Err(self.corrupt(
+                        key,
+                        *loc,
+                        "uncompressed object with length != size".into(),
+                    ));
+                }
+                f(key, ObjectContent::Bytes(raw), &meta)?;
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Visit every object key once, in sorted order (packed and loose merged).
+    pub fn for_each_key(&self, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+        let loose = loose::list(&self.layout, self.config.loose_prefix_len, self.hash_type())?;
+        let mut li = 0;
+        self.index().scan_sorted_keys(|k| {
+            while li < loose.len() && loose[li].as_str() < k {
+                f(&loose[li])?;
+                li += 1;
+            }
+            if li < loose.len() && loose[li] == k {
+                li += 1;
+            }
+            f(k)?;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        for k in &loose[li..] {
+            f(k)?;
+        }
+        Ok(())
+    }
+
+    /// All object keys, sorted.
+    pub fn list_all_objects(&self) -> Result<Vec<String>> {
+        let mut v = Vec::new();
+        self.for_each_key(|k| {
+            v.push(k.to_string());
+            Ok(())
+        })?;
+        Ok(v)
+    }
+
+    /// Keys of loose objects, sorted (including loose copies of packed objects).
+    pub fn list_loose(&self) -> Result<Vec<String>> {
+        loose::list(&self.layout, self.config.loose_prefix_len, self.hash_type())
+    }
+
+    /// Counts, as Python's `count_objects`.
+    pub fn count_objects(&self) -> Result<ObjectCount> {
+        Ok(ObjectCount {
+            packed: self.index().count()?,
+            loose: self.list_loose()?.len() as u64,
+            pack_files: pack::list_pack_ids(&self.layout)?.len() as u64,
+        })
+    }
+
+    /// Sizes, as Python's `get_total_size`.
+    pub fn get_total_size(&self) -> Result<TotalSize> {
+        let (packed, on_disk) = self.index().sums()?;
+        let mut packfiles = 0;
+        for id in pack::list_pack_ids(&self.layout)? {
+            let p = self.layout.pack(id);
+            packfiles += fs::metadata(&p).ctx(&p, "stat")?.len();
+        }
+        let idx = fs::metadata(&self.layout.index)
+            .ctx(&self.layout.index, "stat")?
+            .len();
+        let loose_sizes: u64 = self
+            .list_loose()?
+            .par_iter()
+            .map(|k| {
+                fs::metadata(self.loose_path(k))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
+            .sum();
+        Ok(TotalSize {
+            total_size_packed: packed,
+            total_size_packed_on_disk: on_disk,
+            total_size_packfiles_on_disk: packfiles,
+            total_size_packindexes_on_disk: idx,
+            total_size_loose: loose_sizes,
+        })
+    }
+}
+
+/// Where [`Container::locate`] found an object.
+enum Located {
+    Packed(PackedLocation),
+    Loose(File),
+}
+
+pub(crate) fn usize_of(n: u64) -> Result<usize> {
+    usize::try_from(n)
+        .map_err(|_| Error::InvalidArgument(format!("{n} bytes do not fit in memory")))
+}

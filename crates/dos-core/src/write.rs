@@ -1,0 +1,693 @@
+//! Writing objects: loose writes, and the batched direct-to-pack pipeline.
+//!
+//! ```text
+//! sources ─► producer: chunks bounded in bytes ─► rayon: read · hash · compress (small objects)
+//!         ─► bounded channel ─► one writer: append in input order to packs/<id> under its lock
+//!         ─► per batch: fsync pack ─► one index transaction (INSERT OR IGNORE) ─► report keys
+//! ```
+//! Objects above [`PackWriteOptions::large_object`] bytes are not read by the workers: the writer
+//! streams them through a fixed buffer, so memory stays bounded by
+//! [`PackWriteOptions::memory_budget`] whatever the number and size of objects.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rayon::prelude::*;
+
+use crate::codec::{CompressMode, Compressor, ZlibLevel, auto_should_compress};
+use crate::container::Container;
+use crate::error::{Error, Result};
+use crate::hashing::HashType;
+use crate::index::{NewRow, PackedLocation};
+use crate::loose;
+use crate::pack::{PackAppender, choose_pack};
+use crate::progress::{Interrupt, Progress, Unit};
+
+/// Where the bytes of an object come from.
+pub enum ObjectSource {
+    /// Content in memory.
+    Bytes(Vec<u8>),
+    /// A file, read when its turn comes (so that millions of sources cost no memory upfront).
+    File(PathBuf),
+    /// Any stream; `name` is used in error messages.
+    Reader {
+        /// A description of the stream for errors.
+        name: String,
+        /// The stream.
+        reader: Box<dyn Read + Send>,
+    },
+}
+
+impl std::fmt::Debug for ObjectSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ObjectSource::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            ObjectSource::File(p) => write!(f, "File({})", p.display()),
+            ObjectSource::Reader { name, .. } => write!(f, "Reader({name})"),
+        }
+    }
+}
+
+impl ObjectSource {
+    fn name(&self, idx: usize) -> String {
+        match self {
+            ObjectSource::Bytes(_) => format!("object #{idx}"),
+            ObjectSource::File(p) => p.display().to_string(),
+            ObjectSource::Reader { name, .. } => name.clone(),
+        }
+    }
+}
+
+/// Options of [`Container::add_to_pack`].
+#[derive(Debug, Clone)]
+pub struct PackWriteOptions {
+    /// Compression of written objects.
+    pub compress: CompressMode,
+    /// Do not write the bytes of objects that are already packed (or already written earlier in
+    /// this call). Without it, duplicates are appended and left as unreferenced holes, as Python's
+    /// default `no_holes=False` does.
+    pub skip_existing: bool,
+    /// Commit the index after this many bytes were appended.
+    pub batch_bytes: u64,
+    /// Commit the index after this many objects.
+    pub batch_objects: usize,
+    /// Upper bound of object bytes held in memory between workers and writer.
+    pub memory_budget: usize,
+    /// Objects larger than this are streamed by the writer instead of being read whole.
+    pub large_object: u64,
+    /// How long to wait for another process's pack lock.
+    pub lock_timeout: Duration,
+    /// Cooperative cancellation: checked between objects.
+    pub interrupt: Option<&'static Interrupt>,
+}
+
+impl Default for PackWriteOptions {
+    fn default() -> Self {
+        Self {
+            compress: CompressMode::No,
+            skip_existing: true,
+            batch_bytes: 512 * 1024 * 1024,
+            batch_objects: 200_000,
+            memory_budget: 96 * 1024 * 1024,
+            large_object: 8 * 1024 * 1024,
+            lock_timeout: Duration::from_secs(30),
+            interrupt: None,
+        }
+    }
+}
+
+/// What [`Container::add_to_pack`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PackWriteSummary {
+    /// Sources processed.
+    pub objects: u64,
+    /// Objects whose bytes were appended to a pack.
+    pub written: u64,
+    /// Objects skipped because they were already packed.
+    pub skipped: u64,
+    /// Objects stored compressed.
+    pub compressed: u64,
+    /// Uncompressed bytes of all sources.
+    pub bytes_in: u64,
+    /// Bytes appended to packs.
+    pub bytes_written: u64,
+    /// Index transactions committed.
+    pub commits: u64,
+}
+
+/// Chunk read from a stream.
+const STREAM_CHUNK: usize = 1024 * 1024;
+
+/// An object after the parallel stage.
+enum Prepared {
+    /// Hashed (and compressed) in memory.
+    Ready {
+        idx: usize,
+        key: String,
+        size: u64,
+        data: Vec<u8>,
+        compressed: bool,
+    },
+    /// Too large to hold: the writer streams it. `prefix` was already read from `rest`.
+    Stream {
+        idx: usize,
+        name: String,
+        prefix: Vec<u8>,
+        rest: Box<dyn Read + Send>,
+    },
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(ZlibLevel, Compressor)>> = const { RefCell::new(None) };
+}
+
+fn with_compressor<T>(level: ZlibLevel, f: impl FnOnce(&mut Compressor) -> T) -> T {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            *c = Some((level, Compressor::new(level)));
+        }
+        match c.as_mut() {
+            Some((_, comp)) => f(comp),
+            None => f(&mut Compressor::new(level)),
+        }
+    })
+}
+
+/// Hash and (maybe) compress an in-memory object.
+fn finish_small(
+    idx: usize,
+    data: Vec<u8>,
+    hash: HashType,
+    mode: CompressMode,
+    level: ZlibLevel,
+) -> Prepared {
+    let key = hash.key_of(&data);
+    let size = data.len() as u64;
+    let want = match mode {
+        CompressMode::No => false,
+        CompressMode::Yes | CompressMode::Auto => !data.is_empty(),
+    };
+    if want {
+        let z = with_compressor(level, |c| c.compress(&data));
+        let keep = match mode {
+            CompressMode::Auto => {
+                (z.len() as f64) < (data.len() as f64) * crate::codec::AUTO_RATIO_THRESHOLD
+            }
+            _ => true,
+        };
+        if keep {
+            return Prepared::Ready {
+                idx,
+                key,
+                size,
+                data: z,
+                compressed: true,
+            };
+        }
+    }
+    Prepared::Ready {
+        idx,
+        key,
+        size,
+        data,
+        compressed: false,
+    }
+}
+
+/// Read `reader` up to `limit` bytes. Returns the bytes and whether EOF was reached.
+fn read_up_to(reader: &mut dyn Read, limit: u64) -> io::Result<(Vec<u8>, bool)> {
+    let mut buf = Vec::new();
+    let n = reader.take(limit + 1).read_to_end(&mut buf)?;
+    Ok((buf, (n as u64) <= limit))
+}
+
+fn prepare(
+    idx: usize,
+    src: ObjectSource,
+    hash: HashType,
+    mode: CompressMode,
+    level: ZlibLevel,
+    large: u64,
+) -> Result<Prepared> {
+    let name = src.name(idx);
+    let source_err = |e| Error::Source {
+        source_name: name.clone(),
+        source: e,
+    };
+    match src {
+        ObjectSource::Bytes(b) => Ok(finish_small(idx, b, hash, mode, level)),
+        ObjectSource::File(p) => {
+            let mut f = File::open(&p).map_err(source_err)?;
+            let (data, eof) = read_up_to(&mut f, large).map_err(source_err)?;
+            if eof {
+                Ok(finish_small(idx, data, hash, mode, level))
+            } else {
+                Ok(Prepared::Stream {
+                    idx,
+                    name,
+                    prefix: data,
+                    rest: Box::new(f),
+                })
+            }
+        }
+        ObjectSource::Reader { name, mut reader } => {
+            let (data, eof) = read_up_to(&mut reader, large).map_err(|e| Error::Source {
+                source_name: name.clone(),
+                source: e,
+            })?;
+            if eof {
+                Ok(finish_small(idx, data, hash, mode, level))
+            } else {
+                Ok(Prepared::Stream {
+                    idx,
+                    name,
+                    prefix: data,
+                    rest: reader,
+                })
+            }
+        }
+    }
+}
+
+/// `io::Write` over a pack appender (for the streaming zlib encoder).
+struct AppendWriter<'a>(&'a mut PackAppender);
+
+impl Write for AppendWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The single ordered writer of one `add_to_pack` call.
+struct Writer<'c, 'p> {
+    c: &'c Container,
+    opts: &'c PackWriteOptions,
+    progress: &'p dyn Progress,
+    appender: Option<PackAppender>,
+    /// Position of the pack after the last commit (what an error rolls back to).
+    committed_pos: u64,
+    rows: Vec<NewRow>,
+    batch_keys: HashSet<String>,
+    /// Objects handled since the last commit (reported once it is durable).
+    pending: Vec<(usize, String)>,
+    /// Objects durably stored, not yet reported.
+    done: Vec<(usize, String)>,
+    batch_bytes: u64,
+    summary: PackWriteSummary,
+}
+
+impl<'c, 'p> Writer<'c, 'p> {
+    fn interrupted(&self) -> bool {
+        self.opts.interrupt.is_some_and(Interrupt::is_set)
+    }
+
+    /// The appender to write the next object to, rolling over to a new pack when full.
+    fn appender(&mut self) -> Result<&mut PackAppender> {
+        let target = self.c.config.pack_size_target;
+        let full = self.appender.as_ref().is_some_and(|a| a.pos() >= target);
+        if full {
+            // A pack boundary ends the batch: its rows are committed and its lock released.
+            self.commit()?;
+            let next = self.appender.as_ref().map_or(0, |a| a.id() + 1);
+            self.appender = None;
+            self.open_pack(next)?;
+        } else if self.appender.is_none() {
+            self.open_pack(0)?;
+        }
+        self.appender
+            .as_mut()
+            .ok_or_else(|| Error::InvalidArgument("no pack open".into()))
+    }
+
+    fn open_pack(&mut self, start: u64) -> Result<()> {
+        let target = self.c.config.pack_size_target;
+        let id = choose_pack(&self.c.layout, start, target)?;
+        let a = PackAppender::open(&self.c.layout, id, self.opts.lock_timeout)?;
+        self.committed_pos = a.pos();
+        self.appender = Some(a);
+        Ok(())
+    }
+
+    fn record(&mut self, idx: usize, key: String, loc: PackedLocation) {
+        self.summary.written += 1;
+        self.summary.bytes_written += loc.length;
+        self.summary.compressed += u64::from(loc.compressed);
+        self.batch_bytes += loc.length;
+        self.batch_keys.insert(key.clone());
+        self.rows.push(NewRow {
+            key: key.clone(),
+            loc,
+        });
+        self.pending.push((idx, key));
+    }
+
+    fn maybe_commit(&mut self) -> Result<()> {
+        if self.batch_bytes >= self.opts.batch_bytes || self.rows.len() >= self.opts.batch_objects {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Durability point: fsync the pack, then commit the batch's rows in one transaction.
+    fn commit(&mut self) -> Result<()> {
+        if let Some(a) = self.appender.as_mut() {
+            a.sync()?;
+            self.committed_pos = a.pos();
+        }
+        if !self.rows.is_empty() {
+            self.c.index().insert_batch(&self.rows)?;
+            self.summary.commits += 1;
+        }
+        self.rows.clear();
+        self.batch_keys.clear();
+        self.batch_bytes = 0;
+        self.done.append(&mut self.pending);
+        Ok(())
+    }
+
+    fn is_known(&self, key: &str) -> Result<bool> {
+        Ok(self.batch_keys.contains(key) || self.c.index().get(key)?.is_some())
+    }
+
+    fn write_chunk(&mut self, chunk: Vec<Prepared>) -> Result<()> {
+        let existing: HashSet<String> = if self.opts.skip_existing {
+            let mut keys: Vec<&str> = chunk
+                .iter()
+                .filter_map(|p| match p {
+                    Prepared::Ready { key, .. } => Some(key.as_str()),
+                    Prepared::Stream { .. } => None,
+                })
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let found = self.c.index().contains_sorted(&keys)?;
+            keys.iter()
+                .zip(found)
+                .filter(|(_, f)| *f)
+                .map(|(k, _)| (*k).to_string())
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        for p in chunk {
+            if self.interrupted() {
+                return Err(Error::Interrupted);
+            }
+            self.summary.objects += 1;
+            match p {
+                Prepared::Ready {
+                    idx,
+                    key,
+                    size,
+                    data,
+                    compressed,
+                } => {
+                    self.summary.bytes_in += size;
+                    self.progress.inc(size);
+                    if self.opts.skip_existing
+                        && (existing.contains(&key) || self.batch_keys.contains(&key))
+                    {
+                        self.summary.skipped += 1;
+                        self.pending.push((idx, key));
+                        continue;
+                    }
+                    let a = self.appender()?;
+                    let offset = a.pos();
+                    a.write(&data)?;
+                    let pack_id = a.id();
+                    self.record(
+                        idx,
+                        key,
+                        PackedLocation {
+                            pack_id,
+                            offset,
+                            length: data.len() as u64,
+                            compressed,
+                            size,
+                        },
+                    );
+                }
+                Prepared::Stream {
+                    idx,
+                    name,
+                    prefix,
+                    rest,
+                } => self.write_stream(idx, &name, prefix, rest)?,
+            }
+            self.maybe_commit()?;
+        }
+        Ok(())
+    }
+
+    /// Stream one large object into the pack through a fixed buffer.
+    fn write_stream(
+        &mut self,
+        idx: usize,
+        name: &str,
+        prefix: Vec<u8>,
+        mut rest: Box<dyn Read + Send>,
+    ) -> Result<()> {
+        let hash = self.c.config.hash_type;
+        let level = self.c.config.compression;
+        let compress = match self.opts.compress {
+            CompressMode::No => false,
+            CompressMode::Yes => true,
+            // The sample is the start of the stream (streams cannot be sampled elsewhere).
+            CompressMode::Auto => auto_should_compress(&prefix[..prefix.len().min(131_072)]),
+        };
+        let progress = self.progress;
+        let interrupt = self.opts.interrupt;
+        let a = self.appender()?;
+        let pack_id = a.id();
+        let offset = a.pos();
+        let mut hasher = hash.hasher();
+        let mut size = 0u64;
+        let src_err = |e| Error::Source {
+            source_name: name.to_string(),
+            source: e,
+        };
+        let mut feed = |chunk: &[u8], sink: &mut dyn Write| -> Result<()> {
+            hasher.update(chunk);
+            size += chunk.len() as u64;
+            progress.inc(chunk.len() as u64);
+            sink.write_all(chunk)
+                .map_err(|e| io_to_error(e, pack_id, name))
+        };
+        let result = (|| -> Result<()> {
+            let mut buf = vec![0u8; STREAM_CHUNK];
+            let mut pump = |sink: &mut dyn Write| -> Result<()> {
+                feed(&prefix, sink)?;
+                loop {
+                    if interrupt.is_some_and(Interrupt::is_set) {
+                        return Err(Error::Interrupted);
+                    }
+                    let n = match rest.read(&mut buf) {
+                        Ok(0) => return Ok(()),
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(src_err(e)),
+                    };
+                    feed(&buf[..n], sink)?;
+                }
+            };
+            if compress {
+                let mut enc =
+                    flate2::write::ZlibEncoder::new(AppendWriter(a), level.backend_level());
+                pump(&mut enc)?;
+                enc.finish().map_err(|e| io_to_error(e, pack_id, name))?;
+            } else {
+                pump(&mut AppendWriter(a))?;
+            }
+            Ok(())
+        })();
+        result?;
+        let key = hasher.finalize_hex();
+        self.summary.bytes_in += size;
+        let a = self
+            .appender
+            .as_mut()
+            .ok_or_else(|| Error::InvalidArgument("no pack open".into()))?;
+        let length = a.pos() - offset;
+        if self.opts.skip_existing && self.is_known(&key)? {
+            // Already stored: cut the bytes we just appended (never committed, never visible).
+            if let Some(a) = self.appender.as_mut() {
+                a.truncate_to(offset)?;
+            }
+            self.summary.skipped += 1;
+            self.pending.push((idx, key));
+            return Ok(());
+        }
+        self.record(
+            idx,
+            key,
+            PackedLocation {
+                pack_id,
+                offset,
+                length,
+                compressed: compress,
+                size,
+            },
+        );
+        Ok(())
+    }
+
+    /// After a failure: cut the uncommitted tail so the pack holds only committed objects.
+    fn roll_back(&mut self) {
+        if let Some(a) = self.appender.as_mut() {
+            let _ = a.truncate_to(self.committed_pos);
+        }
+        self.rows.clear();
+        self.pending.clear();
+    }
+}
+
+fn io_to_error(e: io::Error, pack_id: u64, name: &str) -> Error {
+    // Appender errors travel through io::Error::other; keep their message.
+    Error::Source {
+        source_name: format!("{name} (writing to pack {pack_id})"),
+        source: e,
+    }
+}
+
+impl Container {
+    /// Write objects straight into pack files, in batches.
+    ///
+    /// Hashing and compression run in parallel; one writer appends in input order to the pack
+    /// Python would choose, under its lock file. For every batch the pack is fsynced before the
+    /// batch's index rows are committed in one transaction. `on_object(i, key)` is called for
+    /// source `i` once its object is durably stored (or found already stored), in input order.
+    ///
+    /// On error or interruption, everything committed before stays; uncommitted bytes are cut
+    /// from the pack.
+    pub fn add_to_pack<I>(
+        &self,
+        sources: I,
+        opts: &PackWriteOptions,
+        progress: &dyn Progress,
+        mut on_object: impl FnMut(usize, &str),
+    ) -> Result<PackWriteSummary>
+    where
+        I: IntoIterator<Item = ObjectSource>,
+        I::IntoIter: Send,
+    {
+        let hash = self.config.hash_type;
+        let level = self.config.compression;
+        let mode = opts.compress;
+        let large = opts.large_object;
+        // Three chunks can be alive at once: being prepared, queued, being written.
+        let chunk_budget = (opts.memory_budget / 3).max(1);
+        let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Prepared>>>(1);
+        progress.start(0, Unit::Bytes, "Writing to packs");
+
+        let mut w = Writer {
+            c: self,
+            opts,
+            progress,
+            appender: None,
+            committed_pos: 0,
+            rows: Vec::new(),
+            batch_keys: HashSet::new(),
+            pending: Vec::new(),
+            done: Vec::new(),
+            batch_bytes: 0,
+            summary: PackWriteSummary::default(),
+        };
+        let sources = sources.into_iter();
+        let result = std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut chunk: Vec<(usize, ObjectSource)> = Vec::new();
+                let mut chunk_bytes = 0u64;
+                let flush = |chunk: Vec<(usize, ObjectSource)>| -> bool {
+                    let prepared: Result<Vec<Prepared>> = chunk
+                        .into_par_iter()
+                        .map(|(i, src)| prepare(i, src, hash, mode, level, large))
+                        .collect();
+                    let failed = prepared.is_err();
+                    tx.send(prepared).is_ok() && !failed
+                };
+                for (i, src) in sources.enumerate() {
+                    let est = match &src {
+                        ObjectSource::Bytes(b) => b.len() as u64,
+                        ObjectSource::File(p) => {
+                            std::fs::metadata(p).map_or(0, |m| m.len()).min(large)
+                        }
+                        ObjectSource::Reader { .. } => large,
+                    };
+                    chunk.push((i, src));
+                    chunk_bytes += est + 256;
+                    if chunk_bytes >= chunk_budget as u64 || chunk.len() >= 16_384 {
+                        chunk_bytes = 0;
+                        if !flush(std::mem::take(&mut chunk)) {
+                            return;
+                        }
+                    }
+                }
+                if !chunk.is_empty() {
+                    flush(chunk);
+                }
+            });
+            let mut run = || -> Result<()> {
+                for chunk in &rx {
+                    w.write_chunk(chunk?)?;
+                    for (i, k) in w.done.drain(..) {
+                        on_object(i, &k);
+                    }
+                }
+                w.commit()?;
+                for (i, k) in w.done.drain(..) {
+                    on_object(i, &k);
+                }
+                Ok(())
+            };
+            let r = run();
+            // Unblock and stop the producer if we stopped early.
+            drop(rx);
+            r
+        });
+        if let Err(e) = result {
+            w.roll_back();
+            progress.finish();
+            return Err(e);
+        }
+        progress.finish();
+        Ok(w.summary)
+    }
+
+    /// Convenience: write in-memory objects to packs; returns their keys in input order.
+    pub fn add_objects_to_pack(
+        &self,
+        contents: Vec<Vec<u8>>,
+        opts: &PackWriteOptions,
+    ) -> Result<Vec<String>> {
+        let mut keys = vec![String::new(); contents.len()];
+        self.add_to_pack(
+            contents.into_iter().map(ObjectSource::Bytes),
+            opts,
+            &crate::progress::NoProgress,
+            |i, k| keys[i] = k.to_string(),
+        )?;
+        Ok(keys)
+    }
+
+    /// Write one loose object from memory (durable when this returns).
+    pub fn add_object(&self, content: &[u8]) -> Result<String> {
+        self.add_streamed_object(&mut &content[..])
+    }
+
+    /// Write one loose object from a stream (durable when this returns). Safe to call from many
+    /// processes at once, with the same or different content.
+    pub fn add_streamed_object(&self, reader: &mut dyn Read) -> Result<String> {
+        loose::write_stream(
+            &self.layout,
+            self.config.loose_prefix_len,
+            self.config.hash_type,
+            reader,
+        )
+        .map(|(k, _)| k)
+    }
+
+    /// Write many files as loose objects with batched syncs; everything is durable when this
+    /// returns. Returns `(key, size)` per file, in input order.
+    pub fn add_files_loose(
+        &self,
+        paths: &[PathBuf],
+        progress: &dyn Progress,
+    ) -> Result<Vec<loose::WrittenFile>> {
+        loose::write_files(
+            &self.layout,
+            self.config.loose_prefix_len,
+            self.config.hash_type,
+            paths,
+            progress,
+        )
+    }
+}
