@@ -1,0 +1,324 @@
+//! Direct-to-pack writes: layout, rollover, streaming, dedup, failure and interruption.
+
+use std::fs;
+use std::io::{self, Read};
+
+use dos_core::{
+    CompressMode, Error, InitOptions, Interrupt, NoProgress, ObjectSource, PackWriteOptions,
+};
+
+use crate::util::{Rng, new_container, pack_dir_entries, sha256};
+
+fn small_pipeline(compress: CompressMode) -> PackWriteOptions {
+    PackWriteOptions {
+        compress,
+        // Tiny limits exercise chunking, batching and the streaming path.
+        memory_budget: 64 * 1024,
+        large_object: 16 * 1024,
+        batch_bytes: 100 * 1024,
+        batch_objects: 50,
+        ..PackWriteOptions::default()
+    }
+}
+
+#[test]
+fn round_trip_all_modes_and_pipeline_shapes() {
+    let mut rng = Rng::new(1);
+    let data = rng.objects(400, 300_000);
+    for compress in [CompressMode::No, CompressMode::Yes, CompressMode::Auto] {
+        for opts in [
+            PackWriteOptions {
+                compress,
+                ..PackWriteOptions::default()
+            },
+            small_pipeline(compress),
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            let c = new_container(d.path(), InitOptions::default());
+            let keys = c.add_objects_to_pack(data.clone(), &opts).unwrap();
+            for (k, x) in keys.iter().zip(&data) {
+                assert_eq!(k, &sha256(x));
+                assert_eq!(&c.get_object_content(k).unwrap(), x, "{compress:?}");
+                let m = c.get_object_meta(k).unwrap();
+                let loc = m.location.unwrap();
+                assert_eq!(loc.size, x.len() as u64);
+                if x.is_empty() {
+                    assert_eq!((loc.length, loc.compressed), (0, false));
+                }
+                match compress {
+                    CompressMode::No => assert!(!loc.compressed),
+                    CompressMode::Yes => assert_eq!(loc.compressed, !x.is_empty()),
+                    CompressMode::Auto => {}
+                }
+            }
+            // Nothing loose, no lock or sandbox leftovers, one pack.
+            assert_eq!(c.count_objects().unwrap().loose, 0);
+            assert_eq!(pack_dir_entries(&c), ["0"]);
+            assert!(fs::read_dir(&c.layout().sandbox).unwrap().next().is_none());
+            // With skip_existing (default) the pack holds each distinct object once, densely.
+            let mut distinct: Vec<&Vec<u8>> = data.iter().collect();
+            distinct.sort();
+            distinct.dedup();
+            let total = c.get_total_size().unwrap();
+            assert_eq!(
+                total.total_size_packed_on_disk,
+                total.total_size_packfiles_on_disk
+            );
+            assert_eq!(c.count_objects().unwrap().packed, distinct.len() as u64);
+        }
+    }
+}
+
+#[test]
+fn auto_compresses_text_not_random() {
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let text = b"energy = -1234.5678 Ry\n".repeat(2000);
+    let mut rng = Rng::new(5);
+    let random: Vec<u8> = (0..40_000).map(|_| rng.next() as u8).collect();
+    for opts in [
+        PackWriteOptions {
+            compress: CompressMode::Auto,
+            ..PackWriteOptions::default()
+        },
+        small_pipeline(CompressMode::Auto), // streaming path decides on a sample
+    ] {
+        let keys = c
+            .add_objects_to_pack(
+                vec![text.clone(), random.clone()],
+                &PackWriteOptions {
+                    skip_existing: false,
+                    ..opts
+                },
+            )
+            .unwrap();
+        let t = c.get_object_meta(&keys[0]).unwrap().location.unwrap();
+        let r = c.get_object_meta(&keys[1]).unwrap().location.unwrap();
+        assert!(t.compressed && t.length < t.size / 10);
+        assert!(!r.compressed && r.length == r.size);
+    }
+}
+
+#[test]
+fn rollover_follows_python_rule() {
+    let d = tempfile::tempdir().unwrap();
+    let target = 50_000;
+    let c = new_container(
+        d.path(),
+        InitOptions {
+            pack_size_target: target,
+            ..InitOptions::default()
+        },
+    );
+    let mut rng = Rng::new(2);
+    let data: Vec<Vec<u8>> = (0..200).map(|i| rng.content(1000 + i * 13)).collect();
+    let keys = c
+        .add_objects_to_pack(data.clone(), &small_pipeline(CompressMode::No))
+        .unwrap();
+    let packs = pack_dir_entries(&c);
+    assert!(packs.len() > 3, "{packs:?}");
+    // Every pack but the last reached the target, and exceeded it by less than one object.
+    let ids: Vec<u64> = packs.iter().map(|p| p.parse().unwrap()).collect();
+    assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
+    let max_obj = data.iter().map(Vec::len).max().unwrap() as u64;
+    for id in &ids[..ids.len() - 1] {
+        let len = fs::metadata(c.layout().pack(*id)).unwrap().len();
+        assert!(len >= target && len < target + max_obj, "pack {id}: {len}");
+    }
+    for (k, x) in keys.iter().zip(&data) {
+        assert_eq!(&c.get_object_content(k).unwrap(), x);
+    }
+    // A second run appends to the last, not-yet-full pack.
+    let last = *ids.last().unwrap();
+    let before = fs::metadata(c.layout().pack(last)).unwrap().len();
+    let k = c
+        .add_objects_to_pack(vec![b"one more".to_vec()], &PackWriteOptions::default())
+        .unwrap();
+    let loc = c.get_object_meta(&k[0]).unwrap().location.unwrap();
+    assert_eq!((loc.pack_id, loc.offset), (last, before));
+}
+
+#[test]
+fn duplicates_without_skip_leave_holes_but_read_fine() {
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let opts = PackWriteOptions {
+        skip_existing: false,
+        ..PackWriteOptions::default()
+    };
+    let x = b"same content".to_vec();
+    let k1 = c
+        .add_objects_to_pack(vec![x.clone(), x.clone()], &opts)
+        .unwrap();
+    let k2 = c.add_objects_to_pack(vec![x.clone()], &opts).unwrap();
+    assert_eq!(k1[0], k2[0]);
+    let t = c.get_total_size().unwrap();
+    assert_eq!(t.total_size_packed_on_disk, 12);
+    assert_eq!(t.total_size_packfiles_on_disk, 36);
+    assert_eq!(c.get_object_content(&k1[0]).unwrap(), x);
+    // The first copy is the indexed one.
+    assert_eq!(
+        c.get_object_meta(&k1[0]).unwrap().location.unwrap().offset,
+        0
+    );
+
+    // skip_existing writes nothing for known content, including large streamed objects.
+    let big = vec![9u8; 100_000];
+    let opts = small_pipeline(CompressMode::Yes);
+    c.add_objects_to_pack(vec![big.clone()], &opts).unwrap();
+    let size = fs::metadata(c.layout().pack(0)).unwrap().len();
+    let again = c
+        .add_objects_to_pack(vec![big.clone(), x.clone(), big.clone()], &opts)
+        .unwrap();
+    assert_eq!(fs::metadata(c.layout().pack(0)).unwrap().len(), size);
+    assert_eq!(again[0], sha256(&big));
+    assert_eq!(c.get_object_content(&again[2]).unwrap(), big);
+}
+
+/// A reader that fails after `ok` bytes.
+struct Failing {
+    ok: usize,
+    done: usize,
+}
+
+impl Read for Failing {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done >= self.ok {
+            return Err(io::Error::other("disk on fire"));
+        }
+        let n = buf.len().min(self.ok - self.done).min(4096);
+        buf[..n].fill(b'x');
+        self.done += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn failing_source_rolls_back_uncommitted_bytes() {
+    for fail_at in [100, 50_000] {
+        let d = tempfile::tempdir().unwrap();
+        let c = new_container(d.path(), InitOptions::default());
+        let first = c
+            .add_objects_to_pack(vec![b"committed".to_vec()], &PackWriteOptions::default())
+            .unwrap();
+        let size_before = fs::metadata(c.layout().pack(0)).unwrap().len();
+        let mut rng = Rng::new(9);
+        let mut sources: Vec<ObjectSource> = (0..30)
+            .map(|_| ObjectSource::Bytes(rng.content(3000)))
+            .collect();
+        sources.push(ObjectSource::Reader {
+            name: "the bad stream".into(),
+            reader: Box::new(Failing {
+                ok: fail_at,
+                done: 0,
+            }),
+        });
+        let mut reported = Vec::new();
+        let e = c
+            .add_to_pack(
+                sources,
+                &PackWriteOptions {
+                    batch_objects: 1000,
+                    ..small_pipeline(CompressMode::No)
+                },
+                &NoProgress,
+                |i, k| reported.push((i, k.to_string())),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("the bad stream"), "{e}");
+        assert!(e.to_string().contains("disk on fire"), "{e}");
+        // Nothing of the failed batch is visible; the pack is back to its committed size;
+        // the lock is gone; the committed object is intact.
+        assert!(reported.is_empty(), "{reported:?}");
+        assert_eq!(c.count_objects().unwrap().packed, 1);
+        assert_eq!(fs::metadata(c.layout().pack(0)).unwrap().len(), size_before);
+        assert_eq!(pack_dir_entries(&c), ["0"]);
+        assert_eq!(c.get_object_content(&first[0]).unwrap(), b"committed");
+    }
+}
+
+#[test]
+fn interruption_stops_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let flag: &'static Interrupt = Box::leak(Box::new(Interrupt::new()));
+    flag.trigger();
+    let e = c
+        .add_objects_to_pack(
+            vec![b"a".to_vec(), b"b".to_vec()],
+            &PackWriteOptions {
+                interrupt: Some(flag),
+                ..PackWriteOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Interrupted));
+    assert_eq!(c.count_objects().unwrap().packed, 0);
+    assert!(pack_dir_entries(&c).iter().all(|p| !p.ends_with(".lock")));
+}
+
+#[test]
+fn waits_for_and_respects_foreign_locks() {
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    // Another process (e.g. Python) is appending to pack 0.
+    fs::write(c.layout().pack_lock(0), b"").unwrap();
+    let e = c
+        .add_objects_to_pack(
+            vec![b"a".to_vec()],
+            &PackWriteOptions {
+                lock_timeout: std::time::Duration::from_millis(50),
+                ..PackWriteOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::PackLocked { .. }), "{e}");
+    // The foreign lock is untouched.
+    assert!(c.layout().pack_lock(0).exists());
+    fs::remove_file(c.layout().pack_lock(0)).unwrap();
+    c.add_objects_to_pack(vec![b"a".to_vec()], &PackWriteOptions::default())
+        .unwrap();
+}
+
+#[test]
+fn file_sources_and_large_files_stream() {
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let mut rng = Rng::new(11);
+    let mut files = Vec::new();
+    let mut bodies = Vec::new();
+    for (i, len) in [0usize, 10, 5000, 200_000, 1_500_000]
+        .into_iter()
+        .enumerate()
+    {
+        let p = d.path().join(format!("f{i}"));
+        let b = rng.content(len);
+        fs::write(&p, &b).unwrap();
+        files.push(ObjectSource::File(p));
+        bodies.push(b);
+    }
+    files.push(ObjectSource::File(d.path().join("missing")));
+    let e = c
+        .add_to_pack(
+            files,
+            &small_pipeline(CompressMode::Yes),
+            &NoProgress,
+            |_, _| {},
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+    let sources = (0..bodies.len()).map(|i| ObjectSource::File(d.path().join(format!("f{i}"))));
+    let mut keys = vec![String::new(); bodies.len()];
+    let s = c
+        .add_to_pack(
+            sources,
+            &small_pipeline(CompressMode::Yes),
+            &NoProgress,
+            |i, k| keys[i] = k.to_string(),
+        )
+        .unwrap();
+    assert_eq!(s.objects, 5);
+    for (k, b) in keys.iter().zip(&bodies) {
+        assert_eq!(&c.get_object_content(k).unwrap(), b);
+    }
+}
