@@ -1,0 +1,208 @@
+//! Several processes (dos and Python) write the same and different objects at once while others
+//! read; nothing may be lost or corrupted.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::{dos, interop_script, python, random_objects, sha256_hex};
+
+fn spawn_python_worker(container: &Path, outdir: &Path, id: &str, n: usize, seed: u64) -> Child {
+    Command::new(python())
+        .arg(interop_script())
+        .args([
+            "worker",
+            container.to_str().unwrap(),
+            outdir.to_str().unwrap(),
+            id,
+        ])
+        .arg(n.to_string())
+        .arg(seed.to_string())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_ok(mut child: Child, what: &str) {
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{what} failed: {status}");
+}
+
+#[test]
+fn concurrent_writers_and_readers_lose_nothing() {
+    let py = python(); // fail loudly up front if Python is missing
+    let _ = py;
+    let d = tempfile::tempdir().unwrap();
+    let container = d.path().join("c");
+    let out = dos()
+        .args(["-p", container.to_str().unwrap(), "init"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let outdir = d.path().join("published");
+    fs::create_dir(&outdir).unwrap();
+
+    // Files for the dos writers: each writer gets the shared objects the Python workers also
+    // write (same content → same keys, concurrent identical renames) plus its own.
+    let mut expected: BTreeMap<String, String> = BTreeMap::new();
+    let mut dos_jobs = Vec::new();
+    for w in 0..3 {
+        let dir = d.path().join(format!("files{w}"));
+        fs::create_dir(&dir).unwrap();
+        let mut paths = Vec::new();
+        for i in (0..200).step_by(2) {
+            let body = format!("shared object {i}").repeat(1 + i % 50);
+            let p = dir.join(format!("shared{i}"));
+            fs::write(&p, &body).unwrap();
+            expected.insert(sha256_hex(body.as_bytes()), sha256_hex(body.as_bytes()));
+            paths.push(p);
+        }
+        for (i, body) in random_objects(1000 + w, 150, 0).into_iter().enumerate() {
+            let p = dir.join(format!("own{i}"));
+            fs::write(&p, &body).unwrap();
+            expected.insert(sha256_hex(&body), sha256_hex(&body));
+            paths.push(p);
+        }
+        dos_jobs.push(paths);
+    }
+    // One more set goes straight to packs, concurrently with the loose writers.
+    let pack_dir = d.path().join("packfiles");
+    fs::create_dir(&pack_dir).unwrap();
+    let mut pack_paths = Vec::new();
+    for (i, body) in random_objects(4242, 300, 1).into_iter().enumerate() {
+        let p = pack_dir.join(format!("p{i}"));
+        fs::write(&p, &body).unwrap();
+        expected.insert(sha256_hex(&body), sha256_hex(&body));
+        pack_paths.push(p);
+    }
+
+    let start = Instant::now();
+    let mut children: Vec<(Child, String)> = Vec::new();
+    for (w, paths) in dos_jobs.iter().enumerate() {
+        // Each dos writer adds its files in several invocations to interleave more.
+        for (j, chunk) in paths.chunks(60).enumerate() {
+            let child = dos()
+                .args(["-q", "-p", container.to_str().unwrap(), "add"])
+                .args(chunk)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            children.push((child, format!("dos writer {w}.{j}")));
+        }
+    }
+    for (j, chunk) in pack_paths.chunks(100).enumerate() {
+        let child = dos()
+            .args([
+                "-q",
+                "-p",
+                container.to_str().unwrap(),
+                "add",
+                "--pack",
+                "--compress=auto",
+            ])
+            .args(chunk)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        children.push((child, format!("dos pack writer {j}")));
+    }
+    for w in 0..3 {
+        let child = spawn_python_worker(&container, &outdir, &format!("py{w}"), 200, 50 + w);
+        children.push((child, format!("python worker {w}")));
+    }
+    // Readers: while writers run, repeatedly list and read everything visible with dos.
+    let mut reads = 0;
+    while children
+        .iter_mut()
+        .any(|(c, _)| c.try_wait().unwrap().is_none())
+    {
+        let ls = dos()
+            .args(["-p", container.to_str().unwrap(), "ls"])
+            .output()
+            .unwrap();
+        assert!(
+            ls.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ls.stderr)
+        );
+        let keys: Vec<String> = String::from_utf8(ls.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        for k in keys.iter().step_by(17) {
+            let out = dos()
+                .args(["-p", container.to_str().unwrap(), "cat", k])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "cat {k}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(&sha256_hex(&out.stdout), k, "a reader saw wrong content");
+            reads += 1;
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "writers hang");
+    }
+    for (c, what) in children {
+        wait_ok(c, &what);
+    }
+    assert!(reads > 0);
+
+    // Everything every writer wrote is there, byte-exact, seen by dos and by Python.
+    for f in fs::read_dir(&outdir).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|e| e == "json") {
+            let theirs: BTreeMap<String, String> =
+                serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+            expected.extend(theirs);
+        }
+    }
+    let c = dos_core::Container::open(&container).unwrap();
+    let keys: Vec<&String> = expected.keys().collect();
+    let mut n = 0;
+    let missing = c
+        .read_objects(&keys, |k, content, _| {
+            let bytes = match content {
+                dos_core::ObjectContent::Bytes(b) => b.to_vec(),
+                dos_core::ObjectContent::Reader(r) => {
+                    let mut v = Vec::new();
+                    std::io::Read::read_to_end(r, &mut v).unwrap();
+                    v
+                }
+            };
+            assert_eq!(sha256_hex(&bytes), expected[k]);
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert!(missing.is_empty(), "lost objects: {missing:?}");
+    assert_eq!(n, expected.len());
+    // No leftovers: no locks, no sandbox files.
+    assert!(
+        fs::read_dir(container.join("sandbox"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    for e in fs::read_dir(container.join("packs")).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        assert!(!name.ends_with(".lock"), "leftover {name}");
+    }
+    let mut m = common::Manifest::new();
+    for (k, digest) in &expected {
+        let size = c.get_object_meta(k).unwrap().size.unwrap();
+        m.insert(k.clone(), (size, digest.clone()));
+    }
+    let manifest = common::write_manifest(&container, &m);
+    common::py(&[
+        "verify",
+        container.to_str().unwrap(),
+        manifest.to_str().unwrap(),
+    ]);
+}
