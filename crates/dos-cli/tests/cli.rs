@@ -96,7 +96,7 @@ fn end_to_end_commands() {
     );
 
     // ls: sorted, each key once (alpha is both loose and packed).
-    let mut want = vec![
+    let mut want = [
         sha256_hex(b"alpha"),
         sha256_hex(b""),
         sha256_hex(b"beta beta beta"),
