@@ -22,16 +22,25 @@ enum Fill {
     Both,
 }
 
-fn dos_container(
-    dir: &Path,
-    name: &str,
+/// One container dos writes for Python to check.
+struct Case {
+    name: &'static str,
     hash_type: HashType,
     prefix: usize,
     pack_size_target: u64,
     level: u32,
     fill: Fill,
-    seed: u64,
-) -> (std::path::PathBuf, Manifest) {
+}
+
+fn dos_container(dir: &Path, case: &Case, seed: u64) -> (std::path::PathBuf, Manifest) {
+    let Case {
+        name,
+        hash_type,
+        prefix,
+        pack_size_target,
+        level,
+        fill,
+    } = *case;
     let path = dir.join(name);
     let c = Container::init(
         &path,
@@ -155,8 +164,18 @@ fn python_reads_and_validates_dos_containers() {
         ("both", HashType::Sha256, 2, 1 << 32, 1, Fill::Both),
         ("both-sha1-p3", HashType::Sha1, 3, 500_000, 1, Fill::Both),
     ];
-    for (i, (name, hash, prefix, target, level, fill)) in cases.into_iter().enumerate() {
-        let (path, m) = dos_container(d.path(), name, hash, prefix, target, level, fill, i as u64);
+    for (i, (name, hash_type, prefix, pack_size_target, level, fill)) in
+        cases.into_iter().enumerate()
+    {
+        let case = Case {
+            name,
+            hash_type,
+            prefix,
+            pack_size_target,
+            level,
+            fill,
+        };
+        let (path, m) = dos_container(d.path(), &case, i as u64);
         let manifest = format!("{}.manifest.json", path.display());
         let out = py(&["verify", path.to_str().unwrap(), &manifest]);
         assert_eq!(out["objects"], m.len(), "{name}: {out}");
