@@ -126,7 +126,9 @@ fn add(
                 ObjectSource::File(f.clone())
             }
         });
-        c.add_to_pack(sources, &opts, bars, |i, k| keys[i] = k.to_string())?;
+        c.add_to_pack(sources, &opts, bars, |i, o| {
+            keys[i] = o.key().unwrap_or_default().to_string();
+        })?;
     } else {
         let is_stdin = |f: &PathBuf| f.as_os_str() == "-";
         let list: Vec<PathBuf> = files.iter().filter(|f| !is_stdin(f)).cloned().collect();

@@ -104,6 +104,14 @@ pub enum Error {
         /// How long we waited.
         waited_ms: u64,
     },
+    /// Another dos operation holds the container's maintenance lock.
+    #[error("{path}: another dos operation is running on this container ({holder})")]
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, as recorded in the lock file.
+        holder: String,
+    },
     /// A pack file changed while we held its append lock: another writer ignored the lock.
     #[error("{path}: pack file changed under our append lock ({detail}); nothing was committed")]
     PackModified {

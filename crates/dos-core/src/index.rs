@@ -434,6 +434,7 @@ impl Index {
                     .map_err(err)?;
             }
         }
+        crate::fault::point("index.commit.before");
         tx.commit().map_err(err)?;
         Ok(inserted)
     }

@@ -110,8 +110,10 @@ fn publish(
         }
     }
     // Replacing an existing file is harmless: both hold the bytes whose hash is the name.
+    crate::fault::point("loose.rename.before");
     fs::rename(&guard.path, &dest).ctx(&dest, "rename into place")?;
     guard.armed = false;
+    crate::fault::point("loose.rename.after");
     Ok(parent)
 }
 

@@ -61,21 +61,32 @@ fn file_identity(m: &fs::Metadata) -> (u64, u64) {
 }
 
 /// An O_EXCL lock file `packs/<id>.lock`, removed on drop if it is still ours.
+///
+/// Besides creating the file (Python's protocol), a dos holder keeps an exclusive `flock` on it for
+/// as long as it lives and writes `dos pid=… token=…` into it. A dos lock whose flock is free
+/// therefore belongs to a dead process and is provably stale (see [`remove_if_stale`]).
 #[derive(Debug)]
 pub struct PackLock {
     path: PathBuf,
     identity: (u64, u64),
     /// What we wrote into the lock: a random token makes it unique even if the inode is reused.
     content: String,
+    /// Held open for its flock.
+    _file: File,
 }
+
+/// Prefix of the content of lock files written by dos.
+const DOS_LOCK_PREFIX: &[u8] = b"dos pid=";
 
 impl PackLock {
     /// Try once to create the lock; `Ok(None)` if someone holds it.
     pub fn try_acquire(path: &Path) -> Result<Option<PackLock>> {
         match OpenOptions::new().write(true).create_new(true).open(path) {
             Ok(mut f) => {
-                // Python writes nothing into its locks; ours say who holds them (for humans and
-                // stale-lock checks) and carry a random token.
+                // A fresh file: nobody else can hold its flock. Take it before writing the content
+                // that marks the lock as ours, so that a lock with dos content and a free flock
+                // can only belong to a dead process.
+                let locked = f.try_lock();
                 let token = crate::config::new_container_id().unwrap_or_default();
                 let content = format!("dos pid={} token={token}\n", std::process::id());
                 let written = f.write_all(content.as_bytes());
@@ -84,9 +95,12 @@ impl PackLock {
                     path: path.to_path_buf(),
                     identity: m.as_ref().map(file_identity).unwrap_or_default(),
                     content,
+                    _file: f,
                 };
+                locked.map_err(|e| Error::io(path, "flock lock", e.into()))?;
                 written.ctx(path, "write lock")?;
                 m.ctx(path, "stat lock")?;
+                crate::fault::point("pack.lock.acquired");
                 Ok(Some(lock))
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
@@ -94,13 +108,18 @@ impl PackLock {
         }
     }
 
-    /// Create the lock, waiting up to `timeout` for another holder to release it.
+    /// Create the lock, waiting up to `timeout` for another holder to release it. A lock left by a
+    /// dead dos process is removed (see [`remove_if_stale`]); a lock of any other holder (a live
+    /// process, or Python, whose locks carry no owner) is waited for.
     pub fn acquire(path: &Path, timeout: Duration) -> Result<PackLock> {
         let start = Instant::now();
         let mut delay = Duration::from_millis(5);
         loop {
             if let Some(l) = Self::try_acquire(path)? {
                 return Ok(l);
+            }
+            if remove_if_stale(path)? {
+                continue;
             }
             if start.elapsed() >= timeout {
                 return Err(Error::PackLocked {
@@ -132,6 +151,72 @@ impl Drop for PackLock {
             let _ = fs::remove_file(&self.path);
         }
     }
+}
+
+/// What an existing lock file tells about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockState {
+    /// No lock file.
+    Missing,
+    /// A live process holds it (its flock is taken).
+    Live,
+    /// Written by a dos process that is gone (flock free): safe to remove.
+    Stale {
+        /// The content of the lock file (who held it).
+        holder: String,
+    },
+    /// No owner recorded (Python's locks are empty): cannot tell whether its holder lives.
+    Unknown,
+}
+
+/// Inspect a lock file without changing it.
+pub fn inspect_lock(path: &Path) -> Result<LockState> {
+    with_stale_lock(path, |_| Ok(()))
+}
+
+/// Remove the lock file at `path` if it is provably stale: written by dos, and nobody holds its
+/// flock. The check and the removal happen while we hold that flock, after verifying that the
+/// path still names the file we opened, so a live lock is never removed. Returns whether a lock
+/// was removed.
+pub fn remove_if_stale(path: &Path) -> Result<bool> {
+    let state = with_stale_lock(path, |p| {
+        fs::remove_file(p).or_else(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(Error::io(p, "remove stale lock", e))
+            }
+        })
+    })?;
+    Ok(matches!(state, LockState::Stale { .. }))
+}
+
+fn with_stale_lock(path: &Path, on_stale: impl FnOnce(&Path) -> Result<()>) -> Result<LockState> {
+    let file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LockState::Missing),
+        Err(e) => return Err(Error::io(path, "open lock", e)),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => return Ok(LockState::Live),
+        Err(fs::TryLockError::Error(e)) => return Err(Error::io(path, "flock lock", e)),
+    }
+    let mut content = Vec::new();
+    io::Read::read_to_end(&mut &file, &mut content).ctx(path, "read lock")?;
+    if !content.starts_with(DOS_LOCK_PREFIX) {
+        return Ok(LockState::Unknown);
+    }
+    let ours = file.metadata().ctx(path, "stat lock")?;
+    let same = fs::metadata(path).is_ok_and(|m| file_identity(&m) == file_identity(&ours));
+    if !same {
+        // Replaced since we opened it: whatever is there now is someone else's business.
+        return Ok(LockState::Live);
+    }
+    on_stale(path)?;
+    Ok(LockState::Stale {
+        holder: String::from_utf8_lossy(&content).trim().to_string(),
+    })
 }
 
 /// Size of the appender's write buffer.
@@ -314,6 +399,34 @@ mod tests {
         assert!(!a.still_ours());
         drop(a);
         assert!(p.exists() && b.still_ours());
+    }
+
+    #[test]
+    fn stale_locks_are_recognised() {
+        let (_d, l) = layout();
+        let p = l.pack_lock(3);
+        assert_eq!(inspect_lock(&p).unwrap(), LockState::Missing);
+        let a = PackLock::try_acquire(&p).unwrap().unwrap();
+        assert_eq!(inspect_lock(&p).unwrap(), LockState::Live);
+        assert!(!remove_if_stale(&p).unwrap());
+        // A holder that died without cleaning up: simulate by leaking the file content without
+        // the flock (forget the lock, close its descriptor).
+        let content = fs::read(&p).unwrap();
+        drop(a);
+        fs::write(&p, &content).unwrap();
+        assert!(matches!(inspect_lock(&p).unwrap(), LockState::Stale { .. }));
+        assert!(remove_if_stale(&p).unwrap());
+        assert!(!p.exists());
+        // Python's empty lock: unknown holder, never removed.
+        fs::write(&p, b"").unwrap();
+        assert_eq!(inspect_lock(&p).unwrap(), LockState::Unknown);
+        assert!(!remove_if_stale(&p).unwrap());
+        assert!(PackLock::acquire(&p, Duration::from_millis(20)).is_err());
+        fs::remove_file(&p).unwrap();
+        // acquire() takes over a stale dos lock.
+        fs::write(&p, b"dos pid=999999 token=x\n").unwrap();
+        let b = PackLock::acquire(&p, Duration::ZERO).unwrap();
+        assert!(b.still_ours());
     }
 
     #[test]

@@ -62,6 +62,81 @@ impl ObjectSource {
     }
 }
 
+/// One object to store: its source, and optionally the key it must have (e.g. a loose file's
+/// name, or an archive entry's name). An object whose content does not hash to the expected key
+/// is reported as [`StoreOutcome::Mismatch`] and never stored.
+#[derive(Debug)]
+pub struct PackItem {
+    /// Where the bytes come from.
+    pub source: ObjectSource,
+    /// The key the content must hash to, if known in advance.
+    pub expect: Option<String>,
+}
+
+impl From<ObjectSource> for PackItem {
+    fn from(source: ObjectSource) -> Self {
+        Self {
+            source,
+            expect: None,
+        }
+    }
+}
+
+/// What happened to one object of [`Container::add_to_pack`] (reported once durable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome<'a> {
+    /// Appended to a pack and committed.
+    Written {
+        /// The key.
+        key: &'a str,
+        /// Where it went.
+        location: PackedLocation,
+    },
+    /// Already stored (packed before, or earlier in this call): nothing written.
+    AlreadyPacked {
+        /// The key.
+        key: &'a str,
+    },
+    /// The content does not hash to the expected key: nothing stored.
+    Mismatch {
+        /// The key the source was supposed to have.
+        expected: &'a str,
+        /// The key of the content actually read.
+        actual: &'a str,
+    },
+}
+
+impl<'a> StoreOutcome<'a> {
+    /// The key of the stored object (`None` for a mismatch).
+    pub fn key(&self) -> Option<&'a str> {
+        match *self {
+            StoreOutcome::Written { key, .. } | StoreOutcome::AlreadyPacked { key } => Some(key),
+            StoreOutcome::Mismatch { .. } => None,
+        }
+    }
+}
+
+/// Owned form of [`StoreOutcome`], kept until the batch is committed.
+#[derive(Debug)]
+enum Outcome {
+    Written(String, PackedLocation),
+    Known(String),
+    Mismatch { expected: String, actual: String },
+}
+
+impl Outcome {
+    fn as_ref(&self) -> StoreOutcome<'_> {
+        match self {
+            Outcome::Written(key, location) => StoreOutcome::Written {
+                key,
+                location: *location,
+            },
+            Outcome::Known(key) => StoreOutcome::AlreadyPacked { key },
+            Outcome::Mismatch { expected, actual } => StoreOutcome::Mismatch { expected, actual },
+        }
+    }
+}
+
 /// Options of [`Container::add_to_pack`].
 #[derive(Debug, Clone)]
 pub struct PackWriteOptions {
@@ -109,6 +184,8 @@ pub struct PackWriteSummary {
     pub written: u64,
     /// Objects skipped because they were already packed.
     pub skipped: u64,
+    /// Objects not stored because their content did not match the expected key.
+    pub mismatched: u64,
     /// Objects stored compressed.
     pub compressed: u64,
     /// Uncompressed bytes of all sources.
@@ -128,6 +205,7 @@ enum Prepared {
     Ready {
         idx: usize,
         key: String,
+        expect: Option<String>,
         size: u64,
         data: Vec<u8>,
         compressed: bool,
@@ -135,6 +213,7 @@ enum Prepared {
     /// Too large to hold: the writer streams it. `prefix` was already read from `rest`.
     Stream {
         idx: usize,
+        expect: Option<String>,
         name: String,
         prefix: Vec<u8>,
         rest: Box<dyn Read + Send>,
@@ -170,7 +249,12 @@ fn finish_small(
     let size = data.len() as u64;
     let want = match mode {
         CompressMode::No => false,
-        CompressMode::Yes | CompressMode::Auto => !data.is_empty(),
+        CompressMode::Yes => !data.is_empty(),
+        // Small objects are compressed once and kept compressed if that paid; larger ones are
+        // first judged on a sample (Python's plan), so incompressible data costs no full pass.
+        CompressMode::Auto => {
+            !data.is_empty() && (data.len() <= 131_072 || auto_should_compress(&data))
+        }
     };
     if want {
         let z = with_compressor(level, |c| c.compress(&data));
@@ -184,6 +268,7 @@ fn finish_small(
             return Prepared::Ready {
                 idx,
                 key,
+                expect: None,
                 size,
                 data: z,
                 compressed: true,
@@ -193,6 +278,7 @@ fn finish_small(
     Prepared::Ready {
         idx,
         key,
+        expect: None,
         size,
         data,
         compressed: false,
@@ -207,6 +293,22 @@ fn read_up_to(reader: &mut dyn Read, limit: u64) -> io::Result<(Vec<u8>, bool)> 
 }
 
 fn prepare(
+    idx: usize,
+    item: PackItem,
+    hash: HashType,
+    mode: CompressMode,
+    level: ZlibLevel,
+    large: u64,
+) -> Result<Prepared> {
+    let expect = item.expect;
+    let mut p = prepare_source(idx, item.source, hash, mode, level, large)?;
+    match &mut p {
+        Prepared::Ready { expect: e, .. } | Prepared::Stream { expect: e, .. } => *e = expect,
+    }
+    Ok(p)
+}
+
+fn prepare_source(
     idx: usize,
     src: ObjectSource,
     hash: HashType,
@@ -229,6 +331,7 @@ fn prepare(
             } else {
                 Ok(Prepared::Stream {
                     idx,
+                    expect: None,
                     name,
                     prefix: data,
                     rest: Box::new(f),
@@ -245,6 +348,7 @@ fn prepare(
             } else {
                 Ok(Prepared::Stream {
                     idx,
+                    expect: None,
                     name,
                     prefix: data,
                     rest: reader,
@@ -278,9 +382,9 @@ struct Writer<'c, 'p> {
     rows: Vec<NewRow>,
     batch_keys: HashSet<String>,
     /// Objects handled since the last commit (reported once it is durable).
-    pending: Vec<(usize, String)>,
+    pending: Vec<(usize, Outcome)>,
     /// Objects durably stored, not yet reported.
-    done: Vec<(usize, String)>,
+    done: Vec<(usize, Outcome)>,
     batch_bytes: u64,
     summary: PackWriteSummary,
 }
@@ -327,7 +431,7 @@ impl<'c, 'p> Writer<'c, 'p> {
             key: key.clone(),
             loc,
         });
-        self.pending.push((idx, key));
+        self.pending.push((idx, Outcome::Written(key, loc)));
     }
 
     fn maybe_commit(&mut self) -> Result<()> {
@@ -339,13 +443,16 @@ impl<'c, 'p> Writer<'c, 'p> {
 
     /// Durability point: fsync the pack, then commit the batch's rows in one transaction.
     fn commit(&mut self) -> Result<()> {
+        crate::fault::point("pack.sync.before");
         if let Some(a) = self.appender.as_mut() {
             a.sync()?;
             self.committed_pos = a.pos();
         }
+        crate::fault::point("pack.sync.after");
         if !self.rows.is_empty() {
             self.c.index().insert_batch(&self.rows)?;
             self.summary.commits += 1;
+            crate::fault::point("index.commit.after");
         }
         self.rows.clear();
         self.batch_keys.clear();
@@ -387,22 +494,35 @@ impl<'c, 'p> Writer<'c, 'p> {
                 Prepared::Ready {
                     idx,
                     key,
+                    expect,
                     size,
                     data,
                     compressed,
                 } => {
                     self.summary.bytes_in += size;
                     self.progress.inc(size);
+                    if let Some(expected) = expect.filter(|e| *e != key) {
+                        self.summary.mismatched += 1;
+                        self.pending.push((
+                            idx,
+                            Outcome::Mismatch {
+                                expected,
+                                actual: key,
+                            },
+                        ));
+                        continue;
+                    }
                     if self.opts.skip_existing
                         && (existing.contains(&key) || self.batch_keys.contains(&key))
                     {
                         self.summary.skipped += 1;
-                        self.pending.push((idx, key));
+                        self.pending.push((idx, Outcome::Known(key)));
                         continue;
                     }
                     let a = self.appender()?;
                     let offset = a.pos();
                     a.write(&data)?;
+                    crate::fault::point("pack.append");
                     let pack_id = a.id();
                     self.record(
                         idx,
@@ -418,10 +538,11 @@ impl<'c, 'p> Writer<'c, 'p> {
                 }
                 Prepared::Stream {
                     idx,
+                    expect,
                     name,
                     prefix,
                     rest,
-                } => self.write_stream(idx, &name, prefix, rest)?,
+                } => self.write_stream(idx, expect, &name, prefix, rest)?,
             }
             self.maybe_commit()?;
         }
@@ -432,6 +553,7 @@ impl<'c, 'p> Writer<'c, 'p> {
     fn write_stream(
         &mut self,
         idx: usize,
+        expect: Option<String>,
         name: &str,
         prefix: Vec<u8>,
         mut rest: Box<dyn Read + Send>,
@@ -497,13 +619,26 @@ impl<'c, 'p> Writer<'c, 'p> {
             .as_mut()
             .ok_or_else(|| Error::InvalidArgument("no pack open".into()))?;
         let length = a.pos() - offset;
+        if let Some(expected) = expect.filter(|e| *e != key) {
+            // Not what it claims to be: cut the bytes just appended (never committed).
+            a.truncate_to(offset)?;
+            self.summary.mismatched += 1;
+            self.pending.push((
+                idx,
+                Outcome::Mismatch {
+                    expected,
+                    actual: key,
+                },
+            ));
+            return Ok(());
+        }
         if self.opts.skip_existing && self.is_known(&key)? {
             // Already stored: cut the bytes we just appended (never committed, never visible).
             if let Some(a) = self.appender.as_mut() {
                 a.truncate_to(offset)?;
             }
             self.summary.skipped += 1;
-            self.pending.push((idx, key));
+            self.pending.push((idx, Outcome::Known(key)));
             return Ok(());
         }
         self.record(
@@ -543,21 +678,23 @@ impl Container {
     ///
     /// Hashing and compression run in parallel; one writer appends in input order to the pack
     /// Python would choose, under its lock file. For every batch the pack is fsynced before the
-    /// batch's index rows are committed in one transaction. `on_object(i, key)` is called for
-    /// source `i` once its object is durably stored (or found already stored), in input order.
+    /// batch's index rows are committed in one transaction. `on_object(i, outcome)` is called for
+    /// item `i` once its outcome is final (the object durably stored, found already stored, or
+    /// rejected because it did not match its expected key), in input order.
     ///
     /// On error or interruption, everything committed before stays; uncommitted bytes are cut
     /// from the pack.
-    pub fn add_to_pack<I>(
+    pub fn add_to_pack<I, T>(
         &self,
         sources: I,
         opts: &PackWriteOptions,
         progress: &dyn Progress,
-        mut on_object: impl FnMut(usize, &str),
+        mut on_object: impl FnMut(usize, StoreOutcome<'_>),
     ) -> Result<PackWriteSummary>
     where
-        I: IntoIterator<Item = ObjectSource>,
+        I: IntoIterator<Item = T>,
         I::IntoIter: Send,
+        T: Into<PackItem>,
     {
         let hash = self.config.hash_type;
         let level = self.config.compression;
@@ -584,9 +721,9 @@ impl Container {
         let sources = sources.into_iter();
         let result = std::thread::scope(|s| {
             s.spawn(move || {
-                let mut chunk: Vec<(usize, ObjectSource)> = Vec::new();
+                let mut chunk: Vec<(usize, PackItem)> = Vec::new();
                 let mut chunk_bytes = 0u64;
-                let flush = |chunk: Vec<(usize, ObjectSource)>| -> bool {
+                let flush = |chunk: Vec<(usize, PackItem)>| -> bool {
                     let prepared: Result<Vec<Prepared>> = chunk
                         .into_par_iter()
                         .map(|(i, src)| prepare(i, src, hash, mode, level, large))
@@ -595,7 +732,8 @@ impl Container {
                     tx.send(prepared).is_ok() && !failed
                 };
                 for (i, src) in sources.enumerate() {
-                    let est = match &src {
+                    let src: PackItem = src.into();
+                    let est = match &src.source {
                         ObjectSource::Bytes(b) => b.len() as u64,
                         ObjectSource::File(p) => {
                             std::fs::metadata(p).map_or(0, |m| m.len()).min(large)
@@ -618,13 +756,13 @@ impl Container {
             let mut run = || -> Result<()> {
                 for chunk in &rx {
                     w.write_chunk(chunk?)?;
-                    for (i, k) in w.done.drain(..) {
-                        on_object(i, &k);
+                    for (i, o) in w.done.drain(..) {
+                        on_object(i, o.as_ref());
                     }
                 }
                 w.commit()?;
-                for (i, k) in w.done.drain(..) {
-                    on_object(i, &k);
+                for (i, o) in w.done.drain(..) {
+                    on_object(i, o.as_ref());
                 }
                 Ok(())
             };
@@ -653,7 +791,7 @@ impl Container {
             contents.into_iter().map(ObjectSource::Bytes),
             opts,
             &crate::progress::NoProgress,
-            |i, k| keys[i] = k.to_string(),
+            |i, o| keys[i] = o.key().unwrap_or_default().to_string(),
         )?;
         Ok(keys)
     }

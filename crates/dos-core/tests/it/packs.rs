@@ -222,7 +222,7 @@ fn failing_source_rolls_back_uncommitted_bytes() {
                     ..small_pipeline(CompressMode::No)
                 },
                 &NoProgress,
-                |i, k| reported.push((i, k.to_string())),
+                |i, o| reported.push((i, o.key().unwrap().to_string())),
             )
             .unwrap_err();
         assert!(e.to_string().contains("the bad stream"), "{e}");
@@ -314,11 +314,81 @@ fn file_sources_and_large_files_stream() {
             sources,
             &small_pipeline(CompressMode::Yes),
             &NoProgress,
-            |i, k| keys[i] = k.to_string(),
+            |i, o| keys[i] = o.key().unwrap().to_string(),
         )
         .unwrap();
     assert_eq!(s.objects, 5);
     for (k, b) in keys.iter().zip(&bodies) {
         assert_eq!(&c.get_object_content(k).unwrap(), b);
     }
+}
+
+#[test]
+fn expected_key_mismatches_are_reported_and_never_stored() {
+    use dos_core::{PackItem, StoreOutcome};
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let good = b"good object".to_vec();
+    let big_good = vec![5u8; 100_000];
+    let big_bad = vec![6u8; 100_000];
+    let items = vec![
+        PackItem {
+            source: ObjectSource::Bytes(good.clone()),
+            expect: Some(sha256(&good)),
+        },
+        PackItem {
+            source: ObjectSource::Bytes(b"tampered".to_vec()),
+            expect: Some(sha256(b"original")),
+        },
+        PackItem {
+            source: ObjectSource::Bytes(big_good.clone()),
+            expect: Some(sha256(&big_good)),
+        },
+        PackItem {
+            source: ObjectSource::Bytes(big_bad.clone()),
+            expect: Some("0".repeat(64)),
+        },
+    ];
+    let mut outcomes = Vec::new();
+    let s = c
+        .add_to_pack(
+            items,
+            &small_pipeline(CompressMode::Yes),
+            &NoProgress,
+            |i, o| {
+                outcomes.push((
+                    i,
+                    match o {
+                        StoreOutcome::Written { key, .. } => format!("written {key}"),
+                        StoreOutcome::AlreadyPacked { key } => format!("known {key}"),
+                        StoreOutcome::Mismatch { expected, actual } => {
+                            format!("mismatch {expected} {actual}")
+                        }
+                    },
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!(s.mismatched, 2);
+    assert_eq!(
+        outcomes,
+        vec![
+            (0, format!("written {}", sha256(&good))),
+            (
+                1,
+                format!("mismatch {} {}", sha256(b"original"), sha256(b"tampered"))
+            ),
+            (2, format!("written {}", sha256(&big_good))),
+            (
+                3,
+                format!("mismatch {} {}", "0".repeat(64), sha256(&big_bad))
+            ),
+        ]
+    );
+    assert_eq!(c.list_all_objects().unwrap().len(), 2);
+    assert!(!c.has_object(&sha256(b"tampered")).unwrap());
+    assert!(!c.has_object(&sha256(&big_bad)).unwrap());
+    // The pack holds exactly the two good objects: the streamed bad one was cut.
+    let t = c.get_total_size().unwrap();
+    assert_eq!(t.total_size_packfiles_on_disk, t.total_size_packed_on_disk);
 }

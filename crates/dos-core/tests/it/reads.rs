@@ -286,7 +286,9 @@ fn corruption_is_reported_with_object_and_file() {
         c.get_object_content(&k),
         Err(Error::Corrupt { .. })
     ));
-    let e = c.read_objects(std::slice::from_ref(&k), |_, _, _| Ok(())).unwrap_err();
+    let e = c
+        .read_objects(std::slice::from_ref(&k), |_, _, _| Ok(()))
+        .unwrap_err();
     assert!(e.to_string().contains(&k), "{e}");
     // Missing pack file.
     fs::remove_file(&pack).unwrap();
