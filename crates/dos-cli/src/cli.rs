@@ -103,4 +103,91 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move every loose object into packs (Python's pack_all_loose).
+    Pack {
+        /// Compression of the packed copies.
+        #[arg(long, value_enum, default_value = "no")]
+        compress: CompressArg,
+        /// Delete loose copies as soon as their pack's index commit is durable.
+        #[arg(long)]
+        clean_loose: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite packs that have holes (or need another compression), then VACUUM the index.
+    Repack {
+        /// Compression of the rewritten objects.
+        #[arg(long, value_enum, default_value = "keep")]
+        compress: RepackArg,
+        /// Rewrite every pack, even those without holes.
+        #[arg(long)]
+        force: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify every object's hash and size, and the container's structure (exit 1 if invalid).
+    Validate {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove loose copies of packed objects, resolved duplicates, stale sandbox files and locks.
+    Clean {
+        /// VACUUM the index afterwards.
+        #[arg(long)]
+        vacuum: bool,
+        /// Keep sandbox files younger than this many seconds (they may belong to live writers).
+        #[arg(long, default_value_t = 3600)]
+        sandbox_age: u64,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete objects (their packed bytes become holes until a repack).
+    Delete {
+        /// Hash keys.
+        #[arg(required = true)]
+        hashkeys: Vec<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pack (deleting loose copies), clean, repack and vacuum in one go.
+    Optimize {
+        /// Compression of newly packed objects.
+        #[arg(long, value_enum, default_value = "no")]
+        compress: CompressArg,
+        /// Compression of repacked objects.
+        #[arg(long, value_enum, default_value = "keep")]
+        repack_compress: RepackArg,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy objects of another container straight into this one's packs.
+    ImportObjects {
+        /// The container to copy from.
+        source: PathBuf,
+        /// Compress the copies.
+        #[arg(long, value_enum, default_value = "no")]
+        compress: CompressArg,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Compression modes of repack.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RepackArg {
+    /// Keep each object as it is.
+    Keep,
+    /// Store everything uncompressed.
+    No,
+    /// Compress everything.
+    Yes,
+    /// Compress what shrinks below 90%.
+    Auto,
 }

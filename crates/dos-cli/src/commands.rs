@@ -4,6 +4,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
+use dos_core::maintain::{
+    CleanOptions, PackLooseOptions, RepackCompress, RepackOptions, ValidateOptions,
+    ValidationReport,
+};
 use dos_core::{
     CompressMode, Container, HashType, InitOptions, ObjectContent, ObjectSource, ObjectType,
     PackWriteOptions, ZlibLevel,
@@ -11,7 +15,7 @@ use dos_core::{
 use serde_json::json;
 
 use crate::Outcome;
-use crate::cli::{Cli, Command, CompressArg, HashArg};
+use crate::cli::{Cli, Command, CompressArg, HashArg, RepackArg};
 use crate::output::{meta_json, meta_line, print_json};
 use crate::progress::Bars;
 
@@ -43,7 +47,304 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
         Command::Ls => ls(&open(&cli.path)?),
         Command::Meta { hashkeys, json } => meta(&open(&cli.path)?, hashkeys, *json),
         Command::Status { json } => status(&open(&cli.path)?, *json),
+        Command::Pack {
+            compress,
+            clean_loose,
+            json,
+        } => {
+            let c = open(&cli.path)?;
+            let opts = PackLooseOptions {
+                compress: compress_mode(Some(*compress)),
+                clean_loose: *clean_loose,
+                write: write_options(CompressMode::No),
+            };
+            let s = c.pack_all_loose(&opts, &bars)?;
+            let human = format!(
+                "packed {} objects ({}); {} were already packed; {} loose files deleted{}",
+                s.packed,
+                human(s.bytes_in),
+                s.already_packed,
+                s.loose_deleted,
+                if s.corrupt.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} corrupt loose files NOT packed: {}",
+                        s.corrupt.len(),
+                        s.corrupt
+                            .iter()
+                            .map(|c| c.key.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            );
+            report(*json, &s, &human)?;
+            Ok(if s.corrupt.is_empty() {
+                Outcome::Success
+            } else {
+                Outcome::Negative
+            })
+        }
+        Command::Repack {
+            compress,
+            force,
+            json,
+        } => {
+            let c = open(&cli.path)?;
+            let s = c.repack(
+                &RepackOptions {
+                    compress: repack_mode(*compress),
+                    force: *force,
+                },
+                &bars,
+            )?;
+            let human = format!(
+                "rewrote {} of {} packs ({} -> {}), removed {} empty packs{}",
+                s.packs_rewritten.len(),
+                s.packs_examined,
+                human(s.bytes_before),
+                human(s.bytes_after),
+                s.packs_removed.len(),
+                notes(&s.recovered)
+            );
+            report(*json, &s, &human)?;
+            Ok(Outcome::Success)
+        }
+        Command::Validate { json } => {
+            let c = open(&cli.path)?;
+            let r = c.validate(&ValidateOptions::default(), &bars)?;
+            if *json {
+                report(true, &r, "")?;
+            } else {
+                print_validation(&r)?;
+            }
+            Ok(if r.is_valid() {
+                Outcome::Success
+            } else {
+                Outcome::Negative
+            })
+        }
+        Command::Clean {
+            vacuum,
+            sandbox_age,
+            json,
+        } => {
+            let c = open(&cli.path)?;
+            let s = c.clean(
+                &CleanOptions {
+                    vacuum: *vacuum,
+                    sandbox_min_age: std::time::Duration::from_secs(*sandbox_age),
+                },
+                &bars,
+            )?;
+            let human = format!(
+                "deleted {} loose copies of packed objects, {} duplicates, {} sandbox files{}{}",
+                s.loose_deleted,
+                s.duplicates_deleted,
+                s.sandbox_deleted,
+                if s.vacuumed { "; index vacuumed" } else { "" },
+                notes(&s.recovered)
+            );
+            report(*json, &s, &human)?;
+            Ok(if s.duplicates_unresolved.is_empty() {
+                Outcome::Success
+            } else {
+                Outcome::Negative
+            })
+        }
+        Command::Delete { hashkeys, json } => {
+            let c = open(&cli.path)?;
+            let deleted = c.delete_objects(hashkeys)?;
+            let human = deleted.join("\n");
+            report(*json, &json!({"deleted": deleted}), &human)?;
+            Ok(if deleted.len() == hashkeys.len() {
+                Outcome::Success
+            } else {
+                Outcome::Negative
+            })
+        }
+        Command::Optimize {
+            compress,
+            repack_compress,
+            json,
+        } => {
+            let c = open(&cli.path)?;
+            let s = c.optimize(
+                compress_mode(Some(*compress)),
+                repack_mode(*repack_compress),
+                &bars,
+            )?;
+            let human = format!(
+                "packed {} objects, deleted {} loose files, rewrote {} packs ({} -> {}){}",
+                s.pack.packed,
+                s.pack.loose_deleted + s.clean.loose_deleted,
+                s.repack.packs_rewritten.len(),
+                human(s.repack.bytes_before),
+                human(s.repack.bytes_after),
+                notes(&s.recovered)
+            );
+            report(*json, &s, &human)?;
+            Ok(Outcome::Success)
+        }
+        Command::ImportObjects {
+            source,
+            compress,
+            json,
+        } => {
+            let c = open(&cli.path)?;
+            let src = open(source)?;
+            let s = c.import_objects(
+                &src,
+                None,
+                &write_options(compress_mode(Some(*compress))),
+                &bars,
+                |_, _| {},
+            )?;
+            let human = format!(
+                "copied {} of {} objects ({} already present){}",
+                s.written,
+                s.requested,
+                s.already_present,
+                if s.corrupt_in_source.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} corrupt in the source, not copied",
+                        s.corrupt_in_source.len()
+                    )
+                }
+            );
+            report(*json, &s, &human)?;
+            Ok(
+                if s.corrupt_in_source.is_empty() && s.missing_in_source.is_empty() {
+                    Outcome::Success
+                } else {
+                    Outcome::Negative
+                },
+            )
+        }
     }
+}
+
+fn compress_mode(c: Option<CompressArg>) -> CompressMode {
+    match c {
+        None | Some(CompressArg::No) => CompressMode::No,
+        Some(CompressArg::Yes) => CompressMode::Yes,
+        Some(CompressArg::Auto) => CompressMode::Auto,
+    }
+}
+
+fn repack_mode(c: RepackArg) -> RepackCompress {
+    match c {
+        RepackArg::Keep => RepackCompress::Keep,
+        RepackArg::No => RepackCompress::No,
+        RepackArg::Yes => RepackCompress::Yes,
+        RepackArg::Auto => RepackCompress::Auto,
+    }
+}
+
+fn write_options(compress: CompressMode) -> PackWriteOptions {
+    PackWriteOptions {
+        compress,
+        interrupt: Some(&dos_core::progress::GLOBAL_INTERRUPT),
+        ..PackWriteOptions::default()
+    }
+}
+
+fn notes(recovered: &[String]) -> String {
+    recovered
+        .iter()
+        .map(|n| format!("\nrecovered: {n}"))
+        .collect()
+}
+
+/// Print a summary: JSON when asked, else the human line.
+fn report(json: bool, value: &impl serde::Serialize, human_line: &str) -> Result<()> {
+    let mut out = io::stdout().lock();
+    if json {
+        print_json(&mut out, &serde_json::to_value(value)?)?;
+    } else if !human_line.is_empty() {
+        writeln!(out, "{human_line}")?;
+    }
+    Ok(())
+}
+
+fn print_validation(r: &ValidationReport) -> Result<()> {
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "checked {} objects ({})",
+        r.objects_checked,
+        human(r.bytes_checked)
+    )?;
+    let lists: [(&str, &Vec<String>); 4] = [
+        ("invalid hash (loose)", &r.invalid_hashes_loose),
+        ("invalid hash (packed)", &r.invalid_hashes_packed),
+        ("invalid size (packed)", &r.invalid_sizes_packed),
+        ("overlapping (packed)", &r.overlapping_packed),
+    ];
+    for (what, keys) in lists {
+        for k in keys {
+            writeln!(out, "ERROR {what}: {k}")?;
+        }
+    }
+    for p in &r.unreadable_packed {
+        writeln!(out, "ERROR unreadable: {}: {}", p.key, p.detail)?;
+    }
+    for m in &r.missing_packs {
+        writeln!(
+            out,
+            "ERROR pack {} is missing ({} objects point at it)",
+            m.pack_id, m.objects
+        )?;
+    }
+    if r.rows_in_pack_minus_one > 0 {
+        writeln!(
+            out,
+            "ERROR {} objects point at pack -1 (interrupted Python repack; run `dos repack`)",
+            r.rows_in_pack_minus_one
+        )?;
+    }
+    if let Some(j) = &r.interrupted_repack {
+        writeln!(
+            out,
+            "ERROR {j} (run any maintenance command, e.g. `dos clean`, to finish it)"
+        )?;
+    }
+    for id in &r.orphan_packs {
+        writeln!(out, "warning: pack {id} holds no indexed object")?;
+    }
+    let holes: u64 = r.unreferenced_bytes.values().sum();
+    if holes > 0 {
+        writeln!(
+            out,
+            "warning: {} in {} packs is unreferenced (holes; `dos repack` reclaims it)",
+            human(holes),
+            r.unreferenced_bytes.len()
+        )?;
+    }
+    for l in &r.stale_locks {
+        writeln!(
+            out,
+            "warning: stale lock packs/{l} of a dead dos process (`dos clean` removes it)"
+        )?;
+    }
+    for l in &r.other_locks {
+        writeln!(
+            out,
+            "warning: lock packs/{l} is held (or written by Python)"
+        )?;
+    }
+    if r.sandbox_files > 0 {
+        writeln!(out, "warning: {} files in sandbox/", r.sandbox_files)?;
+    }
+    if r.is_valid() {
+        writeln!(out, "no errors found")?;
+    } else {
+        writeln!(out, "{} errors found", r.errors())?;
+    }
+    Ok(())
 }
 
 fn open(path: &Path) -> Result<Container> {
@@ -107,15 +408,7 @@ fn add(
     }
     let mut keys: Vec<String> = vec![String::new(); files.len()];
     if pack {
-        let opts = PackWriteOptions {
-            compress: match compress {
-                None | Some(CompressArg::No) => CompressMode::No,
-                Some(CompressArg::Yes) => CompressMode::Yes,
-                Some(CompressArg::Auto) => CompressMode::Auto,
-            },
-            interrupt: Some(&dos_core::progress::GLOBAL_INTERRUPT),
-            ..PackWriteOptions::default()
-        };
+        let opts = write_options(compress_mode(compress));
         let sources = files.iter().map(|f| {
             if f.as_os_str() == "-" {
                 ObjectSource::Reader {

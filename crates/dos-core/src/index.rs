@@ -49,6 +49,49 @@ pub struct NewRow {
     pub loc: PackedLocation,
 }
 
+/// A row as stored, without interpretation (pack ids may be -1, values may be negative).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRow {
+    /// Row id.
+    pub id: i64,
+    /// The key.
+    pub key: String,
+    /// Pack id (-1 during a Python repack).
+    pub pack_id: i64,
+    /// Offset in the pack.
+    pub offset: i64,
+    /// Length in the pack.
+    pub length: i64,
+    /// Compressed flag as stored.
+    pub compressed: bool,
+    /// Uncompressed size.
+    pub size: i64,
+}
+
+impl RawRow {
+    /// The location, if every field is in range.
+    pub fn location(&self) -> Option<PackedLocation> {
+        Some(PackedLocation {
+            pack_id: u64::try_from(self.pack_id).ok()?,
+            offset: u64::try_from(self.offset).ok()?,
+            length: u64::try_from(self.length).ok()?,
+            compressed: self.compressed,
+            size: u64::try_from(self.size).ok()?,
+        })
+    }
+}
+
+/// Per-pack totals of the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackStats {
+    /// Pack id as stored.
+    pub pack_id: i64,
+    /// Rows in this pack.
+    pub objects: u64,
+    /// Sum of lengths.
+    pub bytes: u64,
+}
+
 /// A connection to `packs.idx`.
 pub struct Index {
     conn: Connection,
@@ -376,6 +419,160 @@ impl Index {
     pub fn data_version(&self) -> Result<i64> {
         self.conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Visit all rows ordered by `(pack_id, offset)` (rows of one pack are contiguous), until `f`
+    /// breaks. SQLite sorts in a temporary B-tree, so memory stays bounded.
+    pub fn scan_by_pack(
+        &self,
+        pack_id: Option<i64>,
+        mut f: impl FnMut(RawRow) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let sql = if pack_id.is_some() {
+            "SELECT id, hashkey, pack_id, \"offset\", length, compressed, size FROM db_object \
+             WHERE pack_id = ?1 ORDER BY \"offset\""
+        } else {
+            "SELECT id, hashkey, pack_id, \"offset\", length, compressed, size FROM db_object \
+             ORDER BY pack_id, \"offset\""
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let mut rows = match pack_id {
+            Some(p) => stmt.query([p]),
+            None => stmt.query([]),
+        }
+        .map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let row = (|| {
+                Ok(RawRow {
+                    id: r.get(0)?,
+                    key: r.get(1)?,
+                    pack_id: r.get(2)?,
+                    offset: r.get(3)?,
+                    length: r.get(4)?,
+                    compressed: r.get::<_, i64>(5)? != 0,
+                    size: r.get(6)?,
+                })
+            })()
+            .map_err(|e| self.err(e))?;
+            if f(row)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rows of one pack, ordered by offset.
+    pub fn rows_in_pack(&self, pack_id: i64) -> Result<Vec<RawRow>> {
+        let mut v = Vec::new();
+        self.scan_by_pack(Some(pack_id), |r| {
+            v.push(r);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(v)
+    }
+
+    /// Rows, bytes per pack id present in the index.
+    pub fn pack_stats(&self) -> Result<Vec<PackStats>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT pack_id, COUNT(*), COALESCE(SUM(length), 0) FROM db_object \
+                 GROUP BY pack_id ORDER BY pack_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PackStats {
+                    pack_id: r.get(0)?,
+                    objects: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    bytes: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Move rows (by id) to new locations in one transaction.
+    pub fn relocate(&mut self, moves: &[(i64, PackedLocation)]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::Index {
+            path: path.clone(),
+            source: e,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE db_object SET pack_id = ?1, \"offset\" = ?2, length = ?3, \
+                     compressed = ?4 WHERE id = ?5",
+                )
+                .map_err(err)?;
+            for (id, loc) in moves {
+                stmt.execute(params![
+                    i64_of(loc.pack_id),
+                    i64_of(loc.offset),
+                    i64_of(loc.length),
+                    i64::from(loc.compressed),
+                    id
+                ])
+                .map_err(err)?;
+            }
+        }
+        crate::fault::point("index.relocate.before");
+        tx.commit().map_err(err)?;
+        Ok(())
+    }
+
+    /// Point every row of pack `from` at pack `to` (same offsets) in one transaction.
+    pub fn rename_pack(&mut self, from: i64, to: i64) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE db_object SET pack_id = ?1 WHERE pack_id = ?2",
+                [to, from],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Delete the rows of `keys` in one transaction; returns the keys that had a row.
+    pub fn delete_keys(&mut self, keys: &[&str]) -> Result<Vec<String>> {
+        let path = self.path.clone();
+        let err = |e| Error::Index {
+            path: path.clone(),
+            source: e,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let mut deleted = Vec::new();
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM db_object WHERE hashkey = ?1")
+                .map_err(err)?;
+            for k in keys {
+                if stmt.execute([k]).map_err(err)? > 0 {
+                    deleted.push((*k).to_string());
+                }
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(deleted)
+    }
+
+    /// Rebuild the database file compactly (after large deletions or repacks).
+    pub fn vacuum(&self) -> Result<()> {
+        self.conn.execute_batch("VACUUM").map_err(|e| self.err(e))
+    }
+
+    /// Fold the WAL back into the database and truncate it.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| self.err(e))
     }
 

@@ -30,6 +30,7 @@ pub mod index;
 pub mod layout;
 pub mod lock;
 pub mod loose;
+pub mod maintain;
 pub mod pack;
 pub mod progress;
 mod read;

@@ -97,6 +97,12 @@ pub enum StoreOutcome<'a> {
         /// The key.
         key: &'a str,
     },
+    /// A file source with an expected key no longer exists (e.g. a loose object removed by a
+    /// concurrent clean): nothing stored, not an error.
+    Vanished {
+        /// The key the file was named after.
+        expected: &'a str,
+    },
     /// The content does not hash to the expected key: nothing stored.
     Mismatch {
         /// The key the source was supposed to have.
@@ -111,7 +117,7 @@ impl<'a> StoreOutcome<'a> {
     pub fn key(&self) -> Option<&'a str> {
         match *self {
             StoreOutcome::Written { key, .. } | StoreOutcome::AlreadyPacked { key } => Some(key),
-            StoreOutcome::Mismatch { .. } => None,
+            StoreOutcome::Mismatch { .. } | StoreOutcome::Vanished { .. } => None,
         }
     }
 }
@@ -121,6 +127,7 @@ impl<'a> StoreOutcome<'a> {
 enum Outcome {
     Written(String, PackedLocation),
     Known(String),
+    Vanished(String),
     Mismatch { expected: String, actual: String },
 }
 
@@ -132,6 +139,7 @@ impl Outcome {
                 location: *location,
             },
             Outcome::Known(key) => StoreOutcome::AlreadyPacked { key },
+            Outcome::Vanished(expected) => StoreOutcome::Vanished { expected },
             Outcome::Mismatch { expected, actual } => StoreOutcome::Mismatch { expected, actual },
         }
     }
@@ -158,6 +166,8 @@ pub struct PackWriteOptions {
     pub lock_timeout: Duration,
     /// Cooperative cancellation: checked between objects.
     pub interrupt: Option<&'static Interrupt>,
+    /// Total bytes expected, for progress reporting (0 = unknown).
+    pub total_hint: u64,
 }
 
 impl Default for PackWriteOptions {
@@ -171,6 +181,7 @@ impl Default for PackWriteOptions {
             large_object: 8 * 1024 * 1024,
             lock_timeout: Duration::from_secs(30),
             interrupt: None,
+            total_hint: 0,
         }
     }
 }
@@ -186,6 +197,8 @@ pub struct PackWriteSummary {
     pub skipped: u64,
     /// Objects not stored because their content did not match the expected key.
     pub mismatched: u64,
+    /// File sources with an expected key that no longer existed.
+    pub vanished: u64,
     /// Objects stored compressed.
     pub compressed: u64,
     /// Uncompressed bytes of all sources.
@@ -210,6 +223,8 @@ enum Prepared {
         data: Vec<u8>,
         compressed: bool,
     },
+    /// A file with an expected key that no longer exists.
+    Vanished { idx: usize, expect: String },
     /// Too large to hold: the writer streams it. `prefix` was already read from `rest`.
     Stream {
         idx: usize,
@@ -224,7 +239,7 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<(ZlibLevel, Compressor)>> = const { RefCell::new(None) };
 }
 
-fn with_compressor<T>(level: ZlibLevel, f: impl FnOnce(&mut Compressor) -> T) -> T {
+pub(crate) fn with_compressor<T>(level: ZlibLevel, f: impl FnOnce(&mut Compressor) -> T) -> T {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().is_none_or(|(l, _)| *l != level) {
@@ -301,9 +316,23 @@ fn prepare(
     large: u64,
 ) -> Result<Prepared> {
     let expect = item.expect;
-    let mut p = prepare_source(idx, item.source, hash, mode, level, large)?;
+    let mut p = match (
+        prepare_source(idx, item.source, hash, mode, level, large),
+        &expect,
+    ) {
+        (Err(Error::Source { source, .. }), Some(e))
+            if source.kind() == io::ErrorKind::NotFound =>
+        {
+            return Ok(Prepared::Vanished {
+                idx,
+                expect: e.clone(),
+            });
+        }
+        (r, _) => r?,
+    };
     match &mut p {
         Prepared::Ready { expect: e, .. } | Prepared::Stream { expect: e, .. } => *e = expect,
+        Prepared::Vanished { .. } => {}
     }
     Ok(p)
 }
@@ -471,7 +500,7 @@ impl<'c, 'p> Writer<'c, 'p> {
                 .iter()
                 .filter_map(|p| match p {
                     Prepared::Ready { key, .. } => Some(key.as_str()),
-                    Prepared::Stream { .. } => None,
+                    Prepared::Stream { .. } | Prepared::Vanished { .. } => None,
                 })
                 .collect();
             keys.sort_unstable();
@@ -543,6 +572,10 @@ impl<'c, 'p> Writer<'c, 'p> {
                     prefix,
                     rest,
                 } => self.write_stream(idx, expect, &name, prefix, rest)?,
+                Prepared::Vanished { idx, expect } => {
+                    self.summary.vanished += 1;
+                    self.pending.push((idx, Outcome::Vanished(expect)));
+                }
             }
             self.maybe_commit()?;
         }
@@ -703,7 +736,7 @@ impl Container {
         // Three chunks can be alive at once: being prepared, queued, being written.
         let chunk_budget = (opts.memory_budget / 3).max(1);
         let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Prepared>>>(1);
-        progress.start(0, Unit::Bytes, "Writing to packs");
+        progress.start(opts.total_hint, Unit::Bytes, "Writing to packs");
 
         let mut w = Writer {
             c: self,

@@ -361,6 +361,7 @@ fn expected_key_mismatches_are_reported_and_never_stored() {
                     match o {
                         StoreOutcome::Written { key, .. } => format!("written {key}"),
                         StoreOutcome::AlreadyPacked { key } => format!("known {key}"),
+                        StoreOutcome::Vanished { expected } => format!("vanished {expected}"),
                         StoreOutcome::Mismatch { expected, actual } => {
                             format!("mismatch {expected} {actual}")
                         }

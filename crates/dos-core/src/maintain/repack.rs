@@ -1,0 +1,429 @@
+//! `repack`: rewrite packs without their holes, optionally changing compression.
+//!
+//! Protocol (crash-safe, and Python never sees an inconsistent state):
+//! 1. lock pack N (`packs/N.lock`, so nobody appends to it) and read its rows;
+//! 2. write the journal `packs/dos-repack.json` = {old: N, new: M}, M a fresh id;
+//! 3. write the live objects into the new pack M (under its lock), fsync it and `packs/`;
+//! 4. one index transaction moves every row of N to its new place in M — the switch;
+//! 5. remove N, fsync `packs/`, remove the journal.
+//!
+//! Before 4 every row points into the untouched N; after 4 every row points into the complete,
+//! durable M. A crash anywhere leaves at most an unreferenced M (before 4) or an unreferenced N
+//! (after 4), and the journal tells the next maintenance command which one to remove. Unlike
+//! Python's `-1` protocol, no row ever points at a pack readers cannot open. The price: a repacked
+//! pack gets a new number (rsync-based backups transfer it whole once).
+
+use std::fs::{self, File, OpenOptions};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::codec::{AUTO_RATIO_THRESHOLD, Decompressor, auto_should_compress};
+use crate::container::Container;
+use crate::durable;
+use crate::error::{Error, IoContext, Result};
+use crate::index::{PackedLocation, RawRow};
+use crate::lock::LockMode;
+use crate::pack::{self, PackAppender, PackLock};
+use crate::progress::{Progress, Unit};
+use crate::reader::{PackRangeReader, ZlibObjectReader, read_exact_at};
+
+use super::recover::{Journal, remove_if_exists};
+
+/// Bytes of rows transformed in parallel at once.
+const BLOCK: u64 = 16 * 1024 * 1024;
+/// Objects larger than this are streamed one by one.
+const LARGE: u64 = 8 * 1024 * 1024;
+/// An orphan pack (no rows) must be this old before repack deletes it: a Python packer removes
+/// its lock before committing its rows, so a brand-new pack may briefly look orphaned.
+const ORPHAN_MIN_AGE: Duration = Duration::from_secs(600);
+
+/// Compression of repacked objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum RepackCompress {
+    /// Keep each object as it is (raw bytes copied, nothing decoded).
+    #[default]
+    Keep,
+    /// Store every object uncompressed.
+    No,
+    /// Compress every (non-empty) object.
+    Yes,
+    /// Compress objects for which it pays; keep compressed ones compressed only if it pays.
+    Auto,
+}
+
+/// Options of [`Container::repack`].
+#[derive(Debug, Clone, Default)]
+pub struct RepackOptions {
+    /// Compression of the rewritten objects.
+    pub compress: RepackCompress,
+    /// Rewrite every pack, even those without holes that need no compression change.
+    pub force: bool,
+}
+
+/// What [`Container::repack`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepackSummary {
+    /// Interrupted operations finished or rolled back first.
+    pub recovered: Vec<String>,
+    /// Packs looked at.
+    pub packs_examined: u64,
+    /// Packs rewritten (old id, new id).
+    pub packs_rewritten: Vec<(u64, u64)>,
+    /// Packs without any object, removed.
+    pub packs_removed: Vec<u64>,
+    /// Sum of the sizes of the rewritten packs before.
+    pub bytes_before: u64,
+    /// ... and after.
+    pub bytes_after: u64,
+    /// Objects moved.
+    pub objects_moved: u64,
+    /// Packs that changed under us (a writer ignored the lock) and were kept as they are.
+    pub packs_kept: Vec<u64>,
+}
+
+impl Container {
+    /// Rewrite packs that have holes (or whose objects need the requested compression), then
+    /// VACUUM the index. Packs without holes that need no change are skipped (Python rewrites
+    /// everything).
+    pub fn repack(&self, opts: &RepackOptions, progress: &dyn Progress) -> Result<RepackSummary> {
+        let _lock = self.lock_maintenance(LockMode::Exclusive, "repack")?;
+        let recovered = self.recover()?;
+        let mut s = self.repack_locked(opts, progress)?;
+        s.recovered = recovered;
+        Ok(s)
+    }
+
+    pub(crate) fn repack_locked(
+        &self,
+        opts: &RepackOptions,
+        progress: &dyn Progress,
+    ) -> Result<RepackSummary> {
+        let mut s = RepackSummary::default();
+        let stats = self.index().pack_stats()?;
+        for id in pack::list_pack_ids(&self.layout)? {
+            s.packs_examined += 1;
+            let path = self.layout.pack(id);
+            let meta = fs::metadata(&path).ctx(&path, "stat")?;
+            let Some(st) = stats.iter().find(|st| st.pack_id == id as i64) else {
+                let old = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| SystemTime::now().duration_since(m).ok())
+                    .is_some_and(|age| age >= ORPHAN_MIN_AGE);
+                if old && let Some(lock) = PackLock::try_acquire(&self.layout.pack_lock(id))? {
+                    if self.index().rows_in_pack(id as i64)?.is_empty() {
+                        remove_if_exists(&path)?;
+                        durable::sync_dir(&self.layout.packs)?;
+                        s.packs_removed.push(id);
+                    }
+                    drop(lock);
+                }
+                continue;
+            };
+            let holes = meta.len() > st.bytes;
+            if !(opts.force || holes || self.needs_recompression(id, opts.compress)?) {
+                continue;
+            }
+            self.repack_pack(id, opts.compress, progress, &mut s)?;
+        }
+        let idx = self.index();
+        idx.vacuum()?;
+        idx.checkpoint()?;
+        Ok(s)
+    }
+
+    fn needs_recompression(&self, id: u64, mode: RepackCompress) -> Result<bool> {
+        Ok(match mode {
+            RepackCompress::Keep => false,
+            RepackCompress::Auto => true,
+            RepackCompress::No => self
+                .index()
+                .rows_in_pack(id as i64)?
+                .iter()
+                .any(|r| r.compressed),
+            RepackCompress::Yes => self
+                .index()
+                .rows_in_pack(id as i64)?
+                .iter()
+                .any(|r| !r.compressed && r.size > 0),
+        })
+    }
+
+    fn repack_pack(
+        &self,
+        id: u64,
+        mode: RepackCompress,
+        progress: &dyn Progress,
+        s: &mut RepackSummary,
+    ) -> Result<()> {
+        let old_path = self.layout.pack(id);
+        // 1. Nobody appends to N from now on; its rows are stable.
+        let old_lock = PackLock::acquire(&self.layout.pack_lock(id), Duration::from_secs(30))?;
+        let old_len = fs::metadata(&old_path).ctx(&old_path, "stat")?.len();
+        let rows = self.index().rows_in_pack(id as i64)?;
+        let old_file = Arc::new(File::open(&old_path).ctx(&old_path, "open pack")?);
+
+        // 2. A fresh pack id, created exclusively, and the journal naming both.
+        let (new_id, mut out) = self.create_fresh_pack()?;
+        self.write_journal(Journal {
+            old: id,
+            new: new_id,
+        })?;
+        crate::fault::point("repack.journal.after");
+
+        // 3. Copy / transform the live objects, in offset order.
+        let total: u64 = rows.iter().map(|r| r.length.max(0) as u64).sum();
+        progress.start(total, Unit::Bytes, &format!("Repacking pack {id}"));
+        let mut moves: Vec<(i64, PackedLocation)> = Vec::with_capacity(rows.len());
+        let level = self.config.compression;
+        let mut i = 0;
+        while i < rows.len() {
+            // A block of rows spanning at most BLOCK bytes (or one large row).
+            let start = rows[i].offset.max(0) as u64;
+            let mut j = i + 1;
+            while j < rows.len()
+                && ((rows[j].offset + rows[j].length).max(0) as u64) - start <= BLOCK
+            {
+                j += 1;
+            }
+            let block_rows = &rows[i..j];
+            let loc0 = self.row_loc(&block_rows[0])?;
+            if block_rows.len() == 1 && (loc0.length > LARGE || loc0.size > LARGE) {
+                let offset = out.pos();
+                let (length, compressed) =
+                    self.stream_row(&old_file, loc0, &block_rows[0].key, mode, &mut out)?;
+                moves.push((
+                    block_rows[0].id,
+                    PackedLocation {
+                        pack_id: new_id,
+                        offset,
+                        length,
+                        compressed,
+                        size: loc0.size,
+                    },
+                ));
+            } else {
+                let end = block_rows
+                    .iter()
+                    .map(|r| (r.offset + r.length).max(0) as u64)
+                    .max()
+                    .unwrap_or(start);
+                let mut block = vec![0u8; (end - start) as usize];
+                read_exact_at(&old_file, &mut block, start).map_err(|e| Error::Corrupt {
+                    key: block_rows[0].key.clone(),
+                    path: old_path.clone(),
+                    detail: format!("cannot read pack for repacking: {e}"),
+                })?;
+                let transformed: Vec<(Vec<u8>, bool)> = block_rows
+                    .par_iter()
+                    .map(|r| {
+                        let loc = self.row_loc(r)?;
+                        let a = (loc.offset - start) as usize;
+                        let raw = &block[a..a + loc.length as usize];
+                        transform(raw, loc, mode, level).map_err(|detail| Error::Corrupt {
+                            key: r.key.clone(),
+                            path: old_path.clone(),
+                            detail,
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                for (r, (bytes, compressed)) in block_rows.iter().zip(transformed) {
+                    let offset = out.pos();
+                    out.write(&bytes)?;
+                    let loc = self.row_loc(r)?;
+                    moves.push((
+                        r.id,
+                        PackedLocation {
+                            pack_id: new_id,
+                            offset,
+                            length: bytes.len() as u64,
+                            compressed,
+                            size: loc.size,
+                        },
+                    ));
+                }
+            }
+            progress.inc(block_rows.iter().map(|r| r.length.max(0) as u64).sum());
+            i = j;
+        }
+        progress.finish();
+        crate::fault::point("repack.write.after");
+        out.sync()?;
+        durable::sync_dir(&self.layout.packs)?;
+        let new_len = out.pos();
+        drop(out);
+
+        // 4. The switch.
+        crate::fault::point("repack.switch.before");
+        self.index().relocate(&moves)?;
+        crate::fault::point("repack.switch.after");
+
+        // 5. Drop the old pack — unless someone appended to it behind our lock (a Python process
+        // whose failed lock attempt deleted our lock file, followed by another one): then its new
+        // rows still point into it, and it stays.
+        let unchanged =
+            old_lock.still_ours() && fs::metadata(&old_path).is_ok_and(|m| m.len() == old_len);
+        if unchanged {
+            remove_if_exists(&old_path)?;
+            durable::sync_dir(&self.layout.packs)?;
+        } else {
+            s.packs_kept.push(id);
+        }
+        crate::fault::point("repack.unlink.after");
+        self.remove_journal()?;
+        drop(old_lock);
+        s.packs_rewritten.push((id, new_id));
+        s.bytes_before += old_len;
+        s.bytes_after += new_len;
+        s.objects_moved += moves.len() as u64;
+        Ok(())
+    }
+
+    fn row_loc(&self, r: &RawRow) -> Result<PackedLocation> {
+        r.location().ok_or_else(|| Error::Corrupt {
+            key: r.key.clone(),
+            path: self.layout.index.clone(),
+            detail: format!(
+                "malformed index row (pack {}, offset {}, length {}, size {})",
+                r.pack_id, r.offset, r.length, r.size
+            ),
+        })
+    }
+
+    /// Create a pack file under a new id (above every existing one), exclusively.
+    fn create_fresh_pack(&self) -> Result<(u64, PackAppender)> {
+        let mut id = self.next_free_pack_id()?;
+        loop {
+            let path = self.layout.pack(id);
+            if !path.exists() {
+                let lock = PackLock::try_acquire(&self.layout.pack_lock(id))?;
+                if let Some(lock) = lock {
+                    match OpenOptions::new().write(true).create_new(true).open(&path) {
+                        Ok(_) => {
+                            drop(lock);
+                            let a = PackAppender::open(&self.layout, id, Duration::ZERO)?;
+                            return Ok((id, a));
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(Error::io(&path, "create pack", e)),
+                    }
+                }
+            }
+            id += 1;
+        }
+    }
+
+    /// Stream one large object into `out`, transforming it as `mode` asks.
+    fn stream_row(
+        &self,
+        file: &Arc<File>,
+        loc: PackedLocation,
+        key: &str,
+        mode: RepackCompress,
+        out: &mut PackAppender,
+    ) -> Result<(u64, bool)> {
+        let start = out.pos();
+        let raw = PackRangeReader::new(file.clone(), loc.offset, loc.length);
+        let target = match mode {
+            RepackCompress::Keep => loc.compressed,
+            RepackCompress::No => false,
+            RepackCompress::Yes => loc.size > 0,
+            RepackCompress::Auto if loc.compressed => {
+                (loc.length as f64) < (loc.size as f64) * AUTO_RATIO_THRESHOLD
+            }
+            RepackCompress::Auto => {
+                let mut head = vec![0u8; 131_072.min(loc.size as usize)];
+                read_exact_at(file, &mut head, loc.offset)
+                    .ctx(self.layout.pack(loc.pack_id), "read")?;
+                auto_should_compress(&head)
+            }
+        };
+        let path = self.layout.pack(loc.pack_id);
+        let corrupt = |e: std::io::Error| Error::Corrupt {
+            key: key.to_string(),
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        if target == loc.compressed {
+            let mut r = raw;
+            std::io::copy(&mut r, &mut AppendSink(out)).map_err(corrupt)?;
+        } else if target {
+            let mut enc = flate2::write::ZlibEncoder::new(
+                AppendSink(out),
+                self.config.compression.backend_level(),
+            );
+            let mut r = raw;
+            std::io::copy(&mut r, &mut enc).map_err(corrupt)?;
+            enc.finish().map_err(corrupt)?;
+        } else {
+            let mut r = ZlibObjectReader::new(raw, loc.size);
+            std::io::copy(&mut r, &mut AppendSink(out)).map_err(corrupt)?;
+        }
+        Ok((out.pos() - start, target))
+    }
+}
+
+/// `io::Write` into a pack appender.
+struct AppendSink<'a>(&'a mut PackAppender);
+
+impl std::io::Write for AppendSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(std::io::Error::other)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Transform one object's stored bytes as `mode` asks. Returns the new bytes and whether they
+/// are compressed.
+fn transform(
+    raw: &[u8],
+    loc: PackedLocation,
+    mode: RepackCompress,
+    level: crate::codec::ZlibLevel,
+) -> std::result::Result<(Vec<u8>, bool), String> {
+    let inflate = || -> std::result::Result<Vec<u8>, String> {
+        let mut v = Vec::new();
+        Decompressor::new()
+            .inflate_exact(raw, loc.size, &mut v)
+            .map_err(|e| e.to_string())?;
+        Ok(v)
+    };
+    let compress = |data: &[u8]| crate::write::with_compressor(level, |c| c.compress(data));
+    Ok(match (mode, loc.compressed) {
+        (RepackCompress::Keep, c) => (raw.to_vec(), c),
+        (RepackCompress::No, false) | (RepackCompress::Yes, true) => (raw.to_vec(), loc.compressed),
+        (RepackCompress::No, true) => (inflate()?, false),
+        (RepackCompress::Yes, false) => {
+            if raw.is_empty() {
+                (Vec::new(), false)
+            } else {
+                (compress(raw), true)
+            }
+        }
+        (RepackCompress::Auto, true) => {
+            if (loc.length as f64) < (loc.size as f64) * AUTO_RATIO_THRESHOLD {
+                (raw.to_vec(), true)
+            } else {
+                (inflate()?, false)
+            }
+        }
+        (RepackCompress::Auto, false) => {
+            if raw.is_empty() || !(raw.len() <= 131_072 || auto_should_compress(raw)) {
+                (raw.to_vec(), false)
+            } else {
+                let z = compress(raw);
+                if (z.len() as f64) < (raw.len() as f64) * AUTO_RATIO_THRESHOLD {
+                    (z, true)
+                } else {
+                    (raw.to_vec(), false)
+                }
+            }
+        }
+    })
+}

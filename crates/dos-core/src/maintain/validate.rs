@@ -1,0 +1,481 @@
+//! `validate`: re-hash and size-check every object in parallel, and check the structure.
+//!
+//! Packed objects are visited in `(pack, offset)` order (SQLite sorts, memory stays bounded) and
+//! cut into work units of contiguous rows spanning at most [`UNIT`] bytes; rayon workers read each
+//! unit with one `pread` and verify its objects, while this thread checks overlaps and pack files.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::codec::Decompressor;
+use crate::container::Container;
+use crate::error::{IoContext, Result};
+use crate::index::RawRow;
+use crate::lock::LockMode;
+use crate::pack::{self, LockState};
+use crate::progress::{Progress, Unit};
+use crate::reader::{PackRangeReader, ZlibObjectReader, read_exact_at};
+
+/// Largest span of one work unit.
+const UNIT: u64 = 8 * 1024 * 1024;
+
+/// Options of [`Container::validate`].
+#[derive(Debug, Clone)]
+pub struct ValidateOptions {
+    /// Re-hash loose objects.
+    pub loose: bool,
+    /// Re-hash packed objects.
+    pub packed: bool,
+}
+
+impl Default for ValidateOptions {
+    fn default() -> Self {
+        Self {
+            loose: true,
+            packed: true,
+        }
+    }
+}
+
+/// An object that could not be verified, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ObjectProblem {
+    /// The object.
+    pub key: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// Index rows that point at a pack file that does not exist.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MissingPack {
+    /// The pack id.
+    pub pack_id: i64,
+    /// How many objects the index places there.
+    pub objects: u64,
+}
+
+/// The result of [`Container::validate`]. Errors make the container invalid; warnings do not.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ValidationReport {
+    /// Objects whose content was verified.
+    pub objects_checked: u64,
+    /// Uncompressed bytes hashed.
+    pub bytes_checked: u64,
+    /// Error: loose files whose content does not hash to their name.
+    pub invalid_hashes_loose: Vec<String>,
+    /// Error: packed objects whose content does not hash to their key.
+    pub invalid_hashes_packed: Vec<String>,
+    /// Error: packed objects whose size differs from the index.
+    pub invalid_sizes_packed: Vec<String>,
+    /// Error: packed objects overlapping the previous object of their pack.
+    pub overlapping_packed: Vec<String>,
+    /// Error: packed objects that cannot be read (corrupt zlib stream, range past the pack end,
+    /// malformed index row).
+    pub unreadable_packed: Vec<ObjectProblem>,
+    /// Error: index rows pointing at missing pack files.
+    pub missing_packs: Vec<MissingPack>,
+    /// Error: index rows with pack id -1 (an interrupted Python repack; `dos repack` finishes it).
+    pub rows_in_pack_minus_one: u64,
+    /// Error: an interrupted dos repack (any maintenance command finishes or rolls it back).
+    pub interrupted_repack: Option<String>,
+    /// Warning: pack files no index row references.
+    pub orphan_packs: Vec<u64>,
+    /// Warning: bytes of each pack that no index row references (holes; `repack` reclaims them).
+    pub unreferenced_bytes: BTreeMap<u64, u64>,
+    /// Warning: lock files of dead dos processes (removed by any maintenance command).
+    pub stale_locks: Vec<String>,
+    /// Warning: lock files held now, or of unknown owner (Python writes empty locks).
+    pub other_locks: Vec<String>,
+    /// Warning: files in `sandbox/` (leftovers of interrupted writes, or writes in progress).
+    pub sandbox_files: u64,
+}
+
+impl ValidationReport {
+    /// Number of errors (a valid container has none).
+    pub fn errors(&self) -> usize {
+        self.invalid_hashes_loose.len()
+            + self.invalid_hashes_packed.len()
+            + self.invalid_sizes_packed.len()
+            + self.overlapping_packed.len()
+            + self.unreadable_packed.len()
+            + self.missing_packs.len()
+            + usize::from(self.rows_in_pack_minus_one > 0)
+            + usize::from(self.interrupted_repack.is_some())
+    }
+
+    /// True when no error was found (warnings allowed).
+    pub fn is_valid(&self) -> bool {
+        self.errors() == 0
+    }
+}
+
+/// Per-unit verification result.
+#[derive(Default)]
+struct UnitResult {
+    objects: u64,
+    bytes: u64,
+    bad_hash: Vec<String>,
+    bad_size: Vec<String>,
+    unreadable: Vec<ObjectProblem>,
+}
+
+impl UnitResult {
+    fn merge(mut self, o: UnitResult) -> UnitResult {
+        self.objects += o.objects;
+        self.bytes += o.bytes;
+        self.bad_hash.extend(o.bad_hash);
+        self.bad_size.extend(o.bad_size);
+        self.unreadable.extend(o.unreadable);
+        self
+    }
+}
+
+struct WorkUnit {
+    file: Arc<File>,
+    rows: Vec<RawRow>,
+}
+
+impl Container {
+    /// Verify every object and the container's structure. Takes the maintenance lock in shared
+    /// mode (so no repack runs meanwhile) and changes nothing.
+    pub fn validate(
+        &self,
+        opts: &ValidateOptions,
+        progress: &dyn Progress,
+    ) -> Result<ValidationReport> {
+        let _lock = self.lock_maintenance(LockMode::Shared, "validate")?;
+        let mut r = ValidationReport::default();
+        self.check_structure(&mut r)?;
+        if opts.packed {
+            self.validate_packed(&mut r, progress)?;
+        }
+        if opts.loose {
+            self.validate_loose(&mut r, progress)?;
+        }
+        r.invalid_hashes_packed.sort();
+        r.invalid_sizes_packed.sort();
+        r.invalid_hashes_loose.sort();
+        Ok(r)
+    }
+
+    fn check_structure(&self, r: &mut ValidationReport) -> Result<()> {
+        if let Some(j) = self.read_journal()? {
+            r.interrupted_repack = Some(format!(
+                "repack of pack {} into pack {} was interrupted",
+                j.old, j.new
+            ));
+        }
+        let stats = self.index().pack_stats()?;
+        let on_disk = pack::list_pack_ids(&self.layout)?;
+        for s in &stats {
+            if s.pack_id == -1 {
+                r.rows_in_pack_minus_one = s.objects;
+                continue;
+            }
+            match u64::try_from(s.pack_id) {
+                Ok(id) if on_disk.binary_search(&id).is_ok() => {
+                    let p = self.layout.pack(id);
+                    let len = fs::metadata(&p).ctx(&p, "stat")?.len();
+                    if len > s.bytes {
+                        r.unreferenced_bytes.insert(id, len - s.bytes);
+                    }
+                }
+                _ => r.missing_packs.push(super::validate::MissingPack {
+                    pack_id: s.pack_id,
+                    objects: s.objects,
+                }),
+            }
+        }
+        for id in on_disk {
+            if !stats.iter().any(|s| s.pack_id == id as i64) {
+                r.orphan_packs.push(id);
+            }
+        }
+        for e in fs::read_dir(&self.layout.packs).ctx(&self.layout.packs, "list")? {
+            let e = e.ctx(&self.layout.packs, "list")?;
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.ends_with(".lock") {
+                match pack::inspect_lock(&e.path())? {
+                    LockState::Stale { .. } => r.stale_locks.push(name),
+                    LockState::Missing => {}
+                    LockState::Live | LockState::Unknown => r.other_locks.push(name),
+                }
+            }
+        }
+        r.sandbox_files = fs::read_dir(&self.layout.sandbox)
+            .ctx(&self.layout.sandbox, "list")?
+            .count() as u64;
+        Ok(())
+    }
+
+    fn validate_packed(&self, r: &mut ValidationReport, progress: &dyn Progress) -> Result<()> {
+        let (_, total) = self.index().sums()?;
+        progress.start(total, Unit::Bytes, "Validating packs");
+        let (tx, rx) = crossbeam_channel::bounded::<WorkUnit>(4);
+        let result = std::thread::scope(|s| -> Result<UnitResult> {
+            let verifier = s.spawn(move || {
+                rx.into_iter()
+                    .par_bridge()
+                    .map(|u| {
+                        let span: u64 = u.rows.iter().map(|r| r.length.max(0) as u64).sum();
+                        let res = self.verify_unit(u);
+                        progress.inc(span);
+                        res
+                    })
+                    .reduce(UnitResult::default, UnitResult::merge)
+            });
+            let produced = self.produce_units(r, tx);
+            let verified = verifier
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            produced?;
+            Ok(verified)
+        });
+        progress.finish();
+        let u = result?;
+        r.objects_checked += u.objects;
+        r.bytes_checked += u.bytes;
+        r.invalid_hashes_packed.extend(u.bad_hash);
+        r.invalid_sizes_packed.extend(u.bad_size);
+        r.unreadable_packed.extend(u.unreadable);
+        Ok(())
+    }
+
+    /// Walk the index in (pack, offset) order, check overlaps and ranges, and cut work units.
+    fn produce_units(
+        &self,
+        r: &mut ValidationReport,
+        tx: crossbeam_channel::Sender<WorkUnit>,
+    ) -> Result<()> {
+        // The pack being walked: its id, and its open file and length (None if missing).
+        type Current = (i64, Option<(Arc<File>, u64)>);
+        let mut current: Option<Current> = None;
+        let mut prev_end: i64 = 0;
+        let mut unit: Vec<RawRow> = Vec::new();
+        let mut unit_file: Option<Arc<File>> = None;
+        let flush = |unit: &mut Vec<RawRow>, file: &Option<Arc<File>>| {
+            if let (false, Some(f)) = (unit.is_empty(), file) {
+                let _ = tx.send(WorkUnit {
+                    file: f.clone(),
+                    rows: std::mem::take(unit),
+                });
+            }
+            unit.clear();
+        };
+        self.index().scan_by_pack(None, |row| {
+            if current.as_ref().map(|c| c.0) != Some(row.pack_id) {
+                flush(&mut unit, &unit_file);
+                prev_end = 0;
+                let opened = u64::try_from(row.pack_id).ok().and_then(|id| {
+                    let p = self.layout.pack(id);
+                    let f = File::open(&p).ok()?;
+                    let len = f.metadata().ok()?.len();
+                    Some((Arc::new(f), len))
+                });
+                unit_file = opened.as_ref().map(|(f, _)| f.clone());
+                current = Some((row.pack_id, opened));
+            }
+            let Some((_, Some((_, pack_len)))) = &current else {
+                // Missing pack (or pack -1): reported by the structure check.
+                return Ok(ControlFlow::Continue(()));
+            };
+            let Some(loc) = row.location() else {
+                r.unreadable_packed.push(ObjectProblem {
+                    key: row.key.clone(),
+                    detail: format!(
+                        "malformed index row (offset {}, length {}, size {})",
+                        row.offset, row.length, row.size
+                    ),
+                });
+                return Ok(ControlFlow::Continue(()));
+            };
+            if row.offset < prev_end {
+                r.overlapping_packed.push(row.key.clone());
+            }
+            prev_end = prev_end.max(row.offset + row.length);
+            if loc.offset + loc.length > *pack_len {
+                r.unreadable_packed.push(ObjectProblem {
+                    key: row.key.clone(),
+                    detail: format!(
+                        "range {}..{} lies beyond the end of pack {} ({} bytes)",
+                        loc.offset,
+                        loc.offset + loc.length,
+                        loc.pack_id,
+                        pack_len
+                    ),
+                });
+                return Ok(ControlFlow::Continue(()));
+            }
+            let start = unit.first().map_or(row.offset, |f| f.offset);
+            if !unit.is_empty() && (row.offset + row.length - start) as u64 > UNIT {
+                flush(&mut unit, &unit_file);
+            }
+            unit.push(row);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        flush(&mut unit, &unit_file);
+        Ok(())
+    }
+
+    fn verify_unit(&self, u: WorkUnit) -> UnitResult {
+        let hash = self.config.hash_type;
+        let mut res = UnitResult::default();
+        let Some(first) = u.rows.first() else {
+            return res;
+        };
+        let start = first.offset as u64;
+        let end = u
+            .rows
+            .iter()
+            .map(|r| (r.offset + r.length) as u64)
+            .max()
+            .unwrap_or(start);
+        let span = end - start;
+        if span > UNIT {
+            // One large object: stream it.
+            for row in &u.rows {
+                res.objects += 1;
+                let Some(loc) = row.location() else { continue };
+                let raw = PackRangeReader::new(u.file.clone(), loc.offset, loc.length);
+                let mut reader: Box<dyn Read> = if loc.compressed {
+                    Box::new(ZlibObjectReader::new(raw, loc.size))
+                } else {
+                    Box::new(raw)
+                };
+                let mut h = hash.hasher();
+                let mut buf = vec![0u8; 1 << 20];
+                let mut n = 0u64;
+                let outcome = loop {
+                    match reader.read(&mut buf) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => {
+                            h.update(&buf[..k]);
+                            n += k as u64;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                res.bytes += n;
+                match outcome {
+                    Err(e) => res.unreadable.push(ObjectProblem {
+                        key: row.key.clone(),
+                        detail: e.to_string(),
+                    }),
+                    Ok(()) => {
+                        if !loc.compressed && loc.length != loc.size {
+                            res.bad_size.push(row.key.clone());
+                        } else if h.finalize_hex() != row.key {
+                            res.bad_hash.push(row.key.clone());
+                        }
+                    }
+                }
+            }
+            return res;
+        }
+        let mut block = vec![0u8; span as usize];
+        if let Err(e) = read_exact_at(&u.file, &mut block, start) {
+            for row in &u.rows {
+                res.unreadable.push(ObjectProblem {
+                    key: row.key.clone(),
+                    detail: format!("cannot read pack: {e}"),
+                });
+            }
+            return res;
+        }
+        let mut dec = Decompressor::new();
+        let mut out = Vec::new();
+        for row in &u.rows {
+            res.objects += 1;
+            let Some(loc) = row.location() else { continue };
+            let a = (loc.offset - start) as usize;
+            let raw = &block[a..a + loc.length as usize];
+            let content: &[u8] = if loc.compressed {
+                match dec.inflate_exact(raw, loc.size, &mut out) {
+                    Ok(()) => &out,
+                    Err(crate::codec::InflateError::TooLong { .. })
+                    | Err(crate::codec::InflateError::TooShort { .. }) => {
+                        res.bad_size.push(row.key.clone());
+                        continue;
+                    }
+                    Err(e) => {
+                        res.unreadable.push(ObjectProblem {
+                            key: row.key.clone(),
+                            detail: e.to_string(),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                if loc.length != loc.size {
+                    res.bad_size.push(row.key.clone());
+                    continue;
+                }
+                raw
+            };
+            res.bytes += content.len() as u64;
+            if hash.key_of(content) != row.key {
+                res.bad_hash.push(row.key.clone());
+            }
+        }
+        res
+    }
+
+    fn validate_loose(&self, r: &mut ValidationReport, progress: &dyn Progress) -> Result<()> {
+        let loose = self.list_loose()?;
+        progress.start(
+            loose.len() as u64,
+            Unit::Objects,
+            "Validating loose objects",
+        );
+        let hash = self.config.hash_type;
+        let results: Vec<Option<(u64, bool)>> = loose
+            .par_iter()
+            .map(|k| {
+                let p = self.loose_path(k);
+                let res = match File::open(&p) {
+                    Ok(mut f) => {
+                        let mut h = hash.hasher();
+                        let mut buf = vec![0u8; 256 * 1024];
+                        let mut n = 0u64;
+                        loop {
+                            match f.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(m) => {
+                                    h.update(&buf[..m]);
+                                    n += m as u64;
+                                }
+                                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                                Err(e) => return Err(crate::error::Error::io(&p, "read", e)),
+                            }
+                        }
+                        Some((n, h.finalize_hex() == *k))
+                    }
+                    // Packed and cleaned by a concurrent packer.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(crate::error::Error::io(&p, "open", e)),
+                };
+                progress.inc(1);
+                Ok(res)
+            })
+            .collect::<Result<_>>()?;
+        progress.finish();
+        for (k, res) in loose.into_iter().zip(results) {
+            if let Some((n, ok)) = res {
+                r.objects_checked += 1;
+                r.bytes_checked += n;
+                if !ok {
+                    r.invalid_hashes_loose.push(k);
+                }
+            }
+        }
+        Ok(())
+    }
+}
