@@ -130,6 +130,7 @@ impl Container {
         }
         let hash = self.config.hash_type;
         for (key, mut files) in groups {
+            // Sorted, so "the first valid copy" is deterministic.
             files.sort();
             let valid_key = key.len() == hash.hex_len() && is_lower_hex(&key);
             let object_ok = valid_key
@@ -139,26 +140,32 @@ impl Container {
                     Err(e) => return Err(e),
                 };
             let mut restored = object_ok;
-            for f in files {
-                if !restored && valid_key {
-                    let content = fs::read(&f).ctx(&f, "read duplicate")?;
+            // First pass: restore the first valid copy if the object itself is not sound.
+            let mut used: Option<std::path::PathBuf> = None;
+            if !restored && valid_key {
+                for f in &files {
+                    let content = fs::read(f).ctx(f, "read duplicate")?;
                     if hash.key_of(&content) == key {
                         let dest = self.loose_path(&key);
                         if let Some(parent) = dest.parent() {
                             fs::create_dir_all(parent).ctx(parent, "create loose shard")?;
                         }
-                        fs::File::open(&f)
+                        fs::File::open(f)
                             .and_then(|h| h.sync_all())
-                            .ctx(&f, "fsync")?;
-                        fs::rename(&f, &dest).ctx(&dest, "restore duplicate")?;
+                            .ctx(f, "fsync")?;
+                        fs::rename(f, &dest).ctx(&dest, "restore duplicate")?;
                         durable::sync_dir(dest.parent().unwrap_or(&self.layout.loose))?;
                         s.duplicates_restored.push(key.clone());
                         restored = true;
-                        continue;
+                        used = Some(f.clone());
+                        break;
                     }
                 }
-                if restored {
-                    remove_if_exists(&f)?;
+            }
+            // Second pass: once the object is sound, every other copy goes.
+            if restored {
+                for f in files.iter().filter(|f| Some(*f) != used.as_ref()) {
+                    remove_if_exists(f)?;
                     s.duplicates_deleted += 1;
                 }
             }

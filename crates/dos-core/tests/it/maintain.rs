@@ -1,0 +1,463 @@
+//! Maintenance operations: pack, repack, clean, delete, validate, import, recovery.
+
+use std::fs;
+
+use dos_core::maintain::{
+    CleanOptions, PackLooseOptions, REPACK_JOURNAL, RepackCompress, RepackOptions, ValidateOptions,
+};
+use dos_core::{
+    CompressMode, Container, Error, HashType, InitOptions, NoProgress, PackWriteOptions,
+};
+
+use crate::util::{Rng, new_container, pack_dir_entries, sha256};
+
+fn loose_container(d: &std::path::Path, n: usize) -> (Container, Vec<(String, Vec<u8>)>) {
+    let c = new_container(
+        d,
+        InitOptions {
+            pack_size_target: 150_000,
+            ..InitOptions::default()
+        },
+    );
+    let mut rng = Rng::new(77);
+    let mut all: Vec<(String, Vec<u8>)> = rng
+        .objects(n, 200_000)
+        .into_iter()
+        .map(|x| (c.add_object(&x).unwrap(), x))
+        .collect();
+    all.sort();
+    all.dedup();
+    (c, all)
+}
+
+fn assert_all_readable(c: &Container, all: &[(String, Vec<u8>)]) {
+    for (k, x) in all {
+        assert_eq!(&c.get_object_content(k).unwrap(), x, "{k}");
+    }
+    let r = c
+        .validate(&ValidateOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(r.is_valid(), "{r:?}");
+}
+
+#[test]
+fn pack_all_loose_with_and_without_cleaning() {
+    for (clean_loose, compress) in [(false, CompressMode::No), (true, CompressMode::Auto)] {
+        let d = tempfile::tempdir().unwrap();
+        let (c, all) = loose_container(d.path(), 300);
+        // A corrupt loose file: content does not match its name.
+        let bad_key = sha256(b"what the name says");
+        let bad_path = c.loose_path(&bad_key);
+        fs::create_dir_all(bad_path.parent().unwrap()).unwrap();
+        fs::write(&bad_path, b"something else").unwrap();
+
+        let s = c
+            .pack_all_loose(
+                &PackLooseOptions {
+                    compress,
+                    clean_loose,
+                    ..PackLooseOptions::default()
+                },
+                &NoProgress,
+            )
+            .unwrap();
+        assert_eq!(s.packed as usize, all.len());
+        assert_eq!(s.corrupt.len(), 1);
+        assert_eq!(s.corrupt[0].key, bad_key);
+        assert_eq!(s.corrupt[0].actual, sha256(b"something else"));
+        assert!(bad_path.exists(), "a corrupt loose file is never deleted");
+        let count = c.count_objects().unwrap();
+        assert_eq!(count.packed as usize, all.len());
+        assert!(count.pack_files > 1);
+        assert_eq!(
+            count.loose,
+            if clean_loose { 1 } else { all.len() as u64 + 1 }
+        );
+        fs::remove_file(&bad_path).unwrap();
+        assert_all_readable(&c, &all);
+        // A second run has nothing to do.
+        let s = c
+            .pack_all_loose(&PackLooseOptions::default(), &NoProgress)
+            .unwrap();
+        assert_eq!(s.packed, 0);
+    }
+}
+
+#[test]
+fn repack_reclaims_holes_and_changes_compression() {
+    let d = tempfile::tempdir().unwrap();
+    let (c, all) = loose_container(d.path(), 300);
+    c.pack_all_loose(
+        &PackLooseOptions {
+            clean_loose: true,
+            ..PackLooseOptions::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    // Nothing to reclaim: no pack is rewritten.
+    let s = c.repack(&RepackOptions::default(), &NoProgress).unwrap();
+    assert!(s.packs_rewritten.is_empty(), "{s:?}");
+
+    // Delete 10%: holes appear; repack rewrites only the packs that have some.
+    let doomed: Vec<&String> = all.iter().map(|(k, _)| k).step_by(10).collect();
+    let deleted = c.delete_objects(&doomed).unwrap();
+    assert_eq!(deleted.len(), doomed.len());
+    let keep: Vec<(String, Vec<u8>)> = all
+        .iter()
+        .filter(|(k, _)| !doomed.contains(&k))
+        .cloned()
+        .collect();
+    let before = c.get_total_size().unwrap();
+    assert!(before.total_size_packfiles_on_disk > before.total_size_packed_on_disk);
+    let s = c.repack(&RepackOptions::default(), &NoProgress).unwrap();
+    assert!(!s.packs_rewritten.is_empty());
+    let after = c.get_total_size().unwrap();
+    assert_eq!(
+        after.total_size_packfiles_on_disk,
+        after.total_size_packed_on_disk
+    );
+    assert!(!c.layout().packs.join(REPACK_JOURNAL).exists());
+    assert_all_readable(&c, &keep);
+    for (k, _) in all.iter().step_by(10) {
+        assert!(!c.has_object(k).unwrap());
+    }
+
+    // Compression changes.
+    type Check = fn(bool, u64) -> bool;
+    let checks: [(RepackCompress, Check); 4] = [
+        (RepackCompress::Yes, |compressed, size| {
+            compressed || size == 0
+        }),
+        (RepackCompress::No, |compressed, _| !compressed),
+        (RepackCompress::Auto, |_, _| true),
+        (RepackCompress::Keep, |_, _| true),
+    ];
+    for (mode, check) in checks {
+        c.repack(
+            &RepackOptions {
+                compress: mode,
+                force: mode == RepackCompress::Keep,
+            },
+            &NoProgress,
+        )
+        .unwrap();
+        for (k, _) in &keep {
+            let loc = c.get_object_meta(k).unwrap().location.unwrap();
+            assert!(check(loc.compressed, loc.size), "{mode:?} {loc:?}");
+        }
+        assert_all_readable(&c, &keep);
+    }
+}
+
+#[test]
+fn interrupted_dos_repack_is_rolled_back_or_completed() {
+    let d = tempfile::tempdir().unwrap();
+    let (c, all) = loose_container(d.path(), 100);
+    c.pack_all_loose(
+        &PackLooseOptions {
+            clean_loose: true,
+            ..PackLooseOptions::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    let packs = pack_dir_entries(&c);
+    // Crash before the switch: journal + a partial new pack; rows still point at pack 0.
+    fs::write(c.layout().pack(99), b"partial garbage").unwrap();
+    fs::write(
+        c.layout().packs.join(REPACK_JOURNAL),
+        br#"{"old":0,"new":99}"#,
+    )
+    .unwrap();
+    let r = c
+        .validate(&ValidateOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(r.interrupted_repack.is_some() && !r.is_valid());
+    let notes = {
+        let _l = c
+            .lock_maintenance(dos_core::lock::LockMode::Exclusive, "test")
+            .unwrap();
+        c.recover().unwrap()
+    };
+    assert!(notes[0].contains("rolled back"), "{notes:?}");
+    assert_eq!(pack_dir_entries(&c), packs);
+    assert_all_readable(&c, &all);
+
+    // Crash after the switch: rows moved to the new pack, old pack still there.
+    let old = fs::read(c.layout().pack(0)).unwrap();
+    fs::write(c.layout().pack(99), &old).unwrap();
+    {
+        let conn = rusqlite_connection(c.layout());
+        conn.execute("UPDATE db_object SET pack_id = 99 WHERE pack_id = 0", [])
+            .unwrap();
+    }
+    fs::write(
+        c.layout().packs.join(REPACK_JOURNAL),
+        br#"{"old":0,"new":99}"#,
+    )
+    .unwrap();
+    let s = c.clean(&CleanOptions::default(), &NoProgress).unwrap();
+    assert!(s.recovered[0].contains("completed"), "{:?}", s.recovered);
+    assert!(!c.layout().pack(0).exists());
+    assert_all_readable(&c, &all);
+}
+
+#[test]
+fn interrupted_python_repack_is_completed() {
+    let d = tempfile::tempdir().unwrap();
+    let (c, all) = loose_container(d.path(), 100);
+    c.pack_all_loose(&PackLooseOptions::default(), &NoProgress)
+        .unwrap();
+    // Python's state after step 2 of repack_pack: packs/-1 holds the data, rows point at -1,
+    // and the old pack is still there.
+    fs::copy(c.layout().pack(0), c.layout().packs.join("-1")).unwrap();
+    {
+        let conn = rusqlite_connection(c.layout());
+        conn.execute("UPDATE db_object SET pack_id = -1 WHERE pack_id = 0", [])
+            .unwrap();
+    }
+    let moved: Vec<&String> = all
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| matches!(c.get_object_meta(k), Err(Error::Corrupt { .. })))
+        .collect();
+    assert!(!moved.is_empty());
+    let r = c
+        .validate(&ValidateOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(r.rows_in_pack_minus_one > 0 && !r.is_valid());
+    let s = c.repack(&RepackOptions::default(), &NoProgress).unwrap();
+    assert!(
+        s.recovered[0].contains("Python repack"),
+        "{:?}",
+        s.recovered
+    );
+    assert!(!c.layout().packs.join("-1").exists());
+    assert_all_readable(&c, &all);
+
+    // packs/-1 alone (Python crashed while writing it): removed when no lock says it is in use.
+    fs::write(c.layout().packs.join("-1"), b"junk").unwrap();
+    c.clean(&CleanOptions::default(), &NoProgress).unwrap();
+    assert!(!c.layout().packs.join("-1").exists());
+}
+
+/// A raw second connection to the index, to simulate states other programs leave.
+fn rusqlite_connection(l: &dos_core::layout::Layout) -> rusqlite::Connection {
+    rusqlite::Connection::open(&l.index).unwrap()
+}
+
+#[test]
+fn clean_duplicates_sandbox_and_stale_locks() {
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let good = b"good".to_vec();
+    let k_good = c.add_object(&good).unwrap();
+    // Duplicates of an existing object: deleted.
+    fs::write(c.layout().duplicates.join(format!("{k_good}.aaa")), &good).unwrap();
+    // Duplicates of a missing object: the first valid one is restored.
+    let lost = b"lost object".to_vec();
+    let k_lost = sha256(&lost);
+    fs::write(
+        c.layout().duplicates.join(format!("{k_lost}.1")),
+        b"corrupt",
+    )
+    .unwrap();
+    fs::write(c.layout().duplicates.join(format!("{k_lost}.2")), &lost).unwrap();
+    // Only corrupt duplicates: unresolved, kept.
+    let k_bad = sha256(b"never seen");
+    fs::write(c.layout().duplicates.join(format!("{k_bad}.x")), b"nope").unwrap();
+    fs::write(c.layout().duplicates.join(".hidden"), b"").unwrap();
+    // Sandbox: an old leftover and a fresh file (a live writer).
+    let old = c.layout().sandbox.join("old");
+    fs::write(&old, b"x").unwrap();
+    let fresh = c.layout().sandbox.join("fresh");
+    fs::write(&fresh, b"y").unwrap();
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
+    // A stale dos lock and a Python (unknown) lock.
+    fs::write(c.layout().pack_lock(4), b"dos pid=4242 token=dead\n").unwrap();
+    fs::write(c.layout().pack_lock(5), b"").unwrap();
+
+    let s = c
+        .clean(
+            &CleanOptions {
+                vacuum: true,
+                ..CleanOptions::default()
+            },
+            &NoProgress,
+        )
+        .unwrap();
+    assert_eq!(s.duplicates_restored, vec![k_lost.clone()]);
+    assert_eq!(s.duplicates_unresolved, vec![k_bad.clone()]);
+    assert_eq!(s.duplicates_deleted, 2);
+    assert_eq!(c.get_object_content(&k_lost).unwrap(), lost);
+    assert!(c.layout().duplicates.join(format!("{k_bad}.x")).exists());
+    assert!(c.layout().duplicates.join(".hidden").exists());
+    assert_eq!(s.sandbox_deleted, 1);
+    assert!(!old.exists() && fresh.exists());
+    assert!(
+        s.recovered.iter().any(|n| n.contains("4.lock")),
+        "{:?}",
+        s.recovered
+    );
+    assert!(!c.layout().pack_lock(4).exists());
+    assert!(
+        c.layout().pack_lock(5).exists(),
+        "Python's lock is never removed"
+    );
+    assert!(s.vacuumed);
+}
+
+#[test]
+fn validate_finds_every_kind_of_problem() {
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(
+        d.path(),
+        InitOptions {
+            pack_size_target: 20_000,
+            ..InitOptions::default()
+        },
+    );
+    let mut rng = Rng::new(8);
+    let data: Vec<Vec<u8>> = (0..60).map(|i| rng.content(500 + i * 50)).collect();
+    let keys = c
+        .add_objects_to_pack(
+            data.clone(),
+            &PackWriteOptions {
+                compress: CompressMode::Auto,
+                ..PackWriteOptions::default()
+            },
+        )
+        .unwrap();
+    let loose_key = c.add_object(b"loose one").unwrap();
+    let r = c
+        .validate(&ValidateOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(r.is_valid(), "{r:?}");
+    assert_eq!(r.objects_checked, 61);
+
+    // Corrupt one packed object's bytes (flip the middle of its range).
+    let victim = &keys[3];
+    let loc = c.get_object_meta(victim).unwrap().location.unwrap();
+    let p = c.layout().pack(loc.pack_id);
+    let mut bytes = fs::read(&p).unwrap();
+    let mid = (loc.offset + loc.length / 2) as usize;
+    bytes[mid] ^= 0x55;
+    fs::write(&p, &bytes).unwrap();
+    // A corrupt loose file.
+    fs::write(c.loose_path(&loose_key), b"tampered").unwrap();
+    // An orphan pack, a missing pack (rename the last one away), a stale lock.
+    fs::write(c.layout().pack(50), b"orphan").unwrap();
+    let last = c.count_objects().unwrap().pack_files - 2; // ignore pack 50
+    fs::rename(c.layout().pack(last), d.path().join("moved-away")).unwrap();
+    fs::write(c.layout().pack_lock(7), b"dos pid=1 token=gone\n").unwrap();
+
+    let r = c
+        .validate(&ValidateOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(!r.is_valid());
+    let bad_packed: Vec<&String> = r
+        .invalid_hashes_packed
+        .iter()
+        .chain(r.invalid_sizes_packed.iter())
+        .chain(r.unreadable_packed.iter().map(|p| &p.key))
+        .collect();
+    assert_eq!(bad_packed, vec![victim]);
+    assert_eq!(r.invalid_hashes_loose, vec![loose_key]);
+    assert_eq!(r.orphan_packs, vec![50]);
+    assert_eq!(r.missing_packs.len(), 1);
+    assert_eq!(r.missing_packs[0].pack_id, last as i64);
+    assert_eq!(r.stale_locks, vec!["7.lock".to_string()]);
+}
+
+#[test]
+fn import_objects_between_containers() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, all) = loose_container(&d.path().join("a"), 150);
+    src.pack_all_loose(
+        &PackLooseOptions {
+            compress: CompressMode::Yes,
+            ..PackLooseOptions::default()
+        },
+        &NoProgress,
+    )
+    .unwrap();
+    // Same hash type, some objects already present.
+    let dst = new_container(&d.path().join("b"), InitOptions::default());
+    dst.add_object(&all[0].1).unwrap();
+    let mut mapped = 0;
+    let s = dst
+        .import_objects(
+            &src,
+            None,
+            &PackWriteOptions::default(),
+            &NoProgress,
+            |a, b| {
+                assert_eq!(a, b);
+                mapped += 1;
+            },
+        )
+        .unwrap();
+    assert_eq!(s.requested as usize, all.len());
+    assert_eq!(s.already_present, 1);
+    assert_eq!(s.written as usize, all.len() - 1);
+    assert_eq!(mapped, all.len() - 1);
+    assert_all_readable(&dst, &all);
+
+    // Different hash type: rehashed, mapping reported.
+    let sha1 = new_container(
+        &d.path().join("c"),
+        InitOptions {
+            hash_type: HashType::Sha1,
+            ..InitOptions::default()
+        },
+    );
+    let mut map = std::collections::BTreeMap::new();
+    sha1.import_objects(
+        &src,
+        None,
+        &PackWriteOptions::default(),
+        &NoProgress,
+        |a, b| {
+            map.insert(a.to_string(), b.to_string());
+        },
+    )
+    .unwrap();
+    assert_eq!(map.len(), all.len());
+    for (k, x) in &all {
+        assert_eq!(map[k], HashType::Sha1.key_of(x));
+        assert_eq!(&sha1.get_object_content(&map[k]).unwrap(), x);
+    }
+}
+
+#[test]
+fn maintenance_operations_exclude_each_other() {
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let other = Container::open(c.path()).unwrap();
+    let held = other
+        .lock_maintenance(dos_core::lock::LockMode::Exclusive, "repack")
+        .unwrap();
+    let e = c.clean(&CleanOptions::default(), &NoProgress).unwrap_err();
+    assert!(matches!(e, Error::Busy { .. }), "{e}");
+    assert!(e.to_string().contains("running `repack`"), "{e}");
+    assert!(
+        c.validate(&ValidateOptions::default(), &NoProgress)
+            .is_err()
+    );
+    drop(held);
+    c.clean(&CleanOptions::default(), &NoProgress).unwrap();
+    // Shared holders coexist (two validations at once).
+    let _a = other
+        .lock_maintenance(dos_core::lock::LockMode::Shared, "validate")
+        .unwrap();
+    c.validate(&ValidateOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(c.repack(&RepackOptions::default(), &NoProgress).is_err());
+}
