@@ -83,7 +83,8 @@ pub struct ValidationReport {
     pub missing_packs: Vec<MissingPack>,
     /// Error: index rows with pack id -1 (an interrupted Python repack; `dos repack` finishes it).
     pub rows_in_pack_minus_one: u64,
-    /// Error: an interrupted dos repack (any maintenance command finishes or rolls it back).
+    /// Warning: an interrupted dos repack left an unreferenced pack (every row is still valid;
+    /// any maintenance command removes the leftover).
     pub interrupted_repack: Option<String>,
     /// Warning: pack files no index row references.
     pub orphan_packs: Vec<u64>,
@@ -107,7 +108,6 @@ impl ValidationReport {
             + self.unreadable_packed.len()
             + self.missing_packs.len()
             + usize::from(self.rows_in_pack_minus_one > 0)
-            + usize::from(self.interrupted_repack.is_some())
     }
 
     /// True when no error was found (warnings allowed).
