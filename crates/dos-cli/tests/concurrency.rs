@@ -206,3 +206,178 @@ fn concurrent_writers_and_readers_lose_nothing() {
         manifest.to_str().unwrap(),
     ]);
 }
+
+/// Writers (dos and Python) add and read loose objects while one process packs over and over,
+/// alternately with `--clean-loose` and compression: nobody sees an error, nothing is lost.
+#[test]
+fn writers_and_readers_while_packing() {
+    let _ = python();
+    let secs: u64 = std::env::var("DOS_CONCURRENCY_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let d = tempfile::tempdir().unwrap();
+    let container = d.path().join("c");
+    let cs = container.to_str().unwrap().to_string();
+    assert!(
+        dos()
+            .args(["-p", &cs, "init", "--pack-size-target", "2000000"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let outdir = d.path().join("published");
+    fs::create_dir(&outdir).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+
+    // Python workers: rounds of 100 objects, re-reading everything published after each round.
+    let mut py_workers: Vec<(Child, String)> = (0..2)
+        .map(|w| {
+            let rounds = (secs / 2).max(3);
+            let child = Command::new(python())
+                .arg(interop_script())
+                .args(["worker", &cs, outdir.to_str().unwrap(), &format!("py{w}")])
+                .args(["60", &(900 + w).to_string(), &rounds.to_string()])
+                .spawn()
+                .unwrap();
+            (child, format!("python worker {w}"))
+        })
+        .collect();
+
+    // The packer: `dos pack` in a loop until the deadline.
+    let packer_cs = cs.clone();
+    let packer = std::thread::spawn(move || {
+        let mut runs = 0;
+        while Instant::now() < deadline {
+            let mut args = vec!["-q", "-p", &packer_cs, "pack"];
+            if runs % 2 == 0 {
+                args.push("--clean-loose");
+            }
+            if runs % 3 == 0 {
+                args.extend(["--compress", "auto"]);
+            }
+            let out = dos().args(&args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "dos pack: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            runs += 1;
+        }
+        runs
+    });
+
+    // dos writers and readers: this thread.
+    let mut dos_written: BTreeMap<String, String> = BTreeMap::new();
+    let mut round = 0u64;
+    let mut reads = 0;
+    while Instant::now() < deadline {
+        let dir = d.path().join(format!("round{round}"));
+        fs::create_dir(&dir).unwrap();
+        let mut paths = Vec::new();
+        for (i, body) in random_objects(5000 + round, 40, 0).into_iter().enumerate() {
+            let p = dir.join(format!("o{i}"));
+            fs::write(&p, &body).unwrap();
+            dos_written.insert(sha256_hex(&body), sha256_hex(&body));
+            paths.push(p);
+        }
+        // Shared content with the Python workers.
+        let shared = format!("shared object {}", (round * 2) % 60)
+            .repeat(1 + (round as usize * 2 % 60) % 50);
+        let sp = dir.join("shared");
+        fs::write(&sp, &shared).unwrap();
+        dos_written.insert(sha256_hex(shared.as_bytes()), sha256_hex(shared.as_bytes()));
+        paths.push(sp);
+        let out = dos()
+            .args(["-q", "-p", &cs, "add"])
+            .args(&paths)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "dos add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Read back a sample of everything written so far, by dos and by Python.
+        let mut sample: Vec<String> = dos_written.keys().step_by(7).cloned().collect();
+        for f in fs::read_dir(&outdir).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "json") {
+                let theirs: BTreeMap<String, String> =
+                    serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+                sample.extend(theirs.into_keys().step_by(11));
+            }
+        }
+        for k in &sample {
+            let out = dos().args(["-p", &cs, "cat", k]).output().unwrap();
+            assert!(
+                out.status.success(),
+                "cat {k} while packing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(&sha256_hex(&out.stdout), k);
+            reads += 1;
+        }
+        round += 1;
+    }
+    let pack_runs = packer.join().unwrap();
+    for (c, what) in py_workers.drain(..) {
+        wait_ok(c, &what);
+    }
+    eprintln!("{round} dos write rounds, {reads} dos reads, {pack_runs} pack runs");
+    assert!(pack_runs >= 2 && round >= 2);
+
+    // Final: one more pack, then every object ever written is there, byte-exact.
+    assert!(
+        dos()
+            .args(["-q", "-p", &cs, "pack", "--clean-loose"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let mut expected = dos_written;
+    for f in fs::read_dir(&outdir).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|e| e == "json") {
+            let theirs: BTreeMap<String, String> =
+                serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+            expected.extend(theirs);
+        }
+    }
+    let c = dos_core::Container::open(&container).unwrap();
+    let keys: Vec<&String> = expected.keys().collect();
+    let missing = c
+        .read_objects(&keys, |k, content, _| {
+            let bytes = match content {
+                dos_core::ObjectContent::Bytes(b) => b.to_vec(),
+                dos_core::ObjectContent::Reader(r) => {
+                    let mut v = Vec::new();
+                    std::io::Read::read_to_end(r, &mut v).unwrap();
+                    v
+                }
+            };
+            assert_eq!(sha256_hex(&bytes), expected[k]);
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        missing.is_empty(),
+        "lost {} objects: {missing:?}",
+        missing.len()
+    );
+    let out = dos().args(["-p", &cs, "validate"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut m = common::Manifest::new();
+    for (k, digest) in &expected {
+        let size = c.get_object_meta(k).unwrap().size.unwrap();
+        m.insert(k.clone(), (size, digest.clone()));
+    }
+    let manifest = common::write_manifest(&container, &m);
+    common::py(&["verify", &cs, manifest.to_str().unwrap()]);
+}

@@ -9,10 +9,10 @@ Commands (all print one JSON line on success, exit non-zero with a message on fa
       (bulk and single reads), and that validate() reports no issue.
   append CONTAINER SEED
       Add objects to an existing container (loose, then packed) and extend its manifest.
-  worker CONTAINER OUTDIR ID N SEED
-      Concurrency worker: add N objects loose (half shared with other workers), publish
-      {key: sha256} to OUTDIR/ID.json atomically, then re-read every object of every finished
-      worker, checking content.
+  worker CONTAINER OUTDIR ID N SEED [ROUNDS]
+      Concurrency worker, ROUNDS times: add N objects loose (half shared with other workers),
+      publish {key: sha256} to OUTDIR/ID-ROUND.json atomically, then re-read every object of
+      every published file, checking content.
 """
 
 import hashlib
@@ -209,7 +209,12 @@ def append(container, seed):
     print(json.dumps({"objects": len(m)}))
 
 
-def worker(container, outdir, ident, n, seed):
+def worker(container, outdir, ident, n, seed, rounds=1):
+    for r in range(rounds):
+        worker_round(container, outdir, f"{ident}-{r}", n, seed * 1000 + r)
+
+
+def worker_round(container, outdir, ident, n, seed):
     rng = random.Random(seed)
     written = {}
     with Container(container) as c:
@@ -264,7 +269,8 @@ def main(argv):
     elif cmd == "append":
         append(args[0], int(args[1]))
     elif cmd == "worker":
-        worker(args[0], args[1], args[2], int(args[3]), int(args[4]))
+        rounds = int(args[5]) if len(args) > 5 else 1
+        worker(args[0], args[1], args[2], int(args[3]), int(args[4]), rounds)
     else:
         fail(f"unknown command {cmd}")
 
