@@ -77,8 +77,11 @@ pub enum Command {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Also add the files listed in this file, one path per line (`-` = standard input).
+        #[arg(long, value_name = "LIST")]
+        files_from: Option<PathBuf>,
         /// Files to add.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "files_from")]
         files: Vec<PathBuf>,
     },
     /// Write the raw content of an object to standard output.

@@ -41,8 +41,15 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             pack,
             compress,
             json,
+            files_from,
             files,
-        } => add(&open(&cli.path)?, *pack, *compress, *json, files, &bars),
+        } => {
+            let mut files = files.clone();
+            if let Some(list) = files_from {
+                files.extend(read_list(list)?);
+            }
+            add(&open(&cli.path)?, *pack, *compress, *json, &files, &bars)
+        }
         Command::Cat { hashkey } => cat(&open(&cli.path)?, hashkey),
         Command::Ls => ls(&open(&cli.path)?),
         Command::Meta { hashkeys, json } => meta(&open(&cli.path)?, hashkeys, *json),
@@ -225,6 +232,20 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             )
         }
     }
+}
+
+/// Paths listed one per line in `list` (`-` = standard input); empty lines are skipped.
+fn read_list(list: &Path) -> Result<Vec<PathBuf>> {
+    let text = if list.as_os_str() == "-" {
+        io::read_to_string(io::stdin())?
+    } else {
+        std::fs::read_to_string(list).map_err(|e| anyhow::anyhow!("{}: {e}", list.display()))?
+    };
+    Ok(text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect())
 }
 
 fn compress_mode(c: Option<CompressArg>) -> CompressMode {
