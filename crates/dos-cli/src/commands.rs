@@ -99,10 +99,12 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             json,
         } => {
             let c = open(&cli.path)?;
+            crate::GRACEFUL.store(true, std::sync::atomic::Ordering::SeqCst);
             let s = c.repack(
                 &RepackOptions {
                     compress: repack_mode(*compress),
                     force: *force,
+                    interrupt: Some(&dos_core::progress::GLOBAL_INTERRUPT),
                 },
                 &bars,
             )?;
@@ -266,6 +268,7 @@ fn repack_mode(c: RepackArg) -> RepackCompress {
 }
 
 fn write_options(compress: CompressMode) -> PackWriteOptions {
+    crate::GRACEFUL.store(true, std::sync::atomic::Ordering::SeqCst);
     PackWriteOptions {
         compress,
         interrupt: Some(&dos_core::progress::GLOBAL_INTERRUPT),

@@ -11,6 +11,7 @@ mod progress;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
@@ -23,11 +24,16 @@ pub enum Outcome {
     Negative,
 }
 
+/// Set by commands that poll `GLOBAL_INTERRUPT` and can stop gracefully on Ctrl-C.
+pub static GRACEFUL: AtomicBool = AtomicBool::new(false);
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let _ = ctrlc::set_handler(|| {
-        if dos_core::progress::GLOBAL_INTERRUPT.is_set() {
-            // Second Ctrl-C: the user insists. Everything committed is safe anyway.
+        // Stopping at any instant is safe (everything is crash-safe), but commands that poll the
+        // flag stop more tidily: they cut uncommitted bytes and release their locks. A second
+        // Ctrl-C, or one during a command that does not poll, exits at once.
+        if !GRACEFUL.load(Ordering::SeqCst) || dos_core::progress::GLOBAL_INTERRUPT.is_set() {
             std::process::exit(130);
         }
         dos_core::progress::GLOBAL_INTERRUPT.trigger();

@@ -380,7 +380,9 @@ impl Container {
         Ok(missing)
     }
 
-    /// Read the given rows (sorted by offset) of one pack.
+    /// Read the given rows (sorted by offset) of one pack: close rows are fetched with one read of
+    /// up to [`BLOCK`] bytes, and the compressed objects of a block are inflated in parallel
+    /// before being handed to `f` in offset order.
     fn read_pack_rows<F>(
         &self,
         pack_id: u64,
@@ -392,17 +394,14 @@ impl Container {
     {
         let file = self.open_pack(pack_id)?;
         let mut block: Vec<u8> = Vec::new();
-        let mut block_start = 0u64;
-        let mut inflated: Vec<u8> = Vec::new();
-        let mut dec = Decompressor::new();
         let mut i = 0;
         while i < rows.len() {
             let (key, loc) = &rows[i];
-            let meta = ObjectMeta::packed(*loc);
             if loc.length > BLOCK || loc.size > BULK_INLINE_MAX {
+                let meta = ObjectMeta::packed(*loc);
                 let mut r = self.packed_reader(key, *loc)?;
                 if loc.size <= BULK_INLINE_MAX {
-                    inflated.clear();
+                    let mut inflated = Vec::new();
                     r.read_to_end(&mut inflated)
                         .map_err(|e| self.corrupt(key, *loc, e.to_string()))?;
                     f(key, ObjectContent::Bytes(&inflated), &meta)?;
@@ -412,40 +411,76 @@ impl Container {
                 i += 1;
                 continue;
             }
-            let end = loc.offset + loc.length;
-            let in_block = loc.offset >= block_start && end <= block_start + block.len() as u64;
-            if !in_block {
-                // One read covering this row and the following close ones.
-                let mut block_end = end;
-                for (_, next) in &rows[i + 1..] {
-                    let next_end = next.offset + next.length;
-                    if next.offset > block_end + MAX_GAP || next_end - loc.offset > BLOCK {
-                        break;
-                    }
-                    block_end = block_end.max(next_end);
+            // The group: this row and the following close ones, within one block read and with
+            // at most BULK_INLINE_MAX bytes to inflate.
+            let mut j = i + 1;
+            let mut block_end = loc.offset + loc.length;
+            let mut inflate_total = if loc.compressed { loc.size } else { 0 };
+            while let Some((_, next)) = rows.get(j) {
+                let next_end = next.offset + next.length;
+                let add = if next.compressed { next.size } else { 0 };
+                if next.length > BLOCK
+                    || next.size > BULK_INLINE_MAX
+                    || next.offset > block_end + MAX_GAP
+                    || next_end.max(block_end) - loc.offset > BLOCK
+                    || inflate_total + add > BULK_INLINE_MAX
+                {
+                    break;
                 }
-                block.resize(usize_of(block_end - loc.offset)?, 0);
-                block_start = loc.offset;
-                read_exact_at(&file, &mut block, block_start)
-                    .map_err(|e| self.corrupt(key, *loc, e.to_string()))?;
+                block_end = block_end.max(next_end);
+                inflate_total += add;
+                j += 1;
             }
-            let a = usize_of(loc.offset - block_start)?;
-            let raw = &block[a..a + usize_of(loc.length)?];
-            if loc.compressed {
-                dec.inflate_exact(raw, loc.size, &mut inflated)
-                    .map_err(|e| self.corrupt(key, *loc, e.to_string()))?;
-                f(key, ObjectContent::Bytes(&inflated), &meta)?;
+            let group = &rows[i..j];
+            let block_start = loc.offset;
+            block.resize(usize_of(block_end - block_start)?, 0);
+            read_exact_at(&file, &mut block, block_start)
+                .map_err(|e| self.corrupt(key, *loc, e.to_string()))?;
+            let raw_of = |l: &PackedLocation| -> Result<&[u8]> {
+                let a = usize_of(l.offset - block_start)?;
+                Ok(&block[a..a + usize_of(l.length)?])
+            };
+            let compressed = group.iter().filter(|(_, l)| l.compressed).count();
+            // Inflate in parallel when it pays; `None` for raw rows.
+            let decoded: Vec<Option<Vec<u8>>> = if compressed > 1 {
+                group
+                    .par_iter()
+                    .map_init(Decompressor::new, |dec, (k, l)| {
+                        if !l.compressed {
+                            return Ok(None);
+                        }
+                        let mut out = Vec::new();
+                        dec.inflate_exact(raw_of(l)?, l.size, &mut out)
+                            .map_err(|e| self.corrupt(k, *l, e.to_string()))?;
+                        Ok(Some(out))
+                    })
+                    .collect::<Result<_>>()?
             } else {
-                if loc.length != loc.size {
-                    return Err(self.corrupt(
-                        key,
-                        *loc,
-                        "uncompressed object with length != size".into(),
-                    ));
+                vec![None; group.len()]
+            };
+            let mut dec = Decompressor::new();
+            let mut single = Vec::new();
+            for ((k, l), d) in group.iter().zip(decoded) {
+                let meta = ObjectMeta::packed(*l);
+                let raw = raw_of(l)?;
+                if let Some(content) = d {
+                    f(k, ObjectContent::Bytes(&content), &meta)?;
+                } else if l.compressed {
+                    dec.inflate_exact(raw, l.size, &mut single)
+                        .map_err(|e| self.corrupt(k, *l, e.to_string()))?;
+                    f(k, ObjectContent::Bytes(&single), &meta)?;
+                } else {
+                    if l.length != l.size {
+                        return Err(self.corrupt(
+                            k,
+                            *l,
+                            "uncompressed object with length != size".into(),
+                        ));
+                    }
+                    f(k, ObjectContent::Bytes(raw), &meta)?;
                 }
-                f(key, ObjectContent::Bytes(raw), &meta)?;
             }
-            i += 1;
+            i = j;
         }
         Ok(())
     }

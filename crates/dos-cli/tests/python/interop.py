@@ -209,6 +209,42 @@ def append(container, seed):
     print(json.dumps({"objects": len(m)}))
 
 
+def maintain(container, op):
+    """Run a Python maintenance operation on a container (dos-written or not)."""
+    with Container(container) as c:
+        if op == "pack":
+            c.pack_all_loose(compress=False)
+        elif op == "pack-auto-clean":
+            c.pack_all_loose(compress=CompressMode.AUTO, clean_loose_per_pack=True)
+        elif op == "repack":
+            c.repack()
+        elif op == "repack-yes":
+            c.repack(compress_mode=CompressMode.YES)
+        elif op == "clean":
+            c.clean_storage(vacuum=True)
+        elif op == "full":
+            c.pack_all_loose(compress=True)
+            c.clean_storage(vacuum=True)
+            c.repack()
+        else:
+            fail(f"unknown maintenance op {op}")
+    print(json.dumps({"op": op}))
+
+
+def delete(container, n):
+    """Delete every n-th object (sorted) with Python; update the manifest."""
+    path = container + ".manifest.json"
+    with open(path) as fh:
+        m = json.load(fh)
+    with Container(container) as c:
+        doomed = sorted(m)[::n]
+        c.delete_objects(doomed)
+    for k in doomed:
+        del m[k]
+    write_manifest(container, m)
+    print(json.dumps({"deleted": len(doomed)}))
+
+
 def worker(container, outdir, ident, n, seed, rounds=1):
     for r in range(rounds):
         worker_round(container, outdir, f"{ident}-{r}", n, seed * 1000 + r)
@@ -266,6 +302,10 @@ def main(argv):
         make(pos[0], pos[1], int(pos[2]), **opts)
     elif cmd == "verify":
         verify(args[0], args[1])
+    elif cmd == "maintain":
+        maintain(args[0], args[1])
+    elif cmd == "delete":
+        delete(args[0], int(args[1]))
     elif cmd == "append":
         append(args[0], int(args[1]))
     elif cmd == "worker":

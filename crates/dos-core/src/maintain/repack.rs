@@ -61,6 +61,9 @@ pub struct RepackOptions {
     pub compress: RepackCompress,
     /// Rewrite every pack, even those without holes that need no compression change.
     pub force: bool,
+    /// Cooperative cancellation, checked between packs and before each switch (an interrupted
+    /// pack is rolled back: its new copy is removed).
+    pub interrupt: Option<&'static crate::progress::Interrupt>,
 }
 
 /// What [`Container::repack`] did.
@@ -104,6 +107,9 @@ impl Container {
         let mut s = RepackSummary::default();
         let stats = self.index().pack_stats()?;
         for id in pack::list_pack_ids(&self.layout)? {
+            if opts.interrupt.is_some_and(|i| i.is_set()) {
+                return Err(Error::Interrupted);
+            }
             s.packs_examined += 1;
             let path = self.layout.pack(id);
             let meta = fs::metadata(&path).ctx(&path, "stat")?;
@@ -127,7 +133,7 @@ impl Container {
             if !(opts.force || holes || self.needs_recompression(id, opts.compress)?) {
                 continue;
             }
-            self.repack_pack(id, opts.compress, progress, &mut s)?;
+            self.repack_pack(id, opts, progress, &mut s)?;
         }
         let idx = self.index();
         idx.vacuum()?;
@@ -155,10 +161,11 @@ impl Container {
     fn repack_pack(
         &self,
         id: u64,
-        mode: RepackCompress,
+        opts: &RepackOptions,
         progress: &dyn Progress,
         s: &mut RepackSummary,
     ) -> Result<()> {
+        let mode = opts.compress;
         let old_path = self.layout.pack(id);
         // 1. Nobody appends to N from now on; its rows are stable.
         let old_lock = PackLock::acquire(&self.layout.pack_lock(id), Duration::from_secs(30))?;
@@ -256,7 +263,12 @@ impl Container {
         let new_len = out.pos();
         drop(out);
 
-        // 4. The switch.
+        // 4. The switch (or, if asked to stop, the roll-back: the new pack was never referenced).
+        if opts.interrupt.is_some_and(|i| i.is_set()) {
+            remove_if_exists(&self.layout.pack(new_id))?;
+            self.remove_journal()?;
+            return Err(Error::Interrupted);
+        }
         crate::fault::point("repack.switch.before");
         self.index().relocate(&moves)?;
         crate::fault::point("repack.switch.after");

@@ -138,6 +138,7 @@ fn repack_reclaims_holes_and_changes_compression() {
             &RepackOptions {
                 compress: mode,
                 force: mode == RepackCompress::Keep,
+                ..RepackOptions::default()
             },
             &NoProgress,
         )
