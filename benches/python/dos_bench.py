@@ -1,0 +1,164 @@
+"""Python side of `dos-compare`: one timed disk-objectstore operation per process.
+
+Usage: dos_bench.py OP --container DIR [--list FILE] [--compress] [--dedup]
+
+OP is one of: loose, pack, pack-files, read, has. Write operations (loose, pack, pack-files)
+initialise a fresh container in DIR (which must not exist); read and has open an existing one.
+FILE holds one path (write ops) or one key (read, has) per line. Only the operation itself is
+timed; loading inputs and the checks after it are not. The result is printed as one JSON line.
+"""
+
+import argparse
+import hashlib
+import json
+import resource
+import sys
+import time
+
+import disk_objectstore
+from disk_objectstore import Container
+from disk_objectstore.utils import LazyOpener
+
+
+def status_kb(field):
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def maxrss_kb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def op_start():
+    """Memory state just before the timed section; resets the peak so the op's own is visible."""
+    mem = {
+        "peak_before_kb": maxrss_kb(),
+        "hwm_before_kb": status_kb("VmHWM"),
+        "rss_start_kb": status_kb("VmRSS"),
+    }
+    mem["reset"] = reset_peak()
+    return mem
+
+
+def op_end(mem):
+    """Peak figures after the timed section (the reset above lowers the peaks, so take maxima)."""
+    hwm = status_kb("VmHWM")
+    return {
+        # ru_maxrss also counts the image the process was exec'ed from (the parent's, when it is
+        # spawned with vfork), so the peak of this process image comes from VmHWM.
+        "ru_maxrss_kb": max(mem["peak_before_kb"], maxrss_kb()),
+        "peak_rss_kb": None if hwm is None else max(mem["hwm_before_kb"] or 0, hwm),
+        "rss_start_kb": mem["rss_start_kb"],
+        "op_peak_rss_kb": hwm if mem["reset"] else None,
+    }
+
+
+def digest(keys):
+    h = hashlib.sha256()
+    for k in keys:
+        h.update(k.encode("ascii"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def read_lines(path):
+    with open(path) as fh:
+        return [line.rstrip("\n") for line in fh if line.strip()]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("op", choices=["loose", "pack", "pack-files", "read", "has"])
+    p.add_argument("--container", required=True)
+    p.add_argument("--list")
+    p.add_argument("--compress", action="store_true")
+    p.add_argument("--dedup", action="store_true")
+    a = p.parse_args()
+
+    items = read_lines(a.list) if a.list else []
+    c = Container(a.container)
+    if a.op in ("loose", "pack", "pack-files"):
+        c.init_container()  # defaults: zlib+1, loose_prefix_len 2, 4 GiB packs
+    out = {"side": "python", "op": a.op, "version": disk_objectstore.__version__}
+
+    if a.op == "loose":
+        out["bytes"] = 0
+        mem = op_start()
+        t0 = time.perf_counter()
+        keys = []
+        for path in items:
+            with open(path, "rb") as fh:
+                keys.append(c.add_streamed_object(fh))
+        secs = time.perf_counter() - t0
+        out["objects"] = len(keys)
+        out["keys_digest"] = digest(keys)
+    elif a.op == "pack":
+        contents = []
+        for path in items:
+            with open(path, "rb") as fh:
+                contents.append(fh.read())
+        mem = op_start()
+        t0 = time.perf_counter()
+        keys = c.add_objects_to_pack(contents, compress=a.compress, no_holes=a.dedup)
+        secs = time.perf_counter() - t0
+        out["objects"] = len(keys)
+        out["bytes"] = sum(len(x) for x in contents)
+        out["keys_digest"] = digest(keys)
+    elif a.op == "pack-files":
+        openers = [LazyOpener(path) for path in items]
+        mem = op_start()
+        t0 = time.perf_counter()
+        keys = c.add_streamed_objects_to_pack(
+            openers, compress=a.compress, open_streams=True, no_holes=a.dedup
+        )
+        secs = time.perf_counter() - t0
+        out["objects"] = len(keys)
+        out["keys_digest"] = digest(keys)
+    elif a.op == "read":
+        mem = op_start()
+        t0 = time.perf_counter()
+        total = 0
+        count = 0
+        with c.get_objects_stream_and_meta(items) as it:
+            for _key, stream, _meta in it:
+                data = stream.read()
+                total += len(data)
+                count += 1
+        secs = time.perf_counter() - t0
+        out["objects"] = count
+        out["bytes"] = total
+    else:  # has
+        mem = op_start()
+        t0 = time.perf_counter()
+        found = c.has_objects(items)
+        secs = time.perf_counter() - t0
+        out["objects"] = len(found)
+        out["true_count"] = sum(1 for f in found if f)
+
+    out["seconds"] = secs
+    out.update(op_end(mem))
+    if a.op in ("read", "has"):
+        keys = sorted(c.list_all_objects())
+        out["keyset_count"] = len(keys)
+        out["keyset_digest"] = digest(keys)
+    c.close()
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1244 @@
+//! `dos-compare`: dos-core against Python disk-objectstore on the same generated data set.
+//!
+//! Every measurement runs in its own fresh process (the Python side through
+//! `benches/python/dos_bench.py`, the dos side by re-invoking this binary with the hidden `child`
+//! subcommand), on identical inputs and a fresh container. A child times only the operation and
+//! reports that time, its result (counts, bytes, key digests) and its memory figures as one JSON
+//! line. The parent checks both results against the manifest and against each other, and refuses
+//! to print a ratio for a wrong result.
+//!
+//! ```text
+//! cargo run --release -p dos-bench --bin dos-compare -- [--n 100000] [--data-dir bench-data]
+//!     [--python .venv/bin/python] [--ops all|loose,pack,pack-z,read,read-z,has,pack-files]
+//!     [--repeat 1] [--json out.json]
+//! cargo run --release -p dos-bench --bin dos-compare -- gen --n 100000   # data set statistics
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use dos_bench::r#gen::{Dataset, GenOptions, Kind, Plan, Rng};
+use dos_bench::rss;
+use dos_core::{
+    CompressMode, Container, HashType, InitOptions, NoProgress, ObjectContent, ObjectSource,
+    PackWriteOptions,
+};
+use serde_json::{Value, json};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dos-compare",
+    about = "Compare dos-core with Python disk-objectstore on a generated AiiDA-like data set",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Generate (or reuse) the data set and print its statistics.
+    Gen(GenArgs),
+    /// Run one timed dos operation (used by the comparison itself).
+    #[command(hide = true)]
+    Child(ChildArgs),
+}
+
+#[derive(Args, Debug)]
+struct GenArgs {
+    /// Number of objects.
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Root folder of data sets and containers (default: `bench-data` in the repository).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Number of objects.
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Root folder of data sets and containers (default: `bench-data` in the repository).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Python interpreter with disk-objectstore installed (default: `.venv/bin/python` in the
+    /// repository if it exists, else `$DOS_PYTHON`).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Operations, comma-separated: all (= loose,pack,pack-z,read,read-z,has), loose, pack,
+    /// pack-z, pack-files, read, read-z, has.
+    #[arg(long, default_value = "all")]
+    ops: String,
+    /// Files added by the `loose` operation (the first ones of the data set).
+    #[arg(long, default_value_t = 20_000)]
+    loose_n: usize,
+    /// Keys queried by the `has` operation.
+    #[arg(long, default_value_t = 1_000_000)]
+    has_n: usize,
+    /// Runs per side and operation; the median time is reported.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Before loose runs, wait until this many seconds have passed since the last deletion of
+    /// loose containers (ext4 creates files slowly right after many were deleted).
+    #[arg(long, default_value_t = 90)]
+    inode_quiet_secs: u64,
+    /// Write all results (every run) to this JSON file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ChildArgs {
+    /// loose, pack, pack-files, read or has.
+    op: String,
+    /// The container folder (created by write operations).
+    #[arg(long)]
+    container: PathBuf,
+    /// One path (write operations) or key (read, has) per line.
+    #[arg(long)]
+    list: Option<PathBuf>,
+    /// Compress packed objects.
+    #[arg(long)]
+    compress: bool,
+    /// Skip objects already stored (`skip_existing`; Python's `no_holes=True`).
+    #[arg(long)]
+    dedup: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Some(Cmd::Child(a)) => child(&a),
+        Some(Cmd::Gen(a)) => gen_stats(&a),
+        None => compare(&cli.run),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
+    bench.parent().unwrap_or(bench).to_path_buf()
+}
+
+fn data_root(arg: &Option<PathBuf>) -> PathBuf {
+    arg.clone()
+        .unwrap_or_else(|| repo_root().join("bench-data"))
+}
+
+fn dataset_dir(root: &Path, opts: GenOptions) -> PathBuf {
+    root.join(format!("dataset-n{}-s{}", opts.n, opts.seed))
+}
+
+/// Generate or reuse the data set, reporting what happened.
+fn load_dataset(root: &Path, opts: GenOptions) -> Result<Dataset> {
+    let dir = dataset_dir(root, opts);
+    fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let t = Instant::now();
+    let (ds, reused) = Dataset::generate_or_reuse(&dir, opts)?;
+    eprintln!(
+        "data set {}: {} files, {:.1} MB ({} in {:.1} s)",
+        dir.display(),
+        ds.len(),
+        ds.total_bytes() as f64 / 1e6,
+        if reused { "reused" } else { "generated" },
+        t.elapsed().as_secs_f64()
+    );
+    Ok(ds)
+}
+
+// ------------------------------------------------------------------------------------------------
+// `gen`: statistics of a data set
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx]
+}
+
+fn gen_stats(a: &GenArgs) -> Result<()> {
+    let opts = GenOptions {
+        n: a.n,
+        seed: a.seed,
+    };
+    let root = data_root(&a.data_dir);
+    let ds = load_dataset(&root, opts)?;
+    let plan = Plan::new(opts);
+    let mut sizes: Vec<u64> = ds.entries.iter().map(|e| e.size).collect();
+    sizes.sort_unstable();
+    let uniq = ds.unique_indices();
+    let unique_bytes: u64 = uniq.iter().map(|&i| ds.entries[i].size).sum();
+    let tiny = sizes.iter().filter(|&&s| s < 100).count();
+    let empty = sizes.iter().filter(|&&s| s == 0).count();
+    let large = sizes.iter().filter(|&&s| s >= 2_000_000).count();
+    println!("objects             {}", ds.len());
+    println!(
+        "total               {:.1} MB (mean {:.1} KB)",
+        ds.total_bytes() as f64 / 1e6,
+        ds.total_bytes() as f64 / ds.len().max(1) as f64 / 1e3
+    );
+    println!(
+        "unique              {} ({:.1} % duplicates), {:.1} MB",
+        uniq.len(),
+        100.0 * (1.0 - uniq.len() as f64 / ds.len().max(1) as f64),
+        unique_bytes as f64 / 1e6
+    );
+    println!(
+        "size median/p90/p99 {} / {} / {} B, max {} B",
+        percentile(&sizes, 0.5),
+        percentile(&sizes, 0.9),
+        percentile(&sizes, 0.99),
+        sizes.last().copied().unwrap_or(0)
+    );
+    println!("empty / <100 B      {empty} / {tiny}");
+    println!("2-8 MB objects      {large}");
+    let mut by_kind: BTreeMap<&str, (usize, u64)> = BTreeMap::new();
+    for &i in &uniq {
+        let d = plan.desc(i);
+        let e = by_kind.entry(d.kind.name()).or_default();
+        e.0 += 1;
+        e.1 += d.size;
+    }
+    for (k, (n, b)) in &by_kind {
+        println!("kind {k:<14} {n} unique objects, {:.1} MB", *b as f64 / 1e6);
+    }
+    // Compressibility of each kind, on a sample, with the container's own compressor.
+    let mut comp = dos_core::codec::Compressor::new(dos_core::ZlibLevel::DEFAULT);
+    for kind in [Kind::Text, Kind::Json, Kind::Numpy, Kind::Random] {
+        let (mut raw, mut z) = (0u64, 0u64);
+        for &i in uniq
+            .iter()
+            .filter(|&&i| plan.desc(i).kind == kind)
+            .take(500)
+        {
+            let c = plan.content(i);
+            raw += c.len() as u64;
+            z += comp.compress(&c).len() as u64;
+        }
+        if raw > 0 {
+            println!(
+                "zlib+1 ratio {:<7} {:.3} (sample of {:.1} MB)",
+                kind.name(),
+                z as f64 / raw as f64,
+                raw as f64 / 1e6
+            );
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// The child: one timed dos operation
+
+fn read_lines(path: &Path) -> Result<Vec<String>> {
+    let f = fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut v = Vec::new();
+    for line in BufReader::new(f).lines() {
+        let line = line?;
+        if !line.trim().is_empty() {
+            v.push(line);
+        }
+    }
+    Ok(v)
+}
+
+/// Hex SHA-256 of the keys, each followed by a newline (the same digest the Python side makes).
+fn digest<S: AsRef<str>>(keys: &[S]) -> String {
+    let mut h = HashType::Sha256.hasher();
+    for k in keys {
+        h.update(k.as_ref().as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize_hex()
+}
+
+/// Memory state at the start of a timed section.
+struct MemStart {
+    peak_before: Option<u64>,
+    rss_start: Option<u64>,
+    reset: bool,
+}
+
+fn op_start() -> MemStart {
+    let peak_before = rss::peak_kb();
+    let rss_start = rss::current_kb();
+    MemStart {
+        peak_before,
+        rss_start,
+        reset: rss::reset_peak(),
+    }
+}
+
+fn op_end(m: &MemStart, out: &mut serde_json::Map<String, Value>) {
+    let hwm = rss::peak_kb();
+    let peak = match (m.peak_before, hwm) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    out.insert("peak_rss_kb".into(), json!(peak));
+    out.insert("rss_start_kb".into(), json!(m.rss_start));
+    out.insert(
+        "op_peak_rss_kb".into(),
+        json!(if m.reset { hwm } else { None }),
+    );
+}
+
+fn child(a: &ChildArgs) -> Result<()> {
+    let items = match &a.list {
+        Some(p) => read_lines(p)?,
+        None => Vec::new(),
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("side".into(), json!("dos"));
+    out.insert("op".into(), json!(a.op));
+    out.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+    let seconds;
+    let mem;
+    match a.op.as_str() {
+        "loose" => {
+            let c = Container::init(&a.container, &InitOptions::default())?;
+            let paths: Vec<PathBuf> = items.iter().map(PathBuf::from).collect();
+            mem = op_start();
+            let t = Instant::now();
+            let written = c.add_files_loose(&paths, &NoProgress)?;
+            seconds = t.elapsed().as_secs_f64();
+            let keys: Vec<&str> = written.iter().map(|w| w.key.as_str()).collect();
+            out.insert("objects".into(), json!(written.len()));
+            out.insert(
+                "bytes".into(),
+                json!(written.iter().map(|w| w.size).sum::<u64>()),
+            );
+            out.insert("keys_digest".into(), json!(digest(&keys)));
+        }
+        "pack" | "pack-files" => {
+            let c = Container::init(&a.container, &InitOptions::default())?;
+            let opts = PackWriteOptions {
+                compress: if a.compress {
+                    CompressMode::Yes
+                } else {
+                    CompressMode::No
+                },
+                skip_existing: a.dedup,
+                ..Default::default()
+            };
+            let sources: Vec<ObjectSource> = if a.op == "pack" {
+                let mut v = Vec::with_capacity(items.len());
+                for p in &items {
+                    v.push(ObjectSource::Bytes(
+                        fs::read(p).with_context(|| format!("read {p}"))?,
+                    ));
+                }
+                v
+            } else {
+                items
+                    .iter()
+                    .map(|p| ObjectSource::File(PathBuf::from(p)))
+                    .collect()
+            };
+            let n = sources.len();
+            let mut keys = vec![String::new(); n];
+            mem = op_start();
+            let t = Instant::now();
+            let summary = c.add_to_pack(sources, &opts, &NoProgress, |i, k| {
+                keys[i] = k.key().unwrap_or_default().to_string();
+            })?;
+            seconds = t.elapsed().as_secs_f64();
+            out.insert("objects".into(), json!(summary.objects));
+            out.insert("bytes".into(), json!(summary.bytes_in));
+            out.insert("keys_digest".into(), json!(digest(&keys)));
+            out.insert("summary".into(), serde_json::to_value(&summary)?);
+        }
+        "read" => {
+            let c = Container::open(&a.container)?;
+            mem = op_start();
+            let t = Instant::now();
+            let mut total = 0u64;
+            let mut count = 0u64;
+            let mut big = Vec::new();
+            let missing = c.read_objects(&items, |_k, content, _meta| {
+                match content {
+                    ObjectContent::Bytes(b) => total += b.len() as u64,
+                    ObjectContent::Reader(r) => {
+                        big.clear();
+                        r.read_to_end(&mut big)
+                            .map_err(|e| dos_core::Error::Source {
+                                source_name: "object reader".into(),
+                                source: e,
+                            })?;
+                        total += big.len() as u64;
+                    }
+                }
+                count += 1;
+                Ok(())
+            })?;
+            seconds = t.elapsed().as_secs_f64();
+            out.insert("objects".into(), json!(count));
+            out.insert("bytes".into(), json!(total));
+            out.insert("missing".into(), json!(missing.len()));
+        }
+        "has" => {
+            let c = Container::open(&a.container)?;
+            mem = op_start();
+            let t = Instant::now();
+            let found = c.has_objects(&items)?;
+            seconds = t.elapsed().as_secs_f64();
+            out.insert("objects".into(), json!(found.len()));
+            out.insert(
+                "true_count".into(),
+                json!(found.iter().filter(|&&f| f).count()),
+            );
+        }
+        other => bail!("unknown child operation {other:?}"),
+    }
+    out.insert("seconds".into(), json!(seconds));
+    op_end(&mem, &mut out);
+    if a.op == "read" || a.op == "has" {
+        let c = Container::open(&a.container)?;
+        let keys = c.list_all_objects()?;
+        out.insert("keyset_count".into(), json!(keys.len()));
+        out.insert("keyset_digest".into(), json!(digest(&keys)));
+    }
+    println!("{}", Value::Object(out));
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// The parent: run, check, report
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Python,
+    Dos,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Python => "python",
+            Side::Dos => "dos",
+        }
+    }
+}
+
+/// One row of the table: an operation measured on both sides.
+#[derive(Debug, Clone)]
+struct Row {
+    /// Label in the table.
+    label: &'static str,
+    /// Child operation.
+    op: &'static str,
+    /// Container folder name prefix (write ops create `<name>-<side>`; read ops read it).
+    container: &'static str,
+    /// Input list file.
+    list: &'static str,
+    compress: bool,
+    dedup: bool,
+    /// Whether the op creates its container.
+    writes: bool,
+}
+
+const ROWS: &[Row] = &[
+    Row {
+        label: "loose",
+        op: "loose",
+        container: "loose",
+        list: "files-loose.txt",
+        compress: false,
+        dedup: false,
+        writes: true,
+    },
+    Row {
+        label: "pack",
+        op: "pack",
+        container: "pack",
+        list: "files-all.txt",
+        compress: false,
+        dedup: false,
+        writes: true,
+    },
+    Row {
+        label: "pack, dedup",
+        op: "pack",
+        container: "pack-dedup",
+        list: "files-all.txt",
+        compress: false,
+        dedup: true,
+        writes: true,
+    },
+    Row {
+        label: "pack-z",
+        op: "pack",
+        container: "pack-z",
+        list: "files-all.txt",
+        compress: true,
+        dedup: false,
+        writes: true,
+    },
+    Row {
+        label: "pack-files",
+        op: "pack-files",
+        container: "pack-files",
+        list: "files-all.txt",
+        compress: false,
+        dedup: false,
+        writes: true,
+    },
+    Row {
+        label: "read",
+        op: "read",
+        container: "pack",
+        list: "keys-unique.txt",
+        compress: false,
+        dedup: false,
+        writes: false,
+    },
+    Row {
+        label: "read-z",
+        op: "read",
+        container: "pack-z",
+        list: "keys-unique.txt",
+        compress: false,
+        dedup: false,
+        writes: false,
+    },
+    Row {
+        label: "has",
+        op: "has",
+        container: "pack",
+        list: "keys-has.txt",
+        compress: false,
+        dedup: false,
+        writes: false,
+    },
+];
+
+/// The rows selected by `--ops`.
+fn select_rows(ops: &str) -> Result<Vec<&'static Row>> {
+    let mut names: Vec<&str> = Vec::new();
+    for op in ops.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match op {
+            "all" => names.extend(["loose", "pack", "pack-z", "read", "read-z", "has"]),
+            "loose" | "pack-z" | "pack-files" | "read" | "read-z" | "has" => names.push(op),
+            "pack" => names.push("pack"),
+            other => bail!("unknown operation {other:?}"),
+        }
+    }
+    let mut rows = Vec::new();
+    for r in ROWS {
+        let wanted =
+            names.contains(&r.label) || (r.label == "pack, dedup" && names.contains(&"pack"));
+        if wanted {
+            rows.push(r);
+        }
+    }
+    Ok(rows)
+}
+
+/// What the results of one row must be.
+struct Expect {
+    objects: u64,
+    bytes: Option<u64>,
+    keys_digest: Option<String>,
+    keyset: Option<(u64, String)>,
+    true_count: Option<u64>,
+}
+
+/// Everything the parent knows about the data set.
+struct Inputs {
+    n: usize,
+    loose_n: usize,
+    has_n: usize,
+    total_bytes: u64,
+    loose_bytes: u64,
+    unique: u64,
+    unique_bytes: u64,
+    digest_all: String,
+    digest_loose: String,
+    digest_unique_sorted: String,
+}
+
+fn expect(row: &Row, inp: &Inputs) -> Expect {
+    let keyset = Some((inp.unique, inp.digest_unique_sorted.clone()));
+    match row.op {
+        "loose" => Expect {
+            objects: inp.loose_n as u64,
+            bytes: None,
+            keys_digest: Some(inp.digest_loose.clone()),
+            keyset: None,
+            true_count: None,
+        },
+        "pack" | "pack-files" => Expect {
+            objects: inp.n as u64,
+            bytes: (row.op == "pack").then_some(inp.total_bytes),
+            keys_digest: Some(inp.digest_all.clone()),
+            keyset: None,
+            true_count: None,
+        },
+        "read" => Expect {
+            objects: inp.unique,
+            bytes: Some(inp.unique_bytes),
+            keys_digest: None,
+            keyset,
+            true_count: None,
+        },
+        _ => Expect {
+            objects: inp.has_n as u64,
+            bytes: None,
+            keys_digest: None,
+            keyset,
+            true_count: Some(inp.unique),
+        },
+    }
+}
+
+/// Problems with one child's result (empty when correct).
+fn check(v: &Value, e: &Expect) -> Vec<String> {
+    let mut bad = Vec::new();
+    let u = |k: &str| v.get(k).and_then(Value::as_u64);
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    if u("objects") != Some(e.objects) {
+        bad.push(format!("objects {:?} != {}", u("objects"), e.objects));
+    }
+    if let Some(b) = e.bytes
+        && u("bytes") != Some(b)
+    {
+        bad.push(format!("bytes {:?} != {b}", u("bytes")));
+    }
+    if let Some(d) = &e.keys_digest
+        && s("keys_digest").as_ref() != Some(d)
+    {
+        bad.push("keys differ from the manifest".into());
+    }
+    if let Some((n, d)) = &e.keyset
+        && (u("keyset_count") != Some(*n) || s("keyset_digest").as_ref() != Some(d))
+    {
+        bad.push(format!(
+            "container key set differs from the data set ({:?} keys, expected {n})",
+            u("keyset_count")
+        ));
+    }
+    if let Some(t) = e.true_count
+        && u("true_count") != Some(t)
+    {
+        bad.push(format!("true count {:?} != {t}", u("true_count")));
+    }
+    if let Some(m) = u("missing")
+        && m != 0
+    {
+        bad.push(format!("{m} keys missing"));
+    }
+    bad
+}
+
+struct Runner {
+    python: PathBuf,
+    script: PathBuf,
+    exe: PathBuf,
+    runs: PathBuf,
+}
+
+fn sync() -> Result<()> {
+    let st = Command::new("sync").status().context("run sync")?;
+    if !st.success() {
+        bail!("sync failed: {st}");
+    }
+    Ok(())
+}
+
+/// Sum of the sizes of the files directly in `dir`, and of everything below it.
+fn du(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += du(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+impl Runner {
+    fn container(&self, row: &Row, side: Side) -> PathBuf {
+        self.runs.join(format!("{}-{}", row.container, side.name()))
+    }
+
+    /// Container of repetition `rep`: loose containers get one folder per run, so that no run
+    /// follows the deletion of tens of thousands of files (see [`Runner::quiet_inodes`]).
+    fn container_rep(&self, row: &Row, side: Side, rep: usize) -> PathBuf {
+        if row.op == "loose" {
+            self.runs
+                .join(format!("{}-{}-r{}", row.container, side.name(), rep + 1))
+        } else {
+            self.container(row, side)
+        }
+    }
+
+    /// Remove the per-run loose containers, recording when many inodes were freed.
+    fn remove_loose(&self) -> Result<()> {
+        let mut removed = false;
+        for e in fs::read_dir(&self.runs)?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("loose-") && e.path().is_dir() {
+                fs::remove_dir_all(e.path())
+                    .with_context(|| format!("remove {}", e.path().display()))?;
+                removed = true;
+            }
+        }
+        if removed {
+            fs::write(self.runs.join("last-bulk-delete"), now_secs().to_string())?;
+        }
+        Ok(())
+    }
+
+    /// ext4 makes file creation much slower for a while after many inodes were freed (its inode
+    /// allocator skips recently deleted inodes: `recently_deleted` in `ext4_create`); measured
+    /// here, 20k loose adds took 10.2 s right after deleting 80k files and 2.1 s 90 s later. So
+    /// before loose runs, wait until `quiet` seconds have passed since the last bulk delete.
+    fn quiet_inodes(&self, quiet: u64) -> Result<()> {
+        let last: u64 = fs::read_to_string(self.runs.join("last-bulk-delete"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let wait = (last + quiet).saturating_sub(now_secs());
+        if wait > 0 {
+            eprintln!("  (waiting {wait} s after the last bulk delete, see --inode-quiet-secs)");
+            std::thread::sleep(std::time::Duration::from_secs(wait));
+        }
+        Ok(())
+    }
+
+    /// Run one child; returns its JSON result with the process wall time added.
+    fn run(&self, row: &Row, side: Side, rep: usize) -> Result<Value> {
+        let cont = self.container_rep(row, side, rep);
+        let marker = cont.with_extension("ok");
+        if row.writes {
+            let _ = fs::remove_file(&marker);
+            if cont.exists() {
+                fs::remove_dir_all(&cont).with_context(|| format!("remove {}", cont.display()))?;
+            }
+        }
+        let mut cmd = match side {
+            Side::Python => {
+                let mut c = Command::new(&self.python);
+                c.arg(&self.script);
+                c
+            }
+            Side::Dos => {
+                let mut c = Command::new(&self.exe);
+                c.arg("child");
+                c
+            }
+        };
+        cmd.arg(row.op)
+            .arg("--container")
+            .arg(&cont)
+            .arg("--list")
+            .arg(self.runs.join(row.list));
+        if row.compress {
+            cmd.arg("--compress");
+        }
+        if row.dedup {
+            cmd.arg("--dedup");
+        }
+        cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
+        sync()?;
+        let t = Instant::now();
+        let output = cmd
+            .output()
+            .with_context(|| format!("spawn {} child", side.name()))?;
+        let process_s = t.elapsed().as_secs_f64();
+        if !output.status.success() {
+            bail!(
+                "{} child for {} failed ({}): {}",
+                side.name(),
+                row.label,
+                output.status,
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let last = stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .ok_or_else(|| anyhow!("{} child printed no result: {stdout}", side.name()))?;
+        let mut v: Value = serde_json::from_str(last).context("parse child result")?;
+        if let Value::Object(m) = &mut v {
+            m.insert("process_s".into(), json!(process_s));
+            m.insert("container".into(), json!(cont.display().to_string()));
+            if row.writes {
+                m.insert("packs_bytes".into(), json!(du(&cont.join("packs"))));
+                m.insert("loose_bytes".into(), json!(du(&cont.join("loose"))));
+                let idx = fs::metadata(cont.join("packs.idx")).map_or(0, |m| m.len());
+                m.insert("index_bytes".into(), json!(idx));
+            }
+        }
+        Ok(v)
+    }
+
+    /// Make sure the container a read operation needs exists (made by an untimed write run).
+    fn ensure_source(&self, row: &Row, side: Side, inp: &Inputs) -> Result<()> {
+        if row.writes {
+            return Ok(());
+        }
+        let cont = self.container(row, side);
+        if cont.with_extension("ok").exists() {
+            return Ok(());
+        }
+        let Some(src) = ROWS
+            .iter()
+            .find(|r| r.writes && r.container == row.container)
+        else {
+            bail!("no operation produces container {}", row.container);
+        };
+        eprintln!(
+            "  ({} needs {}: producing it first, untimed)",
+            row.label,
+            cont.display()
+        );
+        let v = self.run(src, side, 0)?;
+        let bad = check(&v, &expect(src, inp));
+        if !bad.is_empty() {
+            bail!("{} {}: {}", side.name(), src.label, bad.join("; "));
+        }
+        fs::write(cont.with_extension("ok"), b"ok\n")?;
+        Ok(())
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn median_run(runs: &[Value]) -> Option<&Value> {
+    let mut v: Vec<&Value> = runs.iter().collect();
+    v.sort_by(|a, b| secs(a).total_cmp(&secs(b)));
+    v.get((v.len().saturating_sub(1)) / 2).copied()
+}
+
+fn secs(v: &Value) -> f64 {
+    v.get("seconds").and_then(Value::as_f64).unwrap_or(f64::NAN)
+}
+
+fn mb_of_kb(v: &Value, k: &str) -> String {
+    v.get(k)
+        .and_then(Value::as_u64)
+        .map_or("-".into(), |kb| format!("{:.0}", kb as f64 / 1024.0))
+}
+
+fn resolve_python(arg: &Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(p) = arg {
+        return Ok(p.clone());
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    if venv.exists() {
+        return Ok(venv);
+    }
+    if let Some(p) = std::env::var_os("DOS_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    bail!(
+        "no Python found: pass --python, create {} (python3 -m venv .venv && \
+         .venv/bin/pip install disk-objectstore==1.5.0), or set DOS_PYTHON",
+        venv.display()
+    )
+}
+
+fn write_list<I, S>(path: &Path, items: I) -> Result<()>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut w = BufWriter::new(
+        fs::File::create(path).with_context(|| format!("create {}", path.display()))?,
+    );
+    for s in items {
+        w.write_all(s.as_ref().as_bytes())?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn compare(a: &RunArgs) -> Result<()> {
+    let rows = select_rows(&a.ops)?;
+    if a.repeat == 0 {
+        bail!("--repeat must be at least 1");
+    }
+    let python = resolve_python(&a.python)?;
+    let pyver = Command::new(&python)
+        .args([
+            "-c",
+            "import sys, disk_objectstore as d; print(d.__version__, sys.version.split()[0])",
+        ])
+        .output()
+        .with_context(|| format!("run {}", python.display()))?;
+    if !pyver.status.success() {
+        bail!(
+            "{} cannot import disk_objectstore: {}",
+            python.display(),
+            String::from_utf8_lossy(&pyver.stderr)
+        );
+    }
+    let pyver = String::from_utf8_lossy(&pyver.stdout).trim().to_string();
+    eprintln!(
+        "python {} (disk-objectstore, Python: {pyver})",
+        python.display()
+    );
+
+    let opts = GenOptions {
+        n: a.n,
+        seed: a.seed,
+    };
+    let root = data_root(&a.data_dir);
+    let ds = load_dataset(&root, opts)?;
+    let ds_dir = fs::canonicalize(&ds.dir)?;
+    let runs = root.join(format!("runs-n{}-s{}", a.n, a.seed));
+    fs::create_dir_all(&runs)?;
+    let runs = fs::canonicalize(&runs)?;
+
+    // Inputs shared by both sides.
+    let loose_n = a.loose_n.min(ds.len());
+    let path_of = |i: usize| ds_dir.join(&ds.entries[i].path).display().to_string();
+    write_list(&runs.join("files-all.txt"), (0..ds.len()).map(path_of))?;
+    write_list(&runs.join("files-loose.txt"), (0..loose_n).map(path_of))?;
+    let uniq = ds.unique_indices();
+    let unique_keys: Vec<&str> = uniq
+        .iter()
+        .map(|&i| ds.entries[i].sha256.as_str())
+        .collect();
+    write_list(&runs.join("keys-unique.txt"), &unique_keys)?;
+    let has_n = a.has_n.max(unique_keys.len());
+    {
+        // A permutation of indices (4 bytes each) instead of a million strings: the parent stays
+        // small, which matters because a child's ru_maxrss starts from the parent's at exec.
+        let mut rng = Rng::new(a.seed ^ 0x6861_735f_6b65_7973); // "has_keys"
+        let mut order: Vec<u32> = (0..u32::try_from(has_n)?).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let absent = |j: u32| {
+            let mut r = Rng::new(a.seed ^ 0x6162_7365_6e74_0000 ^ u64::from(j));
+            let mut k = String::with_capacity(64);
+            for _ in 0..4 {
+                let _ = write!(k, "{:016x}", r.next_u64());
+            }
+            k
+        };
+        let u = unique_keys.len();
+        write_list(
+            &runs.join("keys-has.txt"),
+            order.iter().map(|&j| {
+                if (j as usize) < u {
+                    unique_keys[j as usize].to_string()
+                } else {
+                    absent(j)
+                }
+            }),
+        )?;
+    }
+    let mut sorted_unique = unique_keys.clone();
+    sorted_unique.sort_unstable();
+    let all_keys: Vec<&str> = ds.entries.iter().map(|e| e.sha256.as_str()).collect();
+    let inp = Inputs {
+        n: ds.len(),
+        loose_n,
+        has_n,
+        total_bytes: ds.total_bytes(),
+        loose_bytes: ds.bytes_of_first(loose_n),
+        unique: unique_keys.len() as u64,
+        unique_bytes: uniq.iter().map(|&i| ds.entries[i].size).sum(),
+        digest_all: digest(&all_keys),
+        digest_loose: digest(&all_keys[..loose_n]),
+        digest_unique_sorted: digest(&sorted_unique),
+    };
+    drop(sorted_unique);
+    drop(unique_keys);
+
+    let runner = Runner {
+        python,
+        script: Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dos_bench.py"),
+        exe: std::env::current_exe()?,
+        runs: runs.clone(),
+    };
+
+    let mut results = Vec::new();
+    let mut table = String::new();
+    table.push_str(
+        "| operation | objects | MB | python s | dos s | ratio | dos objects/s | dos MB/s | \
+         python peak RSS MB | dos peak RSS MB |\n",
+    );
+    table.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut memtab = String::from(
+        "| operation | side | RSS at start MB | peak during op MB | process peak MB | packs MB | packs.idx MB |\n\
+         |---|---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut spread = String::from("| operation | side | seconds of each run |\n|---|---|---|\n");
+    let mut all_ok = true;
+    for row in &rows {
+        eprintln!("== {}", row.label);
+        if row.op == "loose" {
+            runner.remove_loose()?;
+            runner.quiet_inodes(a.inode_quiet_secs)?;
+        }
+        let e = expect(row, &inp);
+        let mut per_side: Vec<(Side, Vec<Value>)> =
+            vec![(Side::Python, Vec::new()), (Side::Dos, Vec::new())];
+        for rep in 0..a.repeat {
+            let order = if rep % 2 == 0 { [0, 1] } else { [1, 0] };
+            for k in order {
+                let side = per_side[k].0;
+                runner.ensure_source(row, side, &inp)?;
+                let v = runner.run(row, side, rep)?;
+                let bad = check(&v, &e);
+                eprintln!(
+                    "  {:<6} run {}: {:.3} s{}",
+                    side.name(),
+                    rep + 1,
+                    secs(&v),
+                    if bad.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  WRONG: {}", bad.join("; "))
+                    }
+                );
+                if row.writes && bad.is_empty() {
+                    fs::write(runner.container(row, side).with_extension("ok"), b"ok\n")?;
+                }
+                per_side[k].1.push(v);
+            }
+        }
+        let mut problems = Vec::new();
+        for (side, runs) in &per_side {
+            for v in runs {
+                for b in check(v, &e) {
+                    problems.push(format!("{}: {b}", side.name()));
+                }
+            }
+        }
+        // Both sides must agree with each other, not only with the manifest.
+        for key in [
+            "objects",
+            "bytes",
+            "keys_digest",
+            "keyset_digest",
+            "true_count",
+        ] {
+            let vals: Vec<&Value> = per_side
+                .iter()
+                .flat_map(|(_, r)| r.iter())
+                .filter_map(|v| v.get(key))
+                .collect();
+            if vals.windows(2).any(|w| w[0] != w[1]) && key != "bytes" {
+                problems.push(format!("sides disagree on {key}"));
+            }
+            if key == "bytes" && row.op == "read" && vals.windows(2).any(|w| w[0] != w[1]) {
+                problems.push("sides read different byte totals".into());
+            }
+        }
+        let (Some(py), Some(ds_)) = (median_run(&per_side[0].1), median_run(&per_side[1].1)) else {
+            bail!("no runs");
+        };
+        let objects = e.objects;
+        let bytes = match row.op {
+            "loose" => inp.loose_bytes,
+            "pack" | "pack-files" => inp.total_bytes,
+            "read" => inp.unique_bytes,
+            _ => 0,
+        };
+        let (pys, doss) = (secs(py), secs(ds_));
+        let mb = bytes as f64 / 1e6;
+        let label = if row.label == "pack" {
+            "pack (dos skip_existing=false; Python no_holes=False)"
+        } else if row.label == "pack, dedup" {
+            "pack, dedup (dos skip_existing=true; Python no_holes=True)"
+        } else {
+            row.label
+        };
+        if problems.is_empty() {
+            let _ = writeln!(
+                table,
+                "| {label} | {objects} | {} | {pys:.2} | {doss:.2} | {:.1}× | {:.0} | {} | {} | {} |",
+                if bytes > 0 {
+                    format!("{mb:.1}")
+                } else {
+                    "-".into()
+                },
+                pys / doss,
+                objects as f64 / doss,
+                if bytes > 0 {
+                    format!("{:.0}", mb / doss)
+                } else {
+                    "-".into()
+                },
+                mb_of_kb(py, "ru_maxrss_kb"),
+                mb_of_kb(ds_, "peak_rss_kb"),
+            );
+        } else {
+            all_ok = false;
+            let _ = writeln!(
+                table,
+                "| {label} | {objects} | - | WRONG | WRONG | - | - | - | - | - |"
+            );
+            eprintln!("  WRONG RESULT for {}: {}", row.label, problems.join("; "));
+        }
+        for (side, v) in [(Side::Python, py), (Side::Dos, ds_)] {
+            let mbb = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_u64)
+                    .map_or("-".into(), |b| format!("{:.1}", b as f64 / 1e6))
+            };
+            let _ = writeln!(
+                memtab,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                row.label,
+                side.name(),
+                mb_of_kb(v, "rss_start_kb"),
+                mb_of_kb(v, "op_peak_rss_kb"),
+                mb_of_kb(v, "peak_rss_kb"),
+                mbb("packs_bytes"),
+                mbb("index_bytes"),
+            );
+        }
+        // ru_maxrss also counts the image a process was exec'ed from; the parent is kept small
+        // so that it does not matter, and this checks it against the process's own VmHWM.
+        if let (Some(ru), Some(hwm)) = (
+            py.get("ru_maxrss_kb").and_then(Value::as_u64),
+            py.get("peak_rss_kb").and_then(Value::as_u64),
+        ) && ru > hwm + hwm / 20
+        {
+            eprintln!(
+                "  note: python ru_maxrss {} MB > VmHWM {} MB (inherited from the parent at exec)",
+                ru / 1024,
+                hwm / 1024
+            );
+        }
+        results.push(json!({
+            "operation": row.label,
+            "objects": objects,
+            "bytes": bytes,
+            "ok": problems.is_empty(),
+            "problems": problems,
+            "python": per_side[0].1,
+            "dos": per_side[1].1,
+        }));
+        // Loose containers are many files and not needed afterwards.
+        if row.op == "loose" {
+            runner.remove_loose()?;
+        }
+        for (side, v) in [(Side::Python, &per_side[0].1), (Side::Dos, &per_side[1].1)] {
+            let times: Vec<String> = v.iter().map(|r| format!("{:.2}", secs(r))).collect();
+            let _ = writeln!(
+                spread,
+                "| {} | {} | {} |",
+                row.label,
+                side.name(),
+                times.join(", ")
+            );
+        }
+    }
+
+    println!(
+        "\n{} objects ({:.1} MB, {} unique, {:.1} MB unique), seed {}; loose: first {} files \
+         ({:.1} MB); has: {} keys; median of {} run(s) per side\n",
+        inp.n,
+        inp.total_bytes as f64 / 1e6,
+        inp.unique,
+        inp.unique_bytes as f64 / 1e6,
+        a.seed,
+        inp.loose_n,
+        inp.loose_bytes as f64 / 1e6,
+        inp.has_n,
+        a.repeat
+    );
+    println!("{table}");
+    println!("{memtab}");
+    println!("{spread}");
+    if let Some(path) = &a.json {
+        let doc = json!({
+            "n": inp.n,
+            "seed": a.seed,
+            "total_bytes": inp.total_bytes,
+            "unique": inp.unique,
+            "unique_bytes": inp.unique_bytes,
+            "loose_n": inp.loose_n,
+            "has_n": inp.has_n,
+            "repeat": a.repeat,
+            "python": pyver,
+            "rows": results,
+        });
+        fs::write(path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("write {}", path.display()))?;
+        eprintln!("results written to {}", path.display());
+    }
+    if !all_ok {
+        bail!("some results were wrong; no ratio was printed for them");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_results_are_reported() {
+        let e = Expect {
+            objects: 3,
+            bytes: Some(30),
+            keys_digest: None,
+            keyset: Some((3, "abc".into())),
+            true_count: None,
+        };
+        let good = json!({"objects": 3, "bytes": 30, "keyset_count": 3, "keyset_digest": "abc"});
+        assert!(check(&good, &e).is_empty());
+        let short = json!({"objects": 3, "bytes": 29, "keyset_count": 3, "keyset_digest": "abc"});
+        assert_eq!(check(&short, &e).len(), 1);
+        let other = json!({"objects": 2, "bytes": 30, "keyset_count": 3, "keyset_digest": "abd"});
+        assert_eq!(check(&other, &e).len(), 2);
+    }
+
+    #[test]
+    fn ops_selection() {
+        let all: Vec<&str> = select_rows("all")
+            .unwrap()
+            .iter()
+            .map(|r| r.label)
+            .collect();
+        assert_eq!(
+            all,
+            [
+                "loose",
+                "pack",
+                "pack, dedup",
+                "pack-z",
+                "read",
+                "read-z",
+                "has"
+            ]
+        );
+        assert!(select_rows("bogus").is_err());
+    }
+}
