@@ -152,8 +152,10 @@ impl Decompressor {
     }
 
     /// Decode `input`, which must be one zlib stream of exactly `expected` bytes, into `out`
-    /// (cleared first). Never allocates more than `expected` (+1 probe byte) for the output.
-    /// Bytes after the end of the stream are ignored, as Python does.
+    /// (cleared first). Allocates at most `expected + 1` bytes for the output and touches no more
+    /// (decoding into spare capacity would make the backend zero the whole capacity of a large
+    /// reused buffer for every object). Bytes after the end of the stream are ignored, as Python
+    /// does.
     pub fn inflate_exact(
         &mut self,
         input: &[u8],
@@ -161,41 +163,48 @@ impl Decompressor {
         out: &mut Vec<u8>,
     ) -> Result<(), InflateError> {
         self.inner.reset(true);
-        out.clear();
         let cap = usize::try_from(expected)
             .ok()
             .and_then(|e| e.checked_add(1))
             .ok_or(InflateError::TooLong { expected })?;
-        out.reserve_exact(cap);
+        if out.capacity() > cap.saturating_mul(4).max(1 << 20) {
+            // Do not keep (and clear) a huge buffer for small objects.
+            *out = Vec::new();
+        }
+        out.clear();
+        // One probe byte beyond `expected` detects streams that decode to more.
+        out.resize(cap, 0);
+        let mut produced = 0usize;
         loop {
             let consumed = usize::try_from(self.inner.total_in()).unwrap_or(usize::MAX);
             let rest = input.get(consumed..).unwrap_or(&[]);
-            let before_out = out.len();
+            let before_in = self.inner.total_in();
+            let before_out = self.inner.total_out();
             let status = self
                 .inner
-                .decompress_vec(rest, out, FlushDecompress::Finish)
+                .decompress(rest, &mut out[produced..], FlushDecompress::Finish)
                 .map_err(|e| InflateError::Invalid(e.to_string()))?;
-            if out.len() as u64 > expected {
+            produced += usize::try_from(self.inner.total_out() - before_out).unwrap_or(0);
+            if produced as u64 > expected {
+                out.clear();
                 return Err(InflateError::TooLong { expected });
             }
             match status {
                 Status::StreamEnd => break,
                 _ => {
-                    let progressed = out.len() != before_out
-                        || usize::try_from(self.inner.total_in()).unwrap_or(usize::MAX) != consumed;
+                    let progressed =
+                        self.inner.total_out() != before_out || self.inner.total_in() != before_in;
                     if !progressed {
+                        out.truncate(produced);
                         return Err(InflateError::Truncated {
-                            produced: out.len() as u64,
+                            produced: produced as u64,
                         });
-                    }
-                    if out.len() == out.capacity() {
-                        // Only reachable when the output is exactly `expected + 1` bytes full.
-                        return Err(InflateError::TooLong { expected });
                     }
                 }
             }
         }
-        let actual = out.len() as u64;
+        out.truncate(produced);
+        let actual = produced as u64;
         if actual != expected {
             return Err(InflateError::TooShort { expected, actual });
         }

@@ -300,9 +300,11 @@ fn finish_small(
     }
 }
 
-/// Read `reader` up to `limit` bytes. Returns the bytes and whether EOF was reached.
-fn read_up_to(reader: &mut dyn Read, limit: u64) -> io::Result<(Vec<u8>, bool)> {
-    let mut buf = Vec::new();
+/// Read `reader` up to `limit` bytes into a buffer pre-sized for `size_hint` bytes (so a file of
+/// known size is read without the doubling growth of `read_to_end`). Returns the bytes and
+/// whether EOF was reached.
+fn read_up_to(reader: &mut dyn Read, limit: u64, size_hint: u64) -> io::Result<(Vec<u8>, bool)> {
+    let mut buf = Vec::with_capacity(usize::try_from(size_hint.min(limit) + 1).unwrap_or(0));
     let n = reader.take(limit + 1).read_to_end(&mut buf)?;
     Ok((buf, (n as u64) <= limit))
 }
@@ -354,7 +356,8 @@ fn prepare_source(
         ObjectSource::Bytes(b) => Ok(finish_small(idx, b, hash, mode, level)),
         ObjectSource::File(p) => {
             let mut f = File::open(&p).map_err(source_err)?;
-            let (data, eof) = read_up_to(&mut f, large).map_err(source_err)?;
+            let len = f.metadata().map_or(0, |m| m.len());
+            let (data, eof) = read_up_to(&mut f, large, len).map_err(source_err)?;
             if eof {
                 Ok(finish_small(idx, data, hash, mode, level))
             } else {
@@ -368,10 +371,11 @@ fn prepare_source(
             }
         }
         ObjectSource::Reader { name, mut reader } => {
-            let (data, eof) = read_up_to(&mut reader, large).map_err(|e| Error::Source {
-                source_name: name.clone(),
-                source: e,
-            })?;
+            let (data, eof) =
+                read_up_to(&mut reader, large, 64 * 1024).map_err(|e| Error::Source {
+                    source_name: name.clone(),
+                    source: e,
+                })?;
             if eof {
                 Ok(finish_small(idx, data, hash, mode, level))
             } else {
@@ -409,7 +413,10 @@ struct Writer<'c, 'p> {
     /// Position of the pack after the last commit (what an error rolls back to).
     committed_pos: u64,
     rows: Vec<NewRow>,
+    /// Keys written and not yet committed.
     batch_keys: HashSet<String>,
+    /// Keys committed since the current chunk's existence query (which cannot know them).
+    chunk_committed: HashSet<String>,
     /// Objects handled since the last commit (reported once it is durable).
     pending: Vec<(usize, Outcome)>,
     /// Objects durably stored, not yet reported.
@@ -484,14 +491,16 @@ impl<'c, 'p> Writer<'c, 'p> {
             crate::fault::point("index.commit.after");
         }
         self.rows.clear();
-        self.batch_keys.clear();
+        self.chunk_committed.extend(self.batch_keys.drain());
         self.batch_bytes = 0;
         self.done.append(&mut self.pending);
         Ok(())
     }
 
     fn is_known(&self, key: &str) -> Result<bool> {
-        Ok(self.batch_keys.contains(key) || self.c.index().get(key)?.is_some())
+        Ok(self.batch_keys.contains(key)
+            || self.chunk_committed.contains(key)
+            || self.c.index().get(key)?.is_some())
     }
 
     fn write_chunk(&mut self, chunk: Vec<Prepared>) -> Result<()> {
@@ -506,6 +515,8 @@ impl<'c, 'p> Writer<'c, 'p> {
             keys.sort_unstable();
             keys.dedup();
             let found = self.c.index().contains_sorted(&keys)?;
+            // Everything committed so far is in the index now.
+            self.chunk_committed.clear();
             keys.iter()
                 .zip(found)
                 .filter(|(_, f)| *f)
@@ -542,7 +553,9 @@ impl<'c, 'p> Writer<'c, 'p> {
                         continue;
                     }
                     if self.opts.skip_existing
-                        && (existing.contains(&key) || self.batch_keys.contains(&key))
+                        && (existing.contains(&key)
+                            || self.batch_keys.contains(&key)
+                            || self.chunk_committed.contains(&key))
                     {
                         self.summary.skipped += 1;
                         self.pending.push((idx, Outcome::Known(key)));
@@ -733,8 +746,9 @@ impl Container {
         let level = self.config.compression;
         let mode = opts.compress;
         let large = opts.large_object;
-        // Three chunks can be alive at once: being prepared, queued, being written.
-        let chunk_budget = (opts.memory_budget / 3).max(1);
+        // Three chunks can be alive at once (being prepared, queued, being written), and the one
+        // being prepared briefly holds both its input and its compressed output.
+        let chunk_budget = (opts.memory_budget / 4).max(1);
         let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Prepared>>>(1);
         progress.start(opts.total_hint, Unit::Bytes, "Writing to packs");
 
@@ -746,6 +760,7 @@ impl Container {
             committed_pos: 0,
             rows: Vec::new(),
             batch_keys: HashSet::new(),
+            chunk_committed: HashSet::new(),
             pending: Vec::new(),
             done: Vec::new(),
             batch_bytes: 0,

@@ -393,3 +393,31 @@ fn expected_key_mismatches_are_reported_and_never_stored() {
     let t = c.get_total_size().unwrap();
     assert_eq!(t.total_size_packfiles_on_disk, t.total_size_packed_on_disk);
 }
+
+#[test]
+fn skip_existing_holds_across_commits_inside_a_chunk() {
+    // One big chunk, many small batches: duplicates that follow a commit must still be skipped.
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let mut rng = Rng::new(31);
+    let distinct: Vec<Vec<u8>> = (0..20).map(|i| rng.content(100 + i * 7)).collect();
+    let data: Vec<Vec<u8>> = (0..200).map(|i| distinct[(i * 7) % 20].clone()).collect();
+    let keys = c
+        .add_objects_to_pack(
+            data.clone(),
+            &PackWriteOptions {
+                batch_objects: 3,
+                ..PackWriteOptions::default()
+            },
+        )
+        .unwrap();
+    let t = c.get_total_size().unwrap();
+    let want: u64 = distinct.iter().map(|x| x.len() as u64).sum();
+    assert_eq!(
+        t.total_size_packfiles_on_disk, want,
+        "duplicates were written"
+    );
+    for (k, x) in keys.iter().zip(&data) {
+        assert_eq!(&c.get_object_content(k).unwrap(), x);
+    }
+}
