@@ -46,3 +46,27 @@ pub fn sync_filesystem(any_path: &Path) -> Result<bool> {
         Ok(false)
     }
 }
+
+/// Start writing back `len` bytes of `file` from `offset` without waiting for them (Linux
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that the disk works while we keep producing data
+/// and a later `fdatasync` has little left to do. Durability still comes only from that
+/// `fdatasync`. A no-op elsewhere, and errors are ignored (it is only a hint).
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: the descriptor is valid for the duration of the call (borrowed from `file`);
+        // sync_file_range only reads its integer arguments and touches no memory of ours.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, offset, len);
+    }
+}

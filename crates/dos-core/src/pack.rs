@@ -221,6 +221,8 @@ fn with_stale_lock(path: &Path, on_stale: impl FnOnce(&Path) -> Result<()>) -> R
 
 /// Size of the appender's write buffer.
 const WRITE_BUF: usize = 1 << 20;
+/// Written bytes are handed to the disk in stretches of this size (see `kick_writeback`).
+const WRITEBACK_STEP: u64 = 16 << 20;
 
 /// An append handle on one pack, held under its lock. Tracks the logical end itself, so that an
 /// uncommitted tail can be cut back (never below what was there when we took the lock).
@@ -233,6 +235,8 @@ pub struct PackAppender {
     flushed: u64,
     /// Size of the file when we took the lock: bytes below are never touched.
     start: u64,
+    /// Bytes from here to `flushed` have not been handed to writeback yet.
+    writeback_from: u64,
     created: bool,
     lock: PackLock,
 }
@@ -267,6 +271,7 @@ impl PackAppender {
             buf: Vec::with_capacity(WRITE_BUF),
             flushed: end,
             start: end,
+            writeback_from: end,
             created,
             lock,
         })
@@ -295,6 +300,7 @@ impl PackAppender {
         if data.len() >= WRITE_BUF {
             self.file.write_all(data).ctx(&self.path, "write pack")?;
             self.flushed += data.len() as u64;
+            self.kick_writeback();
         } else {
             self.buf.extend_from_slice(data);
         }
@@ -310,7 +316,21 @@ impl PackAppender {
             self.flushed += self.buf.len() as u64;
             self.buf.clear();
         }
+        self.kick_writeback();
         Ok(())
+    }
+
+    /// Hand every full stretch of written bytes to the disk early, so the final fsync of a batch
+    /// does not have to write gigabytes at once.
+    fn kick_writeback(&mut self) {
+        if self.flushed >= self.writeback_from + WRITEBACK_STEP {
+            durable::start_writeback(
+                &self.file,
+                self.writeback_from,
+                self.flushed - self.writeback_from,
+            );
+            self.writeback_from = self.flushed;
+        }
     }
 
     /// Drop everything appended after `pos` (uncommitted bytes only).
