@@ -291,7 +291,10 @@ fn dos_ok(container: &Path, args: &[&str]) {
 #[test]
 fn maintenance_on_both_sides() {
     let d = tempfile::tempdir().unwrap();
-    for (i, scenario) in ["holes", "both", "legacy-schema", "compressed-many"].iter().enumerate() {
+    for (i, scenario) in ["holes", "both", "legacy-schema", "compressed-many"]
+        .iter()
+        .enumerate()
+    {
         let path = d.path().join(format!("{i}-{scenario}"));
         let ps = path.to_str().unwrap();
         let manifest = format!("{ps}.manifest.json");

@@ -46,4 +46,7 @@ pub use index::PackedLocation;
 pub use progress::{Interrupt, NoProgress, Progress, Unit};
 pub use read::{BULK_INLINE_MAX, ObjectContent, ObjectCount, ObjectMeta, ObjectType, TotalSize};
 pub use reader::ObjectReader;
-pub use write::{ObjectSource, PackItem, PackWriteOptions, PackWriteSummary, StoreOutcome};
+pub use write::{
+    Deferred, EncodedObject, EncodedStream, ObjectSource, PackItem, PackWriteOptions,
+    PackWriteSummary, PrepareFn, StoreOutcome,
+};

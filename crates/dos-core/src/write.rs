@@ -40,7 +40,59 @@ pub enum ObjectSource {
         /// The stream.
         reader: Box<dyn Read + Send>,
     },
+    /// Preparation done by the caller on a worker thread (e.g. inflating and checking an archive
+    /// entry), which may hand over encoded bytes or reject the source.
+    Deferred {
+        /// A description of the source for errors.
+        name: String,
+        /// Bytes it will occupy in memory, for the memory budget.
+        size_hint: u64,
+        /// The preparation.
+        prepare: PrepareFn,
+    },
 }
+
+/// What a [`ObjectSource::Deferred`] preparation produced (on a worker thread).
+pub enum Deferred {
+    /// The object's content: hashed and (maybe) compressed by the pipeline, as for `Bytes`.
+    Content(Vec<u8>),
+    /// Bytes already encoded by the caller, stored as they are.
+    Encoded(EncodedObject),
+    /// Content too large to hold: the writer streams it; a read error rejects the object.
+    Stream(Box<dyn Read + Send>),
+    /// Encoded bytes too large to hold: the writer stores them as they come, and the stream's
+    /// verdict at the end decides whether they are kept.
+    EncodedStream(Box<dyn EncodedStream + Send>),
+    /// The source is bad: nothing is stored; reported as [`StoreOutcome::Rejected`].
+    Rejected(String),
+}
+
+/// An object encoded by the caller (e.g. an archive entry's deflate stream wrapped as zlib).
+#[derive(Debug, Clone)]
+pub struct EncodedObject {
+    /// Key of the uncompressed content (computed by the caller).
+    pub key: String,
+    /// Uncompressed size.
+    pub size: u64,
+    /// The bytes to store.
+    pub stored: Vec<u8>,
+    /// Whether `stored` is a zlib stream.
+    pub compressed: bool,
+}
+
+/// Encoded bytes produced piece by piece, with a verdict at the end.
+pub trait EncodedStream {
+    /// Whether the stored bytes are a zlib stream.
+    fn compressed(&self) -> bool;
+    /// Next stored bytes; `Ok(0)` at the end.
+    fn read_stored(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// After the last bytes: the key and uncompressed size of the content, or why the object
+    /// must be rejected (e.g. a checksum mismatch).
+    fn finish(self: Box<Self>) -> std::result::Result<(String, u64), String>;
+}
+
+/// The closure of a deferred source.
+pub type PrepareFn = Box<dyn FnOnce() -> Deferred + Send>;
 
 impl std::fmt::Debug for ObjectSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -48,6 +100,7 @@ impl std::fmt::Debug for ObjectSource {
             ObjectSource::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
             ObjectSource::File(p) => write!(f, "File({})", p.display()),
             ObjectSource::Reader { name, .. } => write!(f, "Reader({name})"),
+            ObjectSource::Deferred { name, .. } => write!(f, "Deferred({name})"),
         }
     }
 }
@@ -57,7 +110,7 @@ impl ObjectSource {
         match self {
             ObjectSource::Bytes(_) => format!("object #{idx}"),
             ObjectSource::File(p) => p.display().to_string(),
-            ObjectSource::Reader { name, .. } => name.clone(),
+            ObjectSource::Reader { name, .. } | ObjectSource::Deferred { name, .. } => name.clone(),
         }
     }
 }
@@ -103,6 +156,13 @@ pub enum StoreOutcome<'a> {
         /// The key the file was named after.
         expected: &'a str,
     },
+    /// The source was rejected by its own checks (or failed while streamed): nothing stored.
+    Rejected {
+        /// The key the source was supposed to have, if known.
+        expected: Option<&'a str>,
+        /// Why.
+        reason: &'a str,
+    },
     /// The content does not hash to the expected key: nothing stored.
     Mismatch {
         /// The key the source was supposed to have.
@@ -117,7 +177,9 @@ impl<'a> StoreOutcome<'a> {
     pub fn key(&self) -> Option<&'a str> {
         match *self {
             StoreOutcome::Written { key, .. } | StoreOutcome::AlreadyPacked { key } => Some(key),
-            StoreOutcome::Mismatch { .. } | StoreOutcome::Vanished { .. } => None,
+            StoreOutcome::Mismatch { .. }
+            | StoreOutcome::Vanished { .. }
+            | StoreOutcome::Rejected { .. } => None,
         }
     }
 }
@@ -128,7 +190,14 @@ enum Outcome {
     Written(String, PackedLocation),
     Known(String),
     Vanished(String),
-    Mismatch { expected: String, actual: String },
+    Rejected {
+        expected: Option<String>,
+        reason: String,
+    },
+    Mismatch {
+        expected: String,
+        actual: String,
+    },
 }
 
 impl Outcome {
@@ -140,6 +209,10 @@ impl Outcome {
             },
             Outcome::Known(key) => StoreOutcome::AlreadyPacked { key },
             Outcome::Vanished(expected) => StoreOutcome::Vanished { expected },
+            Outcome::Rejected { expected, reason } => StoreOutcome::Rejected {
+                expected: expected.as_deref(),
+                reason,
+            },
             Outcome::Mismatch { expected, actual } => StoreOutcome::Mismatch { expected, actual },
         }
     }
@@ -199,6 +272,8 @@ pub struct PackWriteSummary {
     pub mismatched: u64,
     /// File sources with an expected key that no longer existed.
     pub vanished: u64,
+    /// Sources rejected by their own checks.
+    pub rejected: u64,
     /// Objects stored compressed.
     pub compressed: u64,
     /// Uncompressed bytes of all sources.
@@ -225,6 +300,12 @@ enum Prepared {
     },
     /// A file with an expected key that no longer exists.
     Vanished { idx: usize, expect: String },
+    /// Rejected by a deferred preparation.
+    Rejected {
+        idx: usize,
+        expect: Option<String>,
+        reason: String,
+    },
     /// Too large to hold: the writer streams it. `prefix` was already read from `rest`.
     Stream {
         idx: usize,
@@ -232,6 +313,14 @@ enum Prepared {
         name: String,
         prefix: Vec<u8>,
         rest: Box<dyn Read + Send>,
+        /// A read error rejects the object instead of failing the whole call.
+        reject_on_error: bool,
+    },
+    /// Encoded bytes streamed as they come.
+    EncodedStream {
+        idx: usize,
+        expect: Option<String>,
+        stream: Box<dyn EncodedStream + Send>,
     },
 }
 
@@ -333,7 +422,10 @@ fn prepare(
         (r, _) => r?,
     };
     match &mut p {
-        Prepared::Ready { expect: e, .. } | Prepared::Stream { expect: e, .. } => *e = expect,
+        Prepared::Ready { expect: e, .. }
+        | Prepared::Stream { expect: e, .. }
+        | Prepared::Rejected { expect: e, .. }
+        | Prepared::EncodedStream { expect: e, .. } => *e = expect,
         Prepared::Vanished { .. } => {}
     }
     Ok(p)
@@ -367,6 +459,7 @@ fn prepare_source(
                     name,
                     prefix: data,
                     rest: Box::new(f),
+                    reject_on_error: false,
                 })
             }
         }
@@ -385,9 +478,39 @@ fn prepare_source(
                     name,
                     prefix: data,
                     rest: reader,
+                    reject_on_error: false,
                 })
             }
         }
+        ObjectSource::Deferred { name, prepare, .. } => Ok(match prepare() {
+            Deferred::Content(data) => finish_small(idx, data, hash, mode, level),
+            Deferred::Encoded(e) => Prepared::Ready {
+                idx,
+                key: e.key,
+                expect: None,
+                size: e.size,
+                data: e.stored,
+                compressed: e.compressed,
+            },
+            Deferred::Stream(rest) => Prepared::Stream {
+                idx,
+                expect: None,
+                name,
+                prefix: Vec::new(),
+                rest,
+                reject_on_error: true,
+            },
+            Deferred::EncodedStream(stream) => Prepared::EncodedStream {
+                idx,
+                expect: None,
+                stream,
+            },
+            Deferred::Rejected(reason) => Prepared::Rejected {
+                idx,
+                expect: None,
+                reason,
+            },
+        }),
     }
 }
 
@@ -509,7 +632,10 @@ impl<'c, 'p> Writer<'c, 'p> {
                 .iter()
                 .filter_map(|p| match p {
                     Prepared::Ready { key, .. } => Some(key.as_str()),
-                    Prepared::Stream { .. } | Prepared::Vanished { .. } => None,
+                    Prepared::Stream { .. }
+                    | Prepared::Vanished { .. }
+                    | Prepared::Rejected { .. }
+                    | Prepared::EncodedStream { .. } => None,
                 })
                 .collect();
             keys.sort_unstable();
@@ -584,7 +710,27 @@ impl<'c, 'p> Writer<'c, 'p> {
                     name,
                     prefix,
                     rest,
-                } => self.write_stream(idx, expect, &name, prefix, rest)?,
+                    reject_on_error,
+                } => self.write_stream(idx, expect, &name, prefix, rest, reject_on_error)?,
+                Prepared::EncodedStream {
+                    idx,
+                    expect,
+                    stream,
+                } => self.write_encoded_stream(idx, expect, stream)?,
+                Prepared::Rejected {
+                    idx,
+                    expect,
+                    reason,
+                } => {
+                    self.summary.rejected += 1;
+                    self.pending.push((
+                        idx,
+                        Outcome::Rejected {
+                            expected: expect,
+                            reason,
+                        },
+                    ));
+                }
                 Prepared::Vanished { idx, expect } => {
                     self.summary.vanished += 1;
                     self.pending.push((idx, Outcome::Vanished(expect)));
@@ -603,6 +749,7 @@ impl<'c, 'p> Writer<'c, 'p> {
         name: &str,
         prefix: Vec<u8>,
         mut rest: Box<dyn Read + Send>,
+        reject_on_error: bool,
     ) -> Result<()> {
         let hash = self.c.config.hash_type;
         let level = self.c.config.compression;
@@ -619,30 +766,26 @@ impl<'c, 'p> Writer<'c, 'p> {
         let offset = a.pos();
         let mut hasher = hash.hasher();
         let mut size = 0u64;
-        let src_err = |e| Error::Source {
-            source_name: name.to_string(),
-            source: e,
-        };
-        let mut feed = |chunk: &[u8], sink: &mut dyn Write| -> Result<()> {
+        let mut feed = |chunk: &[u8], sink: &mut dyn Write| -> std::result::Result<(), PumpError> {
             hasher.update(chunk);
             size += chunk.len() as u64;
             progress.inc(chunk.len() as u64);
             sink.write_all(chunk)
-                .map_err(|e| io_to_error(e, pack_id, name))
+                .map_err(|e| PumpError::Fatal(io_to_error(e, pack_id, name)))
         };
-        let result = (|| -> Result<()> {
+        let result = (|| -> std::result::Result<(), PumpError> {
             let mut buf = vec![0u8; STREAM_CHUNK];
-            let mut pump = |sink: &mut dyn Write| -> Result<()> {
+            let mut pump = |sink: &mut dyn Write| -> std::result::Result<(), PumpError> {
                 feed(&prefix, sink)?;
                 loop {
                     if interrupt.is_some_and(Interrupt::is_set) {
-                        return Err(Error::Interrupted);
+                        return Err(PumpError::Fatal(Error::Interrupted));
                     }
                     let n = match rest.read(&mut buf) {
                         Ok(0) => return Ok(()),
                         Ok(n) => n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(src_err(e)),
+                        Err(e) => return Err(PumpError::Source(e)),
                     };
                     feed(&buf[..n], sink)?;
                 }
@@ -651,15 +794,102 @@ impl<'c, 'p> Writer<'c, 'p> {
                 let mut enc =
                     flate2::write::ZlibEncoder::new(AppendWriter(a), level.backend_level());
                 pump(&mut enc)?;
-                enc.finish().map_err(|e| io_to_error(e, pack_id, name))?;
+                enc.finish()
+                    .map_err(|e| PumpError::Fatal(io_to_error(e, pack_id, name)))?;
             } else {
                 pump(&mut AppendWriter(a))?;
             }
             Ok(())
         })();
-        result?;
+        match result {
+            Ok(()) => {}
+            Err(PumpError::Source(e)) if reject_on_error => {
+                return self.reject_streamed(idx, expect, offset, e.to_string());
+            }
+            Err(PumpError::Source(e)) => {
+                return Err(Error::Source {
+                    source_name: name.to_string(),
+                    source: e,
+                });
+            }
+            Err(PumpError::Fatal(e)) => return Err(e),
+        }
         let key = hasher.finalize_hex();
         self.summary.bytes_in += size;
+        self.settle_streamed(idx, expect, key, pack_id, offset, size, compress)
+    }
+
+    /// Store an encoded stream as it comes; its verdict at the end decides.
+    fn write_encoded_stream(
+        &mut self,
+        idx: usize,
+        expect: Option<String>,
+        mut stream: Box<dyn EncodedStream + Send>,
+    ) -> Result<()> {
+        let compressed = stream.compressed();
+        let progress = self.progress;
+        let interrupt = self.opts.interrupt;
+        let a = self.appender()?;
+        let pack_id = a.id();
+        let offset = a.pos();
+        let mut buf = vec![0u8; STREAM_CHUNK];
+        loop {
+            if interrupt.is_some_and(Interrupt::is_set) {
+                return Err(Error::Interrupted);
+            }
+            match stream.read_stored(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    a.write(&buf[..n])?;
+                    progress.inc(n as u64);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return self.reject_streamed(idx, expect, offset, e.to_string()),
+            }
+        }
+        match stream.finish() {
+            Ok((key, size)) => {
+                self.summary.bytes_in += size;
+                self.settle_streamed(idx, expect, key, pack_id, offset, size, compressed)
+            }
+            Err(reason) => self.reject_streamed(idx, expect, offset, reason),
+        }
+    }
+
+    /// A streamed object failed its source's checks: cut its bytes (never committed).
+    fn reject_streamed(
+        &mut self,
+        idx: usize,
+        expect: Option<String>,
+        offset: u64,
+        reason: String,
+    ) -> Result<()> {
+        if let Some(a) = self.appender.as_mut() {
+            a.truncate_to(offset)?;
+        }
+        self.summary.rejected += 1;
+        self.pending.push((
+            idx,
+            Outcome::Rejected {
+                expected: expect,
+                reason,
+            },
+        ));
+        Ok(())
+    }
+
+    /// A streamed object is complete: keep it, or cut it if it is a mismatch or a duplicate.
+    #[allow(clippy::too_many_arguments)]
+    fn settle_streamed(
+        &mut self,
+        idx: usize,
+        expect: Option<String>,
+        key: String,
+        pack_id: u64,
+        offset: u64,
+        size: u64,
+        compressed: bool,
+    ) -> Result<()> {
         let a = self
             .appender
             .as_mut()
@@ -694,7 +924,7 @@ impl<'c, 'p> Writer<'c, 'p> {
                 pack_id,
                 offset,
                 length,
-                compressed: compress,
+                compressed,
                 size,
             },
         );
@@ -709,6 +939,14 @@ impl<'c, 'p> Writer<'c, 'p> {
         self.rows.clear();
         self.pending.clear();
     }
+}
+
+/// Why pumping a stream into a pack stopped.
+enum PumpError {
+    /// Reading the source failed.
+    Source(io::Error),
+    /// Anything else (writing the pack, interruption).
+    Fatal(Error),
 }
 
 fn io_to_error(e: io::Error, pack_id: u64, name: &str) -> Error {
@@ -787,6 +1025,7 @@ impl Container {
                             std::fs::metadata(p).map_or(0, |m| m.len()).min(large)
                         }
                         ObjectSource::Reader { .. } => large,
+                        ObjectSource::Deferred { size_hint, .. } => (*size_hint).min(large),
                     };
                     chunk.push((i, src));
                     chunk_bytes += est + 256;

@@ -104,7 +104,9 @@ impl Container {
                         on_key(&old, key);
                     }
                     StoreOutcome::AlreadyPacked { key } => on_key(&old, key),
-                    StoreOutcome::Mismatch { .. } => s.corrupt_in_source.push(old),
+                    StoreOutcome::Mismatch { .. } | StoreOutcome::Rejected { .. } => {
+                        s.corrupt_in_source.push(old)
+                    }
                     StoreOutcome::Vanished { .. } => {}
                 }
             });

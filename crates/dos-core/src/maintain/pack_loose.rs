@@ -139,7 +139,7 @@ impl Container {
                 key: expected.to_string(),
                 actual: actual.to_string(),
             }),
-            StoreOutcome::Vanished { .. } => {}
+            StoreOutcome::Vanished { .. } | StoreOutcome::Rejected { .. } => {}
         })?;
         if let Some(e) = failure {
             return Err(e);

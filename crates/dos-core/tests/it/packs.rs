@@ -362,6 +362,7 @@ fn expected_key_mismatches_are_reported_and_never_stored() {
                         StoreOutcome::Written { key, .. } => format!("written {key}"),
                         StoreOutcome::AlreadyPacked { key } => format!("known {key}"),
                         StoreOutcome::Vanished { expected } => format!("vanished {expected}"),
+                        StoreOutcome::Rejected { reason, .. } => format!("rejected {reason}"),
                         StoreOutcome::Mismatch { expected, actual } => {
                             format!("mismatch {expected} {actual}")
                         }
@@ -420,4 +421,121 @@ fn skip_existing_holds_across_commits_inside_a_chunk() {
     for (k, x) in keys.iter().zip(&data) {
         assert_eq!(&c.get_object_content(k).unwrap(), x);
     }
+}
+
+/// An encoded stream over fixed bytes with a fixed verdict.
+struct FixedEncoded {
+    data: io::Cursor<Vec<u8>>,
+    verdict: Result<(String, u64), String>,
+}
+
+impl dos_core::EncodedStream for FixedEncoded {
+    fn compressed(&self) -> bool {
+        true
+    }
+    fn read_stored(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        io::Read::read(&mut self.data, buf)
+    }
+    fn finish(self: Box<Self>) -> Result<(String, u64), String> {
+        self.verdict
+    }
+}
+
+#[test]
+fn deferred_sources_encode_reject_and_stream() {
+    use dos_core::codec::{Compressor, ZlibLevel};
+    use dos_core::{Deferred, EncodedObject, PackItem, StoreOutcome};
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let text = b"passthrough content ".repeat(100);
+    let z = Compressor::new(ZlibLevel::new(6).unwrap()).compress(&text);
+    let big = vec![1u8; 50_000];
+    let big_z = Compressor::new(ZlibLevel::new(1).unwrap()).compress(&big);
+    let deferred = |f: Box<dyn FnOnce() -> Deferred + Send>| ObjectSource::Deferred {
+        name: "entry".into(),
+        size_hint: 100,
+        prepare: f,
+    };
+    let (t2, z2, b2, bz2, bz3) = (
+        text.clone(),
+        z.clone(),
+        big.clone(),
+        big_z.clone(),
+        big_z.clone(),
+    );
+    let items: Vec<PackItem> = vec![
+        deferred(Box::new(move || Deferred::Content(t2))).into(),
+        PackItem {
+            source: deferred(Box::new(move || {
+                Deferred::Encoded(EncodedObject {
+                    key: sha256(&b"passthrough content ".repeat(100)),
+                    size: 2000,
+                    stored: z2,
+                    compressed: true,
+                })
+            })),
+            expect: Some(sha256(&text)),
+        },
+        deferred(Box::new(|| Deferred::Rejected("bad CRC-32".into()))).into(),
+        deferred(Box::new(|| {
+            Deferred::Stream(Box::new(Failing {
+                ok: 30_000,
+                done: 0,
+            }))
+        }))
+        .into(),
+        deferred(Box::new(move || {
+            Deferred::EncodedStream(Box::new(FixedEncoded {
+                data: io::Cursor::new(bz2),
+                verdict: Err("size mismatch".into()),
+            }))
+        }))
+        .into(),
+        deferred(Box::new(move || {
+            Deferred::EncodedStream(Box::new(FixedEncoded {
+                data: io::Cursor::new(bz3),
+                verdict: Ok((sha256(&b2), 50_000)),
+            }))
+        }))
+        .into(),
+    ];
+    let mut outcomes = Vec::new();
+    let s = c
+        .add_to_pack(
+            items,
+            &PackWriteOptions {
+                skip_existing: false,
+                ..small_pipeline(CompressMode::No)
+            },
+            &NoProgress,
+            |i, o| {
+                outcomes.push(match o {
+                    StoreOutcome::Written { key, location } => {
+                        format!("{i} written {key} {}", location.compressed)
+                    }
+                    StoreOutcome::Rejected { reason, .. } => format!("{i} rejected {reason}"),
+                    other => format!("{i} {other:?}"),
+                })
+            },
+        )
+        .unwrap();
+    assert_eq!(s.rejected, 3);
+    assert_eq!(outcomes[0], format!("0 written {} false", sha256(&text)));
+    assert_eq!(outcomes[1], format!("1 written {} true", sha256(&text)));
+    assert_eq!(outcomes[2], "2 rejected bad CRC-32");
+    assert!(
+        outcomes[3].starts_with("3 rejected disk on fire"),
+        "{}",
+        outcomes[3]
+    );
+    assert_eq!(outcomes[4], "4 rejected size mismatch");
+    assert_eq!(outcomes[5], format!("5 written {} true", sha256(&big)));
+    assert_eq!(c.get_object_content(&sha256(&text)).unwrap(), text);
+    assert_eq!(c.get_object_content(&sha256(&big)).unwrap(), big);
+    // Rejected streamed bytes were cut: the pack holds the three written objects only.
+    let t = c.get_total_size().unwrap();
+    assert_eq!(
+        t.total_size_packfiles_on_disk,
+        text.len() as u64 + z.len() as u64 + big_z.len() as u64
+    );
 }
