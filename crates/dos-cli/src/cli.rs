@@ -169,6 +169,54 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import an AiiDA archive's repository files straight into packs (verified, in parallel).
+    ImportArchive {
+        /// The `.aiida` archive.
+        archive: PathBuf,
+        /// Compression of the stored objects (`yes`/`auto` keep the archive's deflate streams).
+        #[arg(long, value_enum, default_value = "no")]
+        compress: CompressArg,
+        /// Import only the objects the archive's database references.
+        #[arg(long)]
+        referenced_only: bool,
+        /// Refuse entries that declare more than this many bytes.
+        #[arg(long, value_name = "BYTES")]
+        max_entry_size: Option<u64>,
+        /// Refuse archives whose entries declare more than this many bytes in total.
+        #[arg(long, value_name = "BYTES")]
+        max_total_size: Option<u64>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Describe an AiiDA archive (with -p: also how many of its objects are new).
+    ArchiveInfo {
+        /// The `.aiida` archive.
+        archive: PathBuf,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an AiiDA archive of the objects an archive database references.
+    ExportArchive {
+        /// The archive to write.
+        out: PathBuf,
+        /// The archive database (`db.sqlite3`) whose nodes' files to export.
+        #[arg(long)]
+        db: PathBuf,
+        /// The `metadata.json` to include (default: a minimal one, export_version main_0001).
+        #[arg(long)]
+        metadata: Option<PathBuf>,
+        /// Deflate level (0 = store).
+        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+        level: u32,
+        /// Replace OUT if it exists.
+        #[arg(long)]
+        overwrite: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Copy objects of another container straight into this one's packs.
     ImportObjects {
         /// The container to copy from.

@@ -196,6 +196,163 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             report(*json, &s, &human)?;
             Ok(Outcome::Success)
         }
+        Command::ImportArchive {
+            archive,
+            compress,
+            referenced_only,
+            max_entry_size,
+            max_total_size,
+            json,
+        } => {
+            let c = open(&cli.path)?;
+            let mut limits = dos_archive::Limits::default();
+            if let Some(m) = max_entry_size {
+                limits.max_entry_size = *m;
+            }
+            if let Some(m) = max_total_size {
+                limits.max_total_size = *m;
+            }
+            let opts = dos_archive::ImportOptions {
+                compress: compress_mode(Some(*compress)),
+                referenced_only: *referenced_only,
+                limits,
+                write: write_options(compress_mode(Some(*compress))),
+                check_free_space: true,
+            };
+            let s = dos_archive::import_archive(&c, archive, &opts, &bars)?;
+            if *json {
+                report(true, &s, "")?;
+            } else {
+                let mut out = io::stdout().lock();
+                writeln!(
+                    out,
+                    "imported {} objects ({}; {} without recompressing) from {} repository entries; \
+                     {} already present, {} other entries ignored",
+                    s.imported,
+                    human(s.bytes_in),
+                    s.passthrough,
+                    s.repo_entries,
+                    s.already_present,
+                    s.ignored_entries
+                )?;
+                if s.unreferenced_skipped > 0 {
+                    writeln!(
+                        out,
+                        "{} entries no node references were skipped",
+                        s.unreferenced_skipped
+                    )?;
+                }
+                for b in &s.bad_entries {
+                    writeln!(out, "BAD ENTRY {}: {}", b.name, b.reason)?;
+                }
+                for k in &s.missing_referenced {
+                    writeln!(
+                        out,
+                        "MISSING referenced object {k} (not in the archive, not in the container)"
+                    )?;
+                }
+            }
+            Ok(if s.is_complete() {
+                Outcome::Success
+            } else {
+                Outcome::Negative
+            })
+        }
+        Command::ArchiveInfo { archive, json } => {
+            let c = if cli.path.join("config.json").exists() {
+                Some(open(&cli.path)?)
+            } else {
+                None
+            };
+            let i = dos_archive::info::archive_info(
+                archive,
+                &dos_archive::Limits::default(),
+                c.as_ref(),
+            )?;
+            if *json {
+                report(true, &i, "")?;
+            } else {
+                let mut out = io::stdout().lock();
+                writeln!(out, "archive     {} ({})", i.path.display(), human(i.size))?;
+                writeln!(
+                    out,
+                    "format      {} ({:?}), aiida {}",
+                    i.format_version.as_deref().unwrap_or("unknown"),
+                    i.format_kind,
+                    i.aiida_version.as_deref().unwrap_or("unknown")
+                )?;
+                writeln!(
+                    out,
+                    "entries     {} ({} repository objects, {} directories, {} other){}",
+                    i.entries,
+                    i.repo_entries,
+                    i.directories,
+                    i.other_count,
+                    if i.zip64 { ", zip64" } else { "" }
+                )?;
+                writeln!(
+                    out,
+                    "sizes       {} compressed, {} uncompressed ({} of repository objects)",
+                    human(i.compressed_bytes),
+                    human(i.uncompressed_bytes),
+                    human(i.repo_bytes)
+                )?;
+                writeln!(
+                    out,
+                    "methods     {} deflated, {} stored; {} with data descriptors, {} with local zip64 extras",
+                    i.deflated_entries, i.stored_entries, i.data_descriptors, i.zip64_local_extras
+                )?;
+                if let (Some(n), Some(b)) = (i.new_objects, i.new_bytes) {
+                    writeln!(
+                        out,
+                        "new         {n} objects ({}) are not in {}",
+                        human(b),
+                        cli.path.display()
+                    )?;
+                }
+                for s in &i.suspicious {
+                    writeln!(out, "warning: {s}")?;
+                }
+            }
+            Ok(Outcome::Success)
+        }
+        Command::ExportArchive {
+            out,
+            db,
+            metadata,
+            level,
+            overwrite,
+            json,
+        } => {
+            let c = open(&cli.path)?;
+            let metadata = match metadata {
+                Some(p) => {
+                    Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?)
+                }
+                None => None,
+            };
+            let s = dos_archive::export::export_archive(
+                &c,
+                db,
+                out,
+                &dos_archive::export::ExportOptions {
+                    level: *level,
+                    metadata,
+                    overwrite: *overwrite,
+                },
+                &bars,
+            )?;
+            let human_line = format!(
+                "wrote {} ({}): {} objects, {} of content{}",
+                s.path.display(),
+                human(s.archive_size),
+                s.objects,
+                human(s.bytes),
+                if s.zip64 { ", zip64" } else { "" }
+            );
+            report(*json, &s, &human_line)?;
+            Ok(Outcome::Success)
+        }
         Command::ImportObjects {
             source,
             compress,

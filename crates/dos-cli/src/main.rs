@@ -64,7 +64,13 @@ fn report(e: &anyhow::Error) -> ExitCode {
         }
     }
     let _ = writeln!(io::stderr(), "dos: error: {msg}");
-    match e.downcast_ref::<dos_core::Error>() {
+    let core = e
+        .downcast_ref::<dos_core::Error>()
+        .or_else(|| match e.downcast_ref() {
+            Some(dos_archive::ArchiveError::Container(inner)) => Some(inner),
+            _ => None,
+        });
+    match core {
         Some(dos_core::Error::Interrupted) => ExitCode::from(130),
         Some(err) if err.is_not_found() => ExitCode::from(1),
         _ => ExitCode::from(2),

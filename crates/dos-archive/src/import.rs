@@ -1,0 +1,500 @@
+//! Import an archive's repository files straight into a container's packs.
+//!
+//! Entries `repo/<sha256>` are read in archive order; on the pipeline's worker threads each one is
+//! inflated and its size, CRC-32 and SHA-256 checked before anything pointing at it can be
+//! committed. With compression requested, a deflated entry is stored **without recompressing**:
+//! a zlib header, the entry's raw deflate bytes, and the Adler-32 computed while inflating for the
+//! hash make a zlib stream Python reads like any other. A bad entry is reported (with every other
+//! bad entry) and never becomes visible; good entries are kept.
+
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dos_core::codec::AUTO_RATIO_THRESHOLD;
+use dos_core::lock::LockMode;
+use dos_core::{
+    CompressMode, Container, Deferred, EncodedObject, EncodedStream, HashType, ObjectSource,
+    PackItem, PackWriteOptions, Progress, StoreOutcome,
+};
+use flate2::{Decompress, FlushDecompress, Status};
+use serde::Serialize;
+use sha2::Digest;
+
+use crate::aiida::{self, FormatKind};
+use crate::error::{ArchiveError, Result};
+use crate::zip::{Entry, Limits, METHOD_DEFLATE, METHOD_STORED, ZipArchive};
+
+/// Options of [`import_archive`].
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Compression of the stored objects (`Yes`/`Auto` pass deflated entries through).
+    pub compress: CompressMode,
+    /// Import only the objects that `db.sqlite3` references.
+    pub referenced_only: bool,
+    /// Caps on declared sizes.
+    pub limits: Limits,
+    /// Pipeline tuning (batch sizes, memory budget, interruption).
+    pub write: PackWriteOptions,
+    /// Refuse to start when the container's filesystem lacks the room for the import.
+    pub check_free_space: bool,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            compress: CompressMode::No,
+            referenced_only: false,
+            limits: Limits::default(),
+            write: PackWriteOptions::default(),
+            check_free_space: true,
+        }
+    }
+}
+
+/// An entry that was not imported, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BadEntry {
+    /// The entry name.
+    pub name: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// What [`import_archive`] did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportSummary {
+    /// The archive.
+    pub archive: PathBuf,
+    /// Its `export_version`.
+    pub format_version: Option<String>,
+    /// Zip entries.
+    pub entries: u64,
+    /// Entries named `repo/<sha256>`.
+    pub repo_entries: u64,
+    /// Other entries (metadata, database, directories, foreign files): not imported.
+    pub ignored_entries: u64,
+    /// Keys referenced by the database (with `referenced_only`).
+    pub referenced: Option<u64>,
+    /// Repository entries no node references (skipped with `referenced_only`).
+    pub unreferenced_skipped: u64,
+    /// Referenced keys neither in the archive nor in the container.
+    pub missing_referenced: Vec<String>,
+    /// Repository entries already in the container (not read).
+    pub already_present: u64,
+    /// Objects imported.
+    pub imported: u64,
+    /// Of those, stored as the archive's own deflate stream (no recompression).
+    pub passthrough: u64,
+    /// Uncompressed bytes imported.
+    pub bytes_in: u64,
+    /// Bytes appended to packs.
+    pub bytes_written: u64,
+    /// Entries rejected (bad CRC, size, hash, unsupported method, …): none of them is visible.
+    pub bad_entries: Vec<BadEntry>,
+}
+
+impl ImportSummary {
+    /// True when every selected entry was imported and nothing referenced is missing.
+    pub fn is_complete(&self) -> bool {
+        self.bad_entries.is_empty() && self.missing_referenced.is_empty()
+    }
+}
+
+/// Import the repository files of the archive at `path` into `c`.
+pub fn import_archive(
+    c: &Container,
+    path: &Path,
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<ImportSummary> {
+    if c.hash_type() != HashType::Sha256 {
+        return Err(ArchiveError::Unsupported {
+            path: c.path().to_path_buf(),
+            detail: format!(
+                "archives name objects by sha256, but this container uses {} keys",
+                c.hash_type()
+            ),
+        });
+    }
+    let z = Arc::new(ZipArchive::open(path, &opts.limits)?);
+    let meta = aiida::read_metadata(&z)?;
+    if meta.kind == FormatKind::Legacy {
+        return Err(ArchiveError::Unsupported {
+            path: path.to_path_buf(),
+            detail: format!(
+                "legacy archive format {} (files under nodes/, not repo/): migrate it first with \
+                 `verdi archive migrate`",
+                meta.export_version.as_deref().unwrap_or("?")
+            ),
+        });
+    }
+    let _lock = c.lock_maintenance(LockMode::Shared, "import-archive")?;
+    let mut s = ImportSummary {
+        archive: path.to_path_buf(),
+        format_version: meta.export_version.clone(),
+        entries: z.entries.len() as u64,
+        ..ImportSummary::default()
+    };
+
+    // Repository entries (index into z.entries, key), sorted by key.
+    let mut repo: Vec<(String, usize)> = z
+        .entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.name.repo_key().map(|k| (k, i)))
+        .collect();
+    s.repo_entries = repo.len() as u64;
+    s.ignored_entries = s.entries - s.repo_entries;
+    repo.sort_unstable();
+
+    if opts.referenced_only {
+        let db = aiida::extract_db(&z, &c.layout().sandbox)?;
+        let (referenced, malformed) = aiida::referenced_keys(db.path())?;
+        s.referenced = Some(referenced.len() as u64);
+        for k in malformed {
+            s.bad_entries.push(BadEntry {
+                name: format!("repository_metadata key {k:?}"),
+                reason: "not a sha256 key: ignored".into(),
+            });
+        }
+        let before = repo.len();
+        repo.retain(|(k, _)| referenced.binary_search(k).is_ok());
+        s.unreferenced_skipped = (before - repo.len()) as u64;
+        // Referenced keys the archive does not carry must already be in the container.
+        let absent: Vec<&String> = referenced
+            .iter()
+            .filter(|k| repo.binary_search_by(|(rk, _)| rk.cmp(k)).is_err())
+            .collect();
+        let have = c.has_objects(&absent)?;
+        s.missing_referenced = absent
+            .into_iter()
+            .zip(have)
+            .filter(|(_, h)| !h)
+            .map(|(k, _)| k.clone())
+            .collect();
+    }
+
+    // Skip what the container already has (one sorted pass over the index).
+    let keys: Vec<&String> = repo.iter().map(|(k, _)| k).collect();
+    let have = c.has_objects(&keys)?;
+    let mut todo: Vec<usize> = repo
+        .iter()
+        .zip(have)
+        .filter_map(|((_, i), h)| (!h).then_some(*i))
+        .collect();
+    s.already_present = s.repo_entries - s.unreferenced_skipped - todo.len() as u64;
+    // Archive order: sequential reads.
+    todo.sort_unstable_by_key(|i| z.entries[*i].data_offset);
+
+    let mode = opts.compress;
+    let need: u64 = todo
+        .iter()
+        .map(|i| {
+            let e = &z.entries[*i];
+            if mode == CompressMode::No {
+                e.usize
+            } else {
+                e.csize.min(e.usize)
+            }
+        })
+        .sum();
+    if opts.check_free_space
+        && let Some(avail) = crate::space::available(c.path())
+        && avail < need.saturating_add(64 << 20)
+    {
+        return Err(ArchiveError::Limit {
+            path: c.path().to_path_buf(),
+            detail: format!(
+                "the import needs about {need} bytes but only {avail} are free on the \
+                 container's filesystem"
+            ),
+        });
+    }
+
+    let total: u64 = todo.iter().map(|i| z.entries[*i].usize).sum();
+    let write = PackWriteOptions {
+        compress: mode,
+        skip_existing: true,
+        total_hint: total,
+        ..opts.write.clone()
+    };
+    let large = write.large_object;
+    let items = todo.iter().map(|&i| {
+        let e = z.entries[i].clone();
+        let key = e.name.repo_key();
+        let zz = z.clone();
+        PackItem {
+            source: ObjectSource::Deferred {
+                name: e.name.as_str().into_owned(),
+                size_hint: e.usize.saturating_add(e.csize),
+                prepare: Box::new(move || prepare_entry(&zz, &e, mode, large)),
+            },
+            expect: key,
+        }
+    });
+    let mut bad: Vec<BadEntry> = Vec::new();
+    let written = c.add_to_pack(items, &write, progress, |n, outcome| {
+        let name = || z.entries[todo[n]].name.as_str().into_owned();
+        match outcome {
+            StoreOutcome::Written { location, .. } => {
+                s.imported += 1;
+                s.bytes_written += location.length;
+                if location.compressed {
+                    s.passthrough += 1;
+                }
+            }
+            StoreOutcome::AlreadyPacked { .. } => s.already_present += 1,
+            StoreOutcome::Mismatch { actual, .. } => bad.push(BadEntry {
+                name: name(),
+                reason: format!("content does not match its name (its sha256 is {actual})"),
+            }),
+            StoreOutcome::Rejected { reason, .. } => bad.push(BadEntry {
+                name: name(),
+                reason: reason.to_string(),
+            }),
+            StoreOutcome::Vanished { .. } => {}
+        }
+    })?;
+    s.bytes_in = written.bytes_in;
+    // `passthrough` above counts compressed objects; recompressed (stored) entries are rare and
+    // counted among them.
+    s.bad_entries.extend(bad);
+    Ok(s)
+}
+
+/// Read, inflate and check one entry (on a worker thread).
+fn prepare_entry(z: &ZipArchive, e: &Entry, mode: CompressMode, large: u64) -> Deferred {
+    if let Some(why) = e.unsupported() {
+        return Deferred::Rejected(format!("entry {why}"));
+    }
+    let passthrough_pays = e.method == METHOD_DEFLATE
+        && match mode {
+            CompressMode::No => false,
+            CompressMode::Yes => e.usize > 0,
+            CompressMode::Auto => (e.csize as f64) < (e.usize as f64) * AUTO_RATIO_THRESHOLD,
+        };
+    if e.usize > large || e.csize > large {
+        if passthrough_pays {
+            return Deferred::EncodedStream(Box::new(Passthrough::new(z, e)));
+        }
+        return match z.entry_reader(e) {
+            Ok(r) => Deferred::Stream(Box::new(r)),
+            Err(err) => Deferred::Rejected(err.to_string()),
+        };
+    }
+    let raw = match z.read_raw(e) {
+        Ok(r) => r,
+        Err(err) => return Deferred::Rejected(err.to_string()),
+    };
+    let (data, consumed_all) = match e.method {
+        METHOD_STORED => (raw.clone(), true),
+        _ => match inflate_raw(&raw, e.usize) {
+            Ok(x) => x,
+            Err(why) => return Deferred::Rejected(why),
+        },
+    };
+    let crc = crc32fast::hash(&data);
+    if crc != e.crc32 {
+        return Deferred::Rejected(format!(
+            "bad CRC-32 (computed {crc:08x}, declared {:08x})",
+            e.crc32
+        ));
+    }
+    let key = dos_core::hashing::to_hex(&sha2::Sha256::digest(&data));
+    let size = data.len() as u64;
+    if passthrough_pays && consumed_all {
+        let mut stored = Vec::with_capacity(raw.len() + 6);
+        stored.extend_from_slice(&ZLIB_HEADER);
+        stored.extend_from_slice(&raw);
+        stored.extend_from_slice(&adler2::adler32_slice(&data).to_be_bytes());
+        return Deferred::Encoded(EncodedObject {
+            key,
+            size,
+            stored,
+            compressed: true,
+        });
+    }
+    if mode == CompressMode::No || e.method == METHOD_DEFLATE && !passthrough_pays {
+        // Raw bytes; the key is already known (no second hashing).
+        return Deferred::Encoded(EncodedObject {
+            key,
+            size,
+            stored: data,
+            compressed: false,
+        });
+    }
+    // A stored entry to compress, or a deflate stream with trailing bytes: compress anew.
+    Deferred::Content(data)
+}
+
+/// zlib header of a deflate stream with a 32 KiB window (CMF 0x78, FLG 0x9C: FCHECK valid).
+const ZLIB_HEADER: [u8; 2] = [0x78, 0x9C];
+
+/// Inflate a raw deflate stream of exactly `expected` bytes. Returns the data and whether the
+/// stream used up all the input (no trailing bytes), which passthrough requires.
+fn inflate_raw(raw: &[u8], expected: u64) -> std::result::Result<(Vec<u8>, bool), String> {
+    let cap = usize::try_from(expected).map_err(|_| "entry too large".to_string())? + 1;
+    let mut out = vec![0u8; cap];
+    let mut d = Decompress::new(false);
+    let status = d
+        .decompress(raw, &mut out, FlushDecompress::Finish)
+        .map_err(|e| format!("corrupt deflate stream: {e}"))?;
+    let produced = d.total_out();
+    if produced > expected {
+        return Err(format!(
+            "inflates past its declared size of {expected} bytes"
+        ));
+    }
+    if status != Status::StreamEnd {
+        return Err(format!(
+            "deflate stream ends after {produced} of {expected} bytes (truncated)"
+        ));
+    }
+    if produced != expected {
+        return Err(format!("inflates to {produced} bytes, declared {expected}"));
+    }
+    out.truncate(produced as usize);
+    Ok((out, d.total_in() == raw.len() as u64))
+}
+
+/// The zlib stream of a large deflated entry, produced piece by piece: the header, the entry's
+/// raw deflate bytes as read, then the Adler-32 trailer. Inflating alongside computes the key,
+/// checks size and CRC-32, and bounds the output by the declared size.
+struct Passthrough {
+    raw: BufReader<dos_core::reader::PackRangeReader>,
+    inflater: Decompress,
+    scratch: Vec<u8>,
+    sha: sha2::Sha256,
+    crc: crc32fast::Hasher,
+    adler: adler2::Adler32,
+    expected: u64,
+    declared_crc: u32,
+    csize: u64,
+    state: PassState,
+}
+
+#[derive(PartialEq, Eq)]
+enum PassState {
+    Header,
+    Body,
+    Done,
+}
+
+impl Passthrough {
+    fn new(z: &ZipArchive, e: &Entry) -> Self {
+        Self {
+            raw: BufReader::with_capacity(1 << 20, z.raw_reader(e)),
+            inflater: Decompress::new(false),
+            scratch: vec![0u8; 1 << 20],
+            sha: sha2::Sha256::new(),
+            crc: crc32fast::Hasher::new(),
+            adler: adler2::Adler32::new(),
+            expected: e.usize,
+            declared_crc: e.crc32,
+            csize: e.csize,
+            state: PassState::Header,
+        }
+    }
+
+    /// Inflate `input` completely (for the hash and checks), discarding the output.
+    fn inflate(&mut self, mut input: &[u8]) -> io::Result<()> {
+        while !input.is_empty() {
+            let before_in = self.inflater.total_in();
+            let before_out = self.inflater.total_out();
+            let status = self
+                .inflater
+                .decompress(input, &mut self.scratch, FlushDecompress::None)
+                .map_err(|e| invalid(format!("corrupt deflate stream: {e}")))?;
+            let used = (self.inflater.total_in() - before_in) as usize;
+            let made = (self.inflater.total_out() - before_out) as usize;
+            let out = &self.scratch[..made];
+            self.sha.update(out);
+            self.crc.update(out);
+            self.adler.write_slice(out);
+            if self.inflater.total_out() > self.expected {
+                return Err(invalid(format!(
+                    "inflates past its declared size of {} bytes",
+                    self.expected
+                )));
+            }
+            input = &input[used..];
+            if status == Status::StreamEnd {
+                if !input.is_empty() || self.inflater.total_in() != self.csize {
+                    return Err(invalid("bytes after the end of the deflate stream".into()));
+                }
+                return Ok(());
+            }
+            if used == 0 && made == 0 {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EncodedStream for Passthrough {
+    fn compressed(&self) -> bool {
+        true
+    }
+
+    fn read_stored(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.state {
+            PassState::Header => {
+                buf[..2].copy_from_slice(&ZLIB_HEADER);
+                self.state = PassState::Body;
+                Ok(2)
+            }
+            PassState::Body => {
+                let n = self.raw.read(buf)?;
+                if n == 0 {
+                    // Flush the inflater: everything must be out now.
+                    let mut probe = [0u8; 1];
+                    let status = self
+                        .inflater
+                        .decompress(&[], &mut probe, FlushDecompress::Finish)
+                        .map_err(|e| invalid(format!("corrupt deflate stream: {e}")))?;
+                    if status != Status::StreamEnd {
+                        return Err(invalid(format!(
+                            "deflate stream ends after {} of {} bytes (truncated)",
+                            self.inflater.total_out(),
+                            self.expected
+                        )));
+                    }
+                    let trailer = self.adler.checksum().to_be_bytes();
+                    buf[..4].copy_from_slice(&trailer);
+                    self.state = PassState::Done;
+                    return Ok(4);
+                }
+                self.inflate(&buf[..n])?;
+                Ok(n)
+            }
+            PassState::Done => Ok(0),
+        }
+    }
+
+    fn finish(self: Box<Self>) -> std::result::Result<(String, u64), String> {
+        if self.state != PassState::Done {
+            return Err("the stream was not read to its end".into());
+        }
+        let produced = self.inflater.total_out();
+        if produced != self.expected {
+            return Err(format!(
+                "inflates to {produced} bytes, declared {}",
+                self.expected
+            ));
+        }
+        let crc = self.crc.finalize();
+        if crc != self.declared_crc {
+            return Err(format!(
+                "bad CRC-32 (computed {crc:08x}, declared {:08x})",
+                self.declared_crc
+            ));
+        }
+        Ok((dos_core::hashing::to_hex(&self.sha.finalize()), produced))
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}

@@ -1,0 +1,684 @@
+//! A zip reader driven by the central directory, for untrusted archives.
+//!
+//! Supported: zip64 (end record and locator; extras in central and local headers, including
+//! local zip64 extras the central directory lacks, as aiida-core 2.0–2.4 wrote them), data
+//! descriptors (sizes come from the central directory), STORED and DEFLATE. Everything else —
+//! encryption, other methods, multi-disk archives — is a clear error when an entry is read.
+//!
+//! Opening checks the structure before anything is read: the end records agree with the file
+//! size, every entry's local header matches its central record, entries lie inside the file and
+//! before the central directory, no two entries overlap, names are unique, and declared sizes
+//! respect the [`Limits`]. Entry names are never used as paths.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dos_core::reader::{PackRangeReader, read_exact_at};
+use rayon::prelude::*;
+
+use crate::error::{ArchiveError, Result};
+
+const SIG_LOCAL: u32 = 0x0403_4b50;
+const SIG_CENTRAL: u32 = 0x0201_4b50;
+const SIG_EOCD: u32 = 0x0605_4b50;
+const SIG_Z64_EOCD: u32 = 0x0606_4b50;
+const SIG_Z64_LOCATOR: u32 = 0x0706_4b50;
+const EOCD_LEN: u64 = 22;
+const CENTRAL_LEN: usize = 46;
+const LOCAL_LEN: usize = 30;
+
+/// Compression method: stored.
+pub const METHOD_STORED: u16 = 0;
+/// Compression method: deflate.
+pub const METHOD_DEFLATE: u16 = 8;
+
+/// Caps on what an archive may declare, against zip bombs and lying headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest uncompressed size of one entry.
+    pub max_entry_size: u64,
+    /// Largest sum of uncompressed sizes.
+    pub max_total_size: u64,
+    /// Largest uncompressed/compressed ratio of one entry (deflate cannot exceed about 1032:1,
+    /// so a larger declared ratio is a lie).
+    pub max_ratio: u64,
+    /// Largest number of entries.
+    pub max_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_entry_size: 64 << 30,
+            max_total_size: 16 << 40,
+            max_ratio: 1100,
+            max_entries: 100_000_000,
+        }
+    }
+}
+
+/// An entry name: repository entries (`repo/<64 lowercase hex>`) are kept as their 32-byte key,
+/// so that a million entries cost little memory.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntryName {
+    /// `repo/<key>`.
+    Repo([u8; 32]),
+    /// Anything else, as read (lossy UTF-8).
+    Other(Box<str>),
+}
+
+impl EntryName {
+    fn from_bytes(b: &[u8]) -> Self {
+        if let Some(hex) = b.strip_prefix(b"repo/")
+            && hex.len() == 64
+            && let Some(key) = parse_hex32(hex)
+        {
+            return EntryName::Repo(key);
+        }
+        EntryName::Other(String::from_utf8_lossy(b).into())
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> Cow<'_, str> {
+        match self {
+            EntryName::Repo(k) => Cow::Owned(format!("repo/{}", dos_core::hashing::to_hex(k))),
+            EntryName::Other(s) => Cow::Borrowed(s),
+        }
+    }
+
+    /// The object key of a repository entry.
+    pub fn repo_key(&self) -> Option<String> {
+        match self {
+            EntryName::Repo(k) => Some(dos_core::hashing::to_hex(k)),
+            EntryName::Other(_) => None,
+        }
+    }
+}
+
+/// Lowercase hex (only) to bytes.
+fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        let nib = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        out[i] = (nib(pair[0])? << 4) | nib(pair[1])?;
+    }
+    Some(out)
+}
+
+/// One entry, as the central directory (and its local header) describe it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its name.
+    pub name: EntryName,
+    /// Compression method (0 stored, 8 deflate; others unsupported).
+    pub method: u16,
+    /// General purpose flags.
+    pub flags: u16,
+    /// CRC-32 of the uncompressed data.
+    pub crc32: u32,
+    /// Compressed size.
+    pub csize: u64,
+    /// Uncompressed size.
+    pub usize: u64,
+    /// Offset of the local header.
+    pub header_offset: u64,
+    /// Offset of the data (after the local header).
+    pub data_offset: u64,
+    /// The central record carries a zip64 extra.
+    pub zip64_central: bool,
+    /// The local header carries a zip64 extra.
+    pub zip64_local: bool,
+}
+
+impl Entry {
+    /// Encrypted (flag bit 0).
+    pub fn encrypted(&self) -> bool {
+        self.flags & 1 != 0
+    }
+    /// Sizes and CRC follow the data in a descriptor (flag bit 3).
+    pub fn has_descriptor(&self) -> bool {
+        self.flags & 8 != 0
+    }
+    /// A directory entry.
+    pub fn is_dir(&self) -> bool {
+        matches!(&self.name, EntryName::Other(n) if n.ends_with('/'))
+    }
+    /// Why this entry cannot be read, if it cannot.
+    pub fn unsupported(&self) -> Option<String> {
+        if self.encrypted() {
+            return Some("is encrypted".into());
+        }
+        match self.method {
+            METHOD_STORED | METHOD_DEFLATE => None,
+            9 => Some("uses deflate64 (method 9), which is not supported".into()),
+            12 => Some("uses bzip2 (method 12), which is not supported".into()),
+            14 => Some("uses lzma (method 14), which is not supported".into()),
+            m => Some(format!(
+                "uses compression method {m}, which is not supported"
+            )),
+        }
+    }
+}
+
+/// An open archive.
+#[derive(Debug)]
+pub struct ZipArchive {
+    path: PathBuf,
+    file: Arc<File>,
+    /// Size of the archive file.
+    pub len: u64,
+    /// Entries in central-directory order.
+    pub entries: Vec<Entry>,
+    /// The archive uses the zip64 end records.
+    pub zip64: bool,
+    /// Offset of the central directory.
+    pub cd_offset: u64,
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// The zip64 extra field values of a header, in the order the fixed fields ask for them.
+struct Zip64Extra<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Zip64Extra<'_> {
+    fn find(extra: &[u8]) -> Option<Zip64Extra<'_>> {
+        let mut i = 0;
+        while i + 4 <= extra.len() {
+            let id = u16_at(extra, i);
+            let size = usize::from(u16_at(extra, i + 2));
+            let end = (i + 4 + size).min(extra.len());
+            if id == 1 {
+                return Some(Zip64Extra {
+                    data: &extra[i + 4..end],
+                    pos: 0,
+                });
+            }
+            i = i + 4 + size;
+        }
+        None
+    }
+    fn next(&mut self) -> Option<u64> {
+        if self.pos + 8 > self.data.len() {
+            return None;
+        }
+        let v = u64_at(self.data, self.pos);
+        self.pos += 8;
+        Some(v)
+    }
+}
+
+impl ZipArchive {
+    fn malformed(&self, detail: impl Into<String>) -> ArchiveError {
+        ArchiveError::Malformed {
+            path: self.path.clone(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The archive's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Open and check an archive (see the module docs for what is checked).
+    pub fn open(path: &Path, limits: &Limits) -> Result<ZipArchive> {
+        let file = File::open(path).map_err(|e| ArchiveError::io(path, "open", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| ArchiveError::io(path, "stat", e))?
+            .len();
+        let mut z = ZipArchive {
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            len,
+            entries: Vec::new(),
+            zip64: false,
+            cd_offset: 0,
+        };
+        z.read_central_directory(limits)?;
+        z.resolve_local_headers()?;
+        z.check_layout(limits)?;
+        Ok(z)
+    }
+
+    fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; len];
+        read_exact_at(&self.file, &mut buf, offset).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                self.malformed(format!(
+                    "truncated: expected {len} bytes at offset {offset}"
+                ))
+            } else {
+                ArchiveError::io(&self.path, "read", e)
+            }
+        })?;
+        Ok(buf)
+    }
+
+    fn read_central_directory(&mut self, limits: &Limits) -> Result<()> {
+        if self.len < EOCD_LEN {
+            return Err(self.malformed("too short to be a zip file"));
+        }
+        // The end record sits at the end, followed only by its comment (at most 65535 bytes).
+        let tail_len = self.len.min(EOCD_LEN + 65_535);
+        let tail_start = self.len - tail_len;
+        let tail = self.read_at(tail_start, tail_len as usize)?;
+        let mut eocd_at = None;
+        for p in (0..=tail.len() - EOCD_LEN as usize).rev() {
+            if u32_at(&tail, p) == SIG_EOCD
+                && p + EOCD_LEN as usize + usize::from(u16_at(&tail, p + 20)) == tail.len()
+            {
+                eocd_at = Some(p);
+                break;
+            }
+        }
+        let Some(p) = eocd_at else {
+            return Err(
+                self.malformed("end of central directory not found (not a zip file, or truncated)")
+            );
+        };
+        let eocd_pos = tail_start + p as u64;
+        let e = &tail[p..];
+        if u16_at(e, 4) != 0 || u16_at(e, 6) != 0 {
+            return Err(ArchiveError::Unsupported {
+                path: self.path.clone(),
+                detail: "multi-disk zip archives are not supported".into(),
+            });
+        }
+        let mut count = u64::from(u16_at(e, 10));
+        let mut cd_size = u64::from(u32_at(e, 12));
+        let mut cd_offset = u64::from(u32_at(e, 16));
+        let mut cd_end_limit = eocd_pos;
+        // Zip64 locator right before the end record.
+        let has_locator =
+            eocd_pos >= 20 && u32_at(&self.read_at(eocd_pos - 20, 4)?, 0) == SIG_Z64_LOCATOR;
+        if has_locator {
+            let loc = self.read_at(eocd_pos - 20, 20)?;
+            let z64_pos = u64_at(&loc, 8);
+            if z64_pos
+                .checked_add(56)
+                .is_none_or(|end| end > eocd_pos - 20)
+            {
+                return Err(self.malformed(format!(
+                    "zip64 end record offset {z64_pos} lies outside the archive"
+                )));
+            }
+            let r = self.read_at(z64_pos, 56)?;
+            if u32_at(&r, 0) != SIG_Z64_EOCD {
+                return Err(self.malformed("zip64 locator does not point at a zip64 end record"));
+            }
+            count = u64_at(&r, 32);
+            cd_size = u64_at(&r, 40);
+            cd_offset = u64_at(&r, 48);
+            cd_end_limit = z64_pos;
+            self.zip64 = true;
+        } else if count == 0xFFFF || cd_size == 0xFFFF_FFFF || cd_offset == 0xFFFF_FFFF {
+            return Err(self.malformed("zip64 values without a zip64 end record"));
+        }
+        if cd_offset
+            .checked_add(cd_size)
+            .is_none_or(|end| end > cd_end_limit)
+        {
+            return Err(self.malformed(format!(
+                "central directory ({cd_size} bytes at {cd_offset}) lies outside the archive"
+            )));
+        }
+        if count > cd_size / CENTRAL_LEN as u64 {
+            return Err(self.malformed(format!(
+                "{count} entries cannot fit in a central directory of {cd_size} bytes"
+            )));
+        }
+        if count > limits.max_entries {
+            return Err(ArchiveError::Limit {
+                path: self.path.clone(),
+                detail: format!("{count} entries exceed the limit of {}", limits.max_entries),
+            });
+        }
+        self.cd_offset = cd_offset;
+
+        // Parse the central directory through a buffered bounded reader.
+        let raw = PackRangeReader::new(self.file.clone(), cd_offset, cd_size);
+        let mut r = BufReader::with_capacity(1 << 20, raw);
+        let mut entries = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1 << 24));
+        let mut fixed = [0u8; CENTRAL_LEN];
+        let mut var = Vec::new();
+        for i in 0..count {
+            r.read_exact(&mut fixed)
+                .map_err(|_| self.malformed(format!("central directory ends at entry {i}")))?;
+            if u32_at(&fixed, 0) != SIG_CENTRAL {
+                return Err(self.malformed(format!("bad central directory record {i}")));
+            }
+            let nlen = usize::from(u16_at(&fixed, 28));
+            let xlen = usize::from(u16_at(&fixed, 30));
+            let clen = usize::from(u16_at(&fixed, 32));
+            var.resize(nlen + xlen + clen, 0);
+            r.read_exact(&mut var)
+                .map_err(|_| self.malformed(format!("central directory ends inside entry {i}")))?;
+            let name_bytes = &var[..nlen];
+            let extra = &var[nlen..nlen + xlen];
+            let mut usize_ = u64::from(u32_at(&fixed, 24));
+            let mut csize = u64::from(u32_at(&fixed, 20));
+            let mut offset = u64::from(u32_at(&fixed, 42));
+            let disk = u16_at(&fixed, 34);
+            let z64 = Zip64Extra::find(extra);
+            let zip64_central = z64.is_some();
+            if usize_ == 0xFFFF_FFFF || csize == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
+                let mut z = z64.ok_or_else(|| {
+                    self.malformed(format!(
+                        "entry {} needs a zip64 extra field but has none",
+                        String::from_utf8_lossy(name_bytes)
+                    ))
+                })?;
+                let missing = || {
+                    self.malformed(format!(
+                        "zip64 extra field of {} is too short",
+                        String::from_utf8_lossy(name_bytes)
+                    ))
+                };
+                if usize_ == 0xFFFF_FFFF {
+                    usize_ = z.next().ok_or_else(missing)?;
+                }
+                if csize == 0xFFFF_FFFF {
+                    csize = z.next().ok_or_else(missing)?;
+                }
+                if offset == 0xFFFF_FFFF {
+                    offset = z.next().ok_or_else(missing)?;
+                }
+            }
+            if disk != 0 && disk != 0xFFFF {
+                return Err(ArchiveError::Unsupported {
+                    path: self.path.clone(),
+                    detail: "multi-disk zip archives are not supported".into(),
+                });
+            }
+            let name = EntryName::from_bytes(name_bytes);
+            entries.push(Entry {
+                name,
+                method: u16_at(&fixed, 10),
+                flags: u16_at(&fixed, 8),
+                crc32: u32_at(&fixed, 16),
+                csize,
+                usize: usize_,
+                header_offset: offset,
+                data_offset: 0,
+                zip64_central,
+                zip64_local: false,
+            });
+        }
+        // Names must be unique: one entry would shadow another (zipfile reads the last one).
+        let mut names: Vec<&EntryName> = entries.iter().map(|e| &e.name).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(self.malformed(format!(
+                "duplicate entry name {} (one would shadow the other)",
+                w[0].as_str()
+            )));
+        }
+        drop(names);
+        self.entries = entries;
+        Ok(())
+    }
+
+    /// Read every local header (in parallel): data offsets, and consistency with the central
+    /// directory.
+    fn resolve_local_headers(&mut self) -> Result<()> {
+        let cd_offset = self.cd_offset;
+        let me = &*self;
+        let resolved: Vec<(u64, bool)> = me
+            .entries
+            .par_iter()
+            .map(|e| {
+                let name = e.name.as_str();
+                if e.header_offset
+                    .checked_add(LOCAL_LEN as u64)
+                    .is_none_or(|x| x > cd_offset)
+                {
+                    return Err(me.malformed(format!(
+                        "entry {name}: local header at {} lies outside the data area",
+                        e.header_offset
+                    )));
+                }
+                let h = me.read_at(e.header_offset, LOCAL_LEN)?;
+                if u32_at(&h, 0) != SIG_LOCAL {
+                    return Err(me.malformed(format!(
+                        "entry {name}: no local header at offset {}",
+                        e.header_offset
+                    )));
+                }
+                if u16_at(&h, 8) != e.method {
+                    return Err(me.malformed(format!(
+                        "entry {name}: local and central headers disagree on the method"
+                    )));
+                }
+                let nlen = u16_at(&h, 26) as usize;
+                let xlen = u16_at(&h, 28) as usize;
+                let var = me.read_at(e.header_offset + LOCAL_LEN as u64, nlen + xlen)?;
+                if EntryName::from_bytes(&var[..nlen]) != e.name {
+                    return Err(me.malformed(format!(
+                        "entry {name}: local header names another file ({})",
+                        String::from_utf8_lossy(&var[..nlen])
+                    )));
+                }
+                let zip64_local = Zip64Extra::find(&var[nlen..]).is_some();
+                Ok((
+                    e.header_offset + (LOCAL_LEN + nlen + xlen) as u64,
+                    zip64_local,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        for (e, (data_offset, z64)) in self.entries.iter_mut().zip(resolved) {
+            e.data_offset = data_offset;
+            e.zip64_local = z64;
+        }
+        Ok(())
+    }
+
+    fn check_layout(&self, limits: &Limits) -> Result<()> {
+        let mut total = 0u64;
+        for e in &self.entries {
+            let name = e.name.as_str();
+            if e.data_offset
+                .checked_add(e.csize)
+                .is_none_or(|end| end > self.cd_offset)
+            {
+                return Err(self.malformed(format!(
+                    "entry {name}: {} bytes of data at {} run past the data area",
+                    e.csize, e.data_offset
+                )));
+            }
+            if e.usize > limits.max_entry_size {
+                return Err(ArchiveError::Limit {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "entry {name} declares {} bytes, over the per-entry limit of {}",
+                        e.usize, limits.max_entry_size
+                    ),
+                });
+            }
+            if e.method == METHOD_STORED && e.csize != e.usize && !e.encrypted() {
+                return Err(self.malformed(format!(
+                    "stored entry {name} has compressed size {} but size {}",
+                    e.csize, e.usize
+                )));
+            }
+            if e.method == METHOD_DEFLATE
+                && e.usize > 0
+                && (e.csize == 0 || e.usize / e.csize > limits.max_ratio)
+            {
+                return Err(ArchiveError::Limit {
+                    path: self.path.clone(),
+                    detail: format!(
+                        "entry {name} declares {} bytes from {} compressed: a ratio over {}:1 \
+                         (a zip bomb or a lying header)",
+                        e.usize, e.csize, limits.max_ratio
+                    ),
+                });
+            }
+            total = total.saturating_add(e.usize);
+        }
+        if total > limits.max_total_size {
+            return Err(ArchiveError::Limit {
+                path: self.path.clone(),
+                detail: format!(
+                    "entries declare {total} bytes in total, over the limit of {}",
+                    limits.max_total_size
+                ),
+            });
+        }
+        // No two entries may overlap (a classic zip-bomb construction).
+        let mut order: Vec<&Entry> = self.entries.iter().collect();
+        order.sort_unstable_by_key(|e| e.header_offset);
+        for w in order.windows(2) {
+            if w[0].data_offset + w[0].csize > w[1].header_offset {
+                return Err(self.malformed(format!(
+                    "entries {} and {} overlap",
+                    w[0].name.as_str(),
+                    w[1].name.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A reader of an entry's stored (compressed) bytes.
+    pub fn raw_reader(&self, e: &Entry) -> PackRangeReader {
+        PackRangeReader::new(self.file.clone(), e.data_offset, e.csize)
+    }
+
+    /// Read an entry's stored bytes whole.
+    pub fn read_raw(&self, e: &Entry) -> Result<Vec<u8>> {
+        self.read_at(
+            e.data_offset,
+            usize::try_from(e.csize).unwrap_or(usize::MAX),
+        )
+    }
+
+    /// A streaming reader of an entry's content that checks size and CRC-32 at the end (an
+    /// `InvalidData` error if they do not match) and never yields more than the declared size.
+    pub fn entry_reader(&self, e: &Entry) -> Result<EntryReader> {
+        if let Some(why) = e.unsupported() {
+            return Err(ArchiveError::Unsupported {
+                path: self.path.clone(),
+                detail: format!("entry {} {why}", e.name.as_str()),
+            });
+        }
+        let raw = BufReader::with_capacity(256 * 1024, self.raw_reader(e));
+        let inner: Box<dyn Read + Send> = if e.method == METHOD_DEFLATE {
+            Box::new(flate2::bufread::DeflateDecoder::new(raw))
+        } else {
+            Box::new(raw)
+        };
+        Ok(EntryReader {
+            inner,
+            name: e.name.as_str().into_owned(),
+            expected: e.usize,
+            crc: e.crc32,
+            hasher: crc32fast::Hasher::new(),
+            produced: 0,
+            done: false,
+        })
+    }
+
+    /// Read a (small) entry's content whole, verified.
+    pub fn read_entry(&self, e: &Entry) -> Result<Vec<u8>> {
+        let mut r = self.entry_reader(e)?;
+        let mut v = Vec::with_capacity(usize::try_from(e.usize).unwrap_or(0).min(1 << 30));
+        r.read_to_end(&mut v).map_err(|err| ArchiveError::Content {
+            path: self.path.clone(),
+            detail: format!("entry {}: {err}", e.name.as_str()),
+        })?;
+        Ok(v)
+    }
+
+    /// The entry with this exact name.
+    pub fn find(&self, name: &str) -> Option<&Entry> {
+        let want = EntryName::from_bytes(name.as_bytes());
+        self.entries.iter().find(|e| e.name == want)
+    }
+}
+
+/// A verified streaming reader of one entry (see [`ZipArchive::entry_reader`]).
+pub struct EntryReader {
+    inner: Box<dyn Read + Send>,
+    name: String,
+    expected: u64,
+    crc: u32,
+    hasher: crc32fast::Hasher,
+    produced: u64,
+    done: bool,
+}
+
+impl Read for EntryReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let left = self.expected - self.produced;
+        if left == 0 {
+            // Declared end: the stream must end here, and the checksum must match.
+            let mut probe = [0u8; 1];
+            let extra = self
+                .inner
+                .read(&mut probe)
+                .map_err(|e| bad(&self.name, e))?;
+            self.done = true;
+            if extra > 0 {
+                return Err(invalid(format!(
+                    "entry {} inflates past its declared size of {} bytes",
+                    self.name, self.expected
+                )));
+            }
+            let crc = std::mem::take(&mut self.hasher).finalize();
+            if crc != self.crc {
+                return Err(invalid(format!(
+                    "entry {}: bad CRC-32 (computed {crc:08x}, declared {:08x})",
+                    self.name, self.crc
+                )));
+            }
+            return Ok(0);
+        }
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        let got = self
+            .inner
+            .read(&mut buf[..n])
+            .map_err(|e| bad(&self.name, e))?;
+        if got == 0 {
+            self.done = true;
+            return Err(invalid(format!(
+                "entry {} ends after {} of its declared {} bytes",
+                self.name, self.produced, self.expected
+            )));
+        }
+        self.hasher.update(&buf[..got]);
+        self.produced += got as u64;
+        Ok(got)
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+fn bad(name: &str, e: io::Error) -> io::Error {
+    invalid(format!("entry {name}: {e}"))
+}
