@@ -412,82 +412,69 @@ fn deflate(data: &[u8], level: u32) -> Vec<u8> {
     out
 }
 
-/// Export the objects referenced by the archive database `db` from `c` into a new archive `out`.
-pub fn export_archive(
-    c: &Container,
-    db: &Path,
-    out_path: &Path,
-    opts: &ExportOptions,
-    progress: &dyn Progress,
-) -> Result<ExportSummary> {
-    if opts.level > 9 {
-        return Err(ArchiveError::Unsupported {
-            path: out_path.to_path_buf(),
-            detail: format!("compression level {} is not in 0..=9", opts.level),
-        });
+/// A new archive being written: repository entries first (deflated in parallel), then
+/// `db.sqlite3` and `metadata.json` in [`ArchiveWriter::finish`], which writes the central
+/// directory in aiida's order and renames the completed, fsynced file into place.
+pub struct ArchiveWriter {
+    w: ZipWriter,
+    tmp: tempfile::NamedTempFile,
+    out_path: PathBuf,
+    dir: PathBuf,
+    level: u32,
+    overwrite: bool,
+}
+
+impl ArchiveWriter {
+    /// Start writing `out_path` (a temporary file next to it until `finish`).
+    pub fn create(out_path: &Path, level: u32, overwrite: bool) -> Result<Self> {
+        if level > 9 {
+            return Err(ArchiveError::Unsupported {
+                path: out_path.to_path_buf(),
+                detail: format!("compression level {level} is not in 0..=9"),
+            });
+        }
+        if !overwrite && out_path.exists() {
+            return Err(ArchiveError::Unsupported {
+                path: out_path.to_path_buf(),
+                detail: "already exists (use --overwrite to replace it)".into(),
+            });
+        }
+        let dir = out_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let tmp = tempfile::Builder::new()
+            .prefix(".dos-export-")
+            .tempfile_in(&dir)
+            .map_err(|e| ArchiveError::io(&dir, "create temporary file", e))?;
+        let file = tmp
+            .reopen()
+            .map_err(|e| ArchiveError::io(tmp.path(), "open", e))?;
+        let (date, time) = dos_datetime();
+        Ok(Self {
+            w: ZipWriter {
+                out: Out {
+                    file,
+                    path: tmp.path().to_path_buf(),
+                    buf: Vec::with_capacity(8 << 20),
+                    pos: 0,
+                },
+                records: Vec::new(),
+                date,
+                time,
+            },
+            tmp,
+            out_path: out_path.to_path_buf(),
+            dir,
+            level,
+            overwrite,
+        })
     }
-    if !opts.overwrite && out_path.exists() {
-        return Err(ArchiveError::Unsupported {
-            path: out_path.to_path_buf(),
-            detail: "already exists (use --overwrite to replace it)".into(),
-        });
-    }
-    let (keys, malformed) = aiida::referenced_keys(db)?;
-    if let Some(k) = malformed.first() {
-        return Err(ArchiveError::Content {
-            path: db.to_path_buf(),
-            detail: format!("repository_metadata references {k:?}, which is not a sha256 key"),
-        });
-    }
-    let have = c.has_objects(&keys)?;
-    let missing: Vec<&String> = keys
-        .iter()
-        .zip(&have)
-        .filter(|(_, h)| !**h)
-        .map(|(k, _)| k)
-        .collect();
-    if !missing.is_empty() {
-        return Err(ArchiveError::Content {
-            path: c.path().to_path_buf(),
-            detail: format!(
-                "{} objects referenced by {} are not in the container (first: {})",
-                missing.len(),
-                db.display(),
-                missing[0]
-            ),
-        });
-    }
-    let dir = out_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".dos-export-")
-        .tempfile_in(dir)
-        .map_err(|e| ArchiveError::io(dir, "create temporary file", e))?;
-    let file = tmp
-        .reopen()
-        .map_err(|e| ArchiveError::io(tmp.path(), "open", e))?;
-    let (date, time) = dos_datetime();
-    let mut w = ZipWriter {
-        out: Out {
-            file,
-            path: tmp.path().to_path_buf(),
-            buf: Vec::with_capacity(8 << 20),
-            pos: 0,
-        },
-        records: Vec::with_capacity(keys.len() + 2),
-        date,
-        time,
-    };
-    let level = opts.level;
-    let total: u64 = 0;
-    progress.start(keys.len() as u64, Unit::Objects, "Exporting objects");
-    let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut batch_bytes = 0usize;
-    let mut bytes = 0u64;
-    let mut failure: Option<ArchiveError> = None;
-    let flush_batch = |w: &mut ZipWriter, batch: &mut Vec<(String, Vec<u8>)>| -> Result<()> {
+
+    /// Add repository objects `(key, content)`, deflated in parallel, written in the given order.
+    pub fn add_objects(&mut self, batch: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
+        let level = self.level;
         let encoded: Vec<(u32, Vec<u8>)> = batch
             .par_iter()
             .map(|(_, data)| {
@@ -505,15 +492,122 @@ pub fn export_archive(
         for ((key, data), (crc, z)) in batch.drain(..).zip(encoded) {
             let name = format!("repo/{key}").into_bytes();
             if level == 0 {
-                w.entry(name, METHOD_STORED, crc, data.len() as u64, &data)?;
+                self.w
+                    .entry(name, METHOD_STORED, crc, data.len() as u64, &data)?;
             } else {
-                w.entry(name, METHOD_DEFLATE, crc, data.len() as u64, &z)?;
+                self.w
+                    .entry(name, METHOD_DEFLATE, crc, data.len() as u64, &z)?;
             }
-            progress.inc(1);
         }
         Ok(())
-    };
-    let read = c.read_objects(&keys, |key, content, meta| {
+    }
+
+    /// Add one (large) repository object streamed from `r`, which yields exactly `size` bytes.
+    pub fn add_object_stream(&mut self, key: &str, r: &mut dyn Read, size: u64) -> Result<()> {
+        let level = self.level;
+        self.w
+            .stream_entry(format!("repo/{key}").into_bytes(), r, size, level)
+    }
+
+    /// Write `db.sqlite3` (from the file `db`), `metadata.json` (default: a minimal one) and the
+    /// central directory; make the archive durable and move it into place. Returns the archive
+    /// size and whether zip64 records were needed.
+    pub fn finish(mut self, db: &Path, metadata: Option<Vec<u8>>) -> Result<(u64, bool)> {
+        let level = self.level;
+        let mut dbf = File::open(db).map_err(|e| ArchiveError::io(db, "open", e))?;
+        let db_size = dbf
+            .metadata()
+            .map_err(|e| ArchiveError::io(db, "stat", e))?
+            .len();
+        self.w
+            .stream_entry(DB_NAME.as_bytes().to_vec(), &mut dbf, db_size, level)?;
+        let meta = metadata.unwrap_or_else(|| default_metadata(level));
+        self.w.entry(
+            META_NAME.as_bytes().to_vec(),
+            METHOD_STORED,
+            crc32fast::hash(&meta),
+            meta.len() as u64,
+            &meta,
+        )?;
+        // Central directory: metadata.json, db.sqlite3, then the repository entries.
+        let n = self.w.records.len();
+        let mut order = vec![n - 1, n - 2];
+        order.extend(0..n - 2);
+        let (out, zip64) = self.w.finish(&order)?;
+        out.file
+            .sync_all()
+            .map_err(|e| ArchiveError::io(&out.path, "fsync", e))?;
+        let size = out.pos;
+        drop(out);
+        let persist = if self.overwrite {
+            self.tmp.persist(&self.out_path).map(|_| ())
+        } else {
+            self.tmp.persist_noclobber(&self.out_path).map(|_| ())
+        };
+        persist.map_err(|e| ArchiveError::io(&self.out_path, "rename into place", e.error))?;
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok((size, zip64))
+    }
+}
+
+/// A minimal `metadata.json` (aiida-core requires only `export_version`).
+fn default_metadata(level: u32) -> Vec<u8> {
+    serde_json::json!({
+        "export_version": LATEST_VERSION,
+        "aiida_version": "2.0.0",
+        "key_format": "sha256",
+        "compression": level,
+        "ctime": SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string(),
+        "creation_parameters": {"exported_by": "dos"},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// Export the objects referenced by the archive database `db` from `c` into a new archive `out`.
+pub fn export_archive(
+    c: &Container,
+    db: &Path,
+    out_path: &Path,
+    opts: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<ExportSummary> {
+    let (keys, malformed) = aiida::referenced_keys(db)?;
+    if let Some(k) = malformed.first() {
+        return Err(ArchiveError::Content {
+            path: db.to_path_buf(),
+            detail: format!("repository_metadata references {k:?}, which is not a sha256 key"),
+        });
+    }
+    let have = c.has_objects(&keys)?;
+    let missing: Vec<&String> = keys
+        .iter()
+        .zip(&have)
+        .filter(|(_, h)| !**h)
+        .map(|(k, _)| k)
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(ArchiveError::Content {
+            path: c.path().to_path_buf(),
+            detail: format!(
+                "{} objects referenced by {} are not in the container (first: {first})",
+                missing.len(),
+                db.display()
+            ),
+        });
+    }
+    let mut w = ArchiveWriter::create(out_path, opts.level, opts.overwrite)?;
+    progress.start(keys.len() as u64, Unit::Objects, "Exporting objects");
+    let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut batch_bytes = 0usize;
+    let mut bytes = 0u64;
+    let mut failure: Option<ArchiveError> = None;
+    let vanished = c.read_objects(&keys, |key, content, meta| {
         if failure.is_some() {
             return Ok(());
         }
@@ -524,17 +618,18 @@ pub fn export_archive(
                     batch_bytes += b.len();
                     batch.push((key.to_string(), b.to_vec()));
                     if batch_bytes >= BATCH {
-                        flush_batch(&mut w, &mut batch)?;
+                        progress.inc(batch.len() as u64);
+                        w.add_objects(&mut batch)?;
                         batch_bytes = 0;
                     }
                 }
                 ObjectContent::Reader(r) => {
-                    flush_batch(&mut w, &mut batch)?;
+                    progress.inc(batch.len() as u64 + 1);
+                    w.add_objects(&mut batch)?;
                     batch_bytes = 0;
                     let size = meta.size.unwrap_or(0);
                     bytes += size;
-                    w.stream_entry(format!("repo/{key}").into_bytes(), r, size, level)?;
-                    progress.inc(1);
+                    w.add_object_stream(key, r, size)?;
                 }
             }
             Ok(())
@@ -543,72 +638,23 @@ pub fn export_archive(
             failure = Some(e);
         }
         Ok(())
-    });
-    let missing = read?;
+    })?;
     if let Some(e) = failure {
         return Err(e);
     }
-    if !missing.is_empty() {
+    if let Some(first) = vanished.first() {
         return Err(ArchiveError::Content {
             path: c.path().to_path_buf(),
             detail: format!(
-                "{} objects vanished during the export (first: {})",
-                missing.len(),
-                missing[0]
+                "{} objects vanished during the export (first: {first})",
+                vanished.len()
             ),
         });
     }
-    flush_batch(&mut w, &mut batch)?;
+    progress.inc(batch.len() as u64);
+    w.add_objects(&mut batch)?;
     progress.finish();
-    let _ = total;
-
-    // The database, then the metadata (stored).
-    let mut dbf = File::open(db).map_err(|e| ArchiveError::io(db, "open", e))?;
-    let db_size = dbf
-        .metadata()
-        .map_err(|e| ArchiveError::io(db, "stat", e))?
-        .len();
-    w.stream_entry(DB_NAME.as_bytes().to_vec(), &mut dbf, db_size, level)?;
-    let meta = match &opts.metadata {
-        Some(m) => m.clone(),
-        None => serde_json::json!({
-            "export_version": LATEST_VERSION,
-            "aiida_version": "2.0.0",
-            "key_format": "sha256",
-            "compression": level,
-            "ctime": format!("{}", SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())),
-            "creation_parameters": {"exported_by": "dos"},
-        })
-        .to_string()
-        .into_bytes(),
-    };
-    w.entry(
-        META_NAME.as_bytes().to_vec(),
-        METHOD_STORED,
-        crc32fast::hash(&meta),
-        meta.len() as u64,
-        &meta,
-    )?;
-
-    // Central directory: metadata.json, db.sqlite3, then the repository entries.
-    let n = w.records.len();
-    let mut order = vec![n - 1, n - 2];
-    order.extend(0..n - 2);
-    let (out, zip64) = w.finish(&order)?;
-    out.file
-        .sync_all()
-        .map_err(|e| ArchiveError::io(&out.path, "fsync", e))?;
-    let archive_size = out.pos;
-    drop(out);
-    let persist = if opts.overwrite {
-        tmp.persist(out_path).map(|_| ())
-    } else {
-        tmp.persist_noclobber(out_path).map(|_| ())
-    };
-    persist.map_err(|e| ArchiveError::io(out_path, "rename into place", e.error))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    let (archive_size, zip64) = w.finish(db, opts.metadata.clone())?;
     Ok(ExportSummary {
         path: out_path.to_path_buf(),
         objects: keys.len() as u64,
