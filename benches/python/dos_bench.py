@@ -1,16 +1,24 @@
 """Python side of `dos-compare`: one timed disk-objectstore operation per process.
 
-Usage: dos_bench.py OP --container DIR [--list FILE] [--compress] [--dedup]
+Usage: dos_bench.py OP --container DIR [--list FILE] [--keys FILE] [--compress] [--dedup]
 
-OP is one of: loose, pack, pack-files, read, has. Write operations (loose, pack, pack-files)
-initialise a fresh container in DIR (which must not exist); read and has open an existing one.
-FILE holds one path (write ops) or one key (read, has) per line. Only the operation itself is
-timed; loading inputs and the checks after it are not. The result is printed as one JSON line.
+OP is one of: loose, pack, pack-files, read, has, pack-loose, validate, repack, and the untimed
+helpers init and delete. Write operations (loose, pack, pack-files) initialise a fresh container in
+DIR (which must not exist); init only initialises one; the others open an existing one. FILE holds
+one path (write ops) or one key (read, has, delete) per line; --keys names the keys whose packed
+state pack-loose checks afterwards. Only the operation itself is timed; loading inputs and the
+checks after it are not. The result is printed as one JSON line.
+
+disk-objectstore 1.5 never fsyncs the pack files it writes on Linux (`safe_flush_to_disk` with
+`use_fullsync=True` takes the F_FULLFSYNC branch, which is `fcntl(fd, 0)` there), so after every
+operation that writes packs this script also times `os.fsync` of every pack file and of `packs/`
+(reported separately as `fsync_seconds`): the cost Python would pay for the durability dos has.
 """
 
 import argparse
 import hashlib
 import json
+import os
 import resource
 import sys
 import time
@@ -76,6 +84,39 @@ def digest(keys):
     return h.hexdigest()
 
 
+def fsync_packs(folder):
+    """Seconds to fsync every pack file and the packs/ folder (see the module docstring)."""
+    packs = os.path.join(folder, "packs")
+    t0 = time.perf_counter()
+    for name in sorted(os.listdir(packs)):
+        path = os.path.join(packs, name)
+        if not name.isdigit() or not os.path.isfile(path):
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fd = os.open(packs, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return time.perf_counter() - t0
+
+
+def state(c):
+    """Untimed facts about the container after an operation (both sides report the same ones)."""
+    counts = c.count_objects()
+    sizes = c.get_total_size()
+    return {
+        "packed_count": counts.packed,
+        "packed_bytes": sizes.total_size_packed,
+        "packed_on_disk": sizes.total_size_packed_on_disk,
+        "packfiles_bytes": sizes.total_size_packfiles_on_disk,
+    }
+
+
 def read_lines(path):
     with open(path) as fh:
         return [line.rstrip("\n") for line in fh if line.strip()]
@@ -83,18 +124,44 @@ def read_lines(path):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("op", choices=["loose", "pack", "pack-files", "read", "has"])
+    p.add_argument(
+        "op",
+        choices=[
+            "init",
+            "loose",
+            "pack",
+            "pack-files",
+            "read",
+            "has",
+            "pack-loose",
+            "validate",
+            "delete",
+            "repack",
+        ],
+    )
     p.add_argument("--container", required=True)
     p.add_argument("--list")
+    p.add_argument("--keys")
     p.add_argument("--compress", action="store_true")
     p.add_argument("--dedup", action="store_true")
     a = p.parse_args()
 
     items = read_lines(a.list) if a.list else []
     c = Container(a.container)
-    if a.op in ("loose", "pack", "pack-files"):
+    if a.op in ("init", "loose", "pack", "pack-files"):
         c.init_container()  # defaults: zlib+1, loose_prefix_len 2, 4 GiB packs
     out = {"side": "python", "op": a.op, "version": disk_objectstore.__version__}
+
+    if a.op == "init":
+        c.close()
+        sys.stdout.write(json.dumps(out) + "\n")
+        return
+    if a.op == "delete":  # untimed preparation of repack
+        deleted = c.delete_objects(items)
+        out["deleted"] = len(deleted)
+        c.close()
+        sys.stdout.write(json.dumps(out) + "\n")
+        return
 
     if a.op == "loose":
         out["bytes"] = 0
@@ -116,6 +183,7 @@ def main():
         t0 = time.perf_counter()
         keys = c.add_objects_to_pack(contents, compress=a.compress, no_holes=a.dedup)
         secs = time.perf_counter() - t0
+        out["fsync_seconds"] = fsync_packs(a.container)
         out["objects"] = len(keys)
         out["bytes"] = sum(len(x) for x in contents)
         out["keys_digest"] = digest(keys)
@@ -127,6 +195,7 @@ def main():
             openers, compress=a.compress, open_streams=True, no_holes=a.dedup
         )
         secs = time.perf_counter() - t0
+        out["fsync_seconds"] = fsync_packs(a.container)
         out["objects"] = len(keys)
         out["keys_digest"] = digest(keys)
     elif a.op == "read":
@@ -142,6 +211,38 @@ def main():
         secs = time.perf_counter() - t0
         out["objects"] = count
         out["bytes"] = total
+    elif a.op == "pack-loose":
+        mem = op_start()
+        t0 = time.perf_counter()
+        c.pack_all_loose(compress=a.compress)  # validate_objects=True, do_fsync=True (defaults)
+        secs = time.perf_counter() - t0
+        out["fsync_seconds"] = fsync_packs(a.container)
+    elif a.op == "validate":
+        mem = op_start()
+        t0 = time.perf_counter()
+        issues = c.validate()
+        secs = time.perf_counter() - t0
+        out["problems"] = (
+            len(issues.invalid_hashes_loose)
+            + len(issues.invalid_hashes_packed)
+            + len(issues.invalid_sizes_packed)
+            + len(issues.overlapping_packed)
+        )
+        out["issues"] = {
+            k: getattr(issues, k)[:20]
+            for k in (
+                "invalid_hashes_loose",
+                "invalid_hashes_packed",
+                "invalid_sizes_packed",
+                "overlapping_packed",
+            )
+        }
+    elif a.op == "repack":
+        mem = op_start()
+        t0 = time.perf_counter()
+        c.repack()  # compress_mode=KEEP; rewrites every pack, then VACUUMs
+        secs = time.perf_counter() - t0
+        out["fsync_seconds"] = fsync_packs(a.container)
     else:  # has
         mem = op_start()
         t0 = time.perf_counter()
@@ -152,7 +253,18 @@ def main():
 
     out["seconds"] = secs
     out.update(op_end(mem))
-    if a.op in ("read", "has"):
+    if a.op in ("pack-loose", "validate", "repack"):
+        out.update(state(c))
+        out["objects"] = out["packed_count"]
+        out["bytes"] = out["packed_bytes"]
+    if a.op == "pack-loose" and a.keys:
+        # Which of the expected keys are now packed (a key both loose and packed is reported packed).
+        wanted = read_lines(a.keys)
+        packed = sorted(
+            k for k, meta in c.get_objects_meta(wanted) if meta.type.value == "packed"
+        )
+        out["packed_digest"] = digest(packed)
+    if a.op in ("read", "has", "pack-loose", "validate", "repack"):
         keys = sorted(c.list_all_objects())
         out["keyset_count"] = len(keys)
         out["keyset_digest"] = digest(keys)

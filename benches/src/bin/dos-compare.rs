@@ -7,10 +7,25 @@
 //! line. The parent checks both results against the manifest and against each other, and refuses
 //! to print a ratio for a wrong result.
 //!
+//! Maintenance operations start from copies of one base container per data set (initialised by
+//! Python, filled by dos, built once and untimed), so both sides start from identical bytes:
+//! `pack-loose`/`pack-loose-z` pack a container holding every file as a loose object, `repack`
+//! rewrites a packed container after each side deleted every 10th key (untimed, with its own
+//! `delete_objects`), `validate`/`validate-z` check each side's container of `pack`/`pack-z`.
+//!
+//! Python disk-objectstore 1.5 never fsyncs its pack files on Linux; for every operation that
+//! writes packs its child also times `os.fsync` of every pack file afterwards, and the table shows
+//! that figure and the ratio at equal durability next to the plain one.
+//!
+//! Before the operations a probe child measures the machine: SHA-256, zlib inflate and zlib-rs
+//! level-2 compression throughput on a sample of the data set (one core and two), and sequential
+//! write + fdatasync throughput in the data folder. `validate` rows are related to those limits.
+//!
 //! ```text
 //! cargo run --release -p dos-bench --bin dos-compare -- [--n 100000] [--data-dir bench-data]
-//!     [--python .venv/bin/python] [--ops all|loose,pack,pack-z,read,read-z,has,pack-files]
-//!     [--repeat 1] [--json out.json]
+//!     [--python .venv/bin/python] [--ops all|maintenance|loose,pack,pack-z,read,read-z,has,
+//!     pack-files,pack-loose,pack-loose-z,validate,validate-z,repack] [--repeat 1]
+//!     [--json out.json] [--no-probes]
 //! cargo run --release -p dos-bench --bin dos-compare -- gen --n 100000   # data set statistics
 //! ```
 
@@ -26,10 +41,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use dos_bench::r#gen::{Dataset, GenOptions, Kind, Plan, Rng};
 use dos_bench::rss;
+use dos_core::codec::{Compressor, Decompressor};
+use dos_core::maintain::{PackLooseOptions, RepackOptions, ValidateOptions};
 use dos_core::{
     CompressMode, Container, HashType, InitOptions, NoProgress, ObjectContent, ObjectSource,
-    PackWriteOptions,
+    ObjectType, PackWriteOptions, ZlibLevel,
 };
+use rayon::prelude::*;
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -82,8 +100,9 @@ struct RunArgs {
     /// repository if it exists, else `$DOS_PYTHON`).
     #[arg(long)]
     python: Option<PathBuf>,
-    /// Operations, comma-separated: all (= loose,pack,pack-z,read,read-z,has), loose, pack,
-    /// pack-z, pack-files, read, read-z, has.
+    /// Operations, comma-separated: all (= loose,pack,pack-z,read,read-z,has), maintenance (=
+    /// pack-loose,pack-loose-z,validate,validate-z,repack), loose, pack, pack-z, pack-files,
+    /// read, read-z, has, pack-loose, pack-loose-z, validate, validate-z, repack.
     #[arg(long, default_value = "all")]
     ops: String,
     /// Files added by the `loose` operation (the first ones of the data set).
@@ -102,18 +121,44 @@ struct RunArgs {
     /// Write all results (every run) to this JSON file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Skip the machine probes (hash, inflate, compress and disk throughput).
+    #[arg(long)]
+    no_probes: bool,
+    /// Megabytes of the data set's unique content (an evenly strided sample) used by the CPU
+    /// probes.
+    #[arg(long, default_value_t = 256)]
+    probe_mb: u64,
+    /// MiB written by the sequential write + fdatasync probe.
+    #[arg(long, default_value_t = 1024)]
+    probe_write_mib: u64,
+    /// Runs of the write + fdatasync probe (the median is reported; the disk varies).
+    #[arg(long, default_value_t = 3)]
+    probe_write_runs: usize,
 }
 
 #[derive(Args, Debug)]
 struct ChildArgs {
-    /// loose, pack, pack-files, read or has.
+    /// loose, pack, pack-files, read, has, pack-loose, validate, repack, delete (untimed
+    /// preparation) or probe (machine probes; `--container` is then the folder to write in).
     op: String,
-    /// The container folder (created by write operations).
+    /// The container folder (created by write operations unless `--existing`).
     #[arg(long)]
     container: PathBuf,
-    /// One path (write operations) or key (read, has) per line.
+    /// One path (write operations, probe) or key (read, has, delete) per line.
     #[arg(long)]
     list: Option<PathBuf>,
+    /// Keys whose packed state `pack-loose` reports afterwards (untimed).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Write operations: open the existing container instead of creating one.
+    #[arg(long)]
+    existing: bool,
+    /// Probe: MiB written by the write + fdatasync probe.
+    #[arg(long, default_value_t = 1024)]
+    write_mib: u64,
+    /// Probe: runs of the write + fdatasync probe.
+    #[arg(long, default_value_t = 3)]
+    write_runs: usize,
     /// Compress packed objects.
     #[arg(long)]
     compress: bool,
@@ -313,7 +358,7 @@ fn child(a: &ChildArgs) -> Result<()> {
     let mem;
     match a.op.as_str() {
         "loose" => {
-            let c = Container::init(&a.container, &InitOptions::default())?;
+            let c = open_or_init(a)?;
             let paths: Vec<PathBuf> = items.iter().map(PathBuf::from).collect();
             mem = op_start();
             let t = Instant::now();
@@ -328,7 +373,7 @@ fn child(a: &ChildArgs) -> Result<()> {
             out.insert("keys_digest".into(), json!(digest(&keys)));
         }
         "pack" | "pack-files" => {
-            let c = Container::init(&a.container, &InitOptions::default())?;
+            let c = open_or_init(a)?;
             let opts = PackWriteOptions {
                 compress: if a.compress {
                     CompressMode::Yes
@@ -405,17 +450,296 @@ fn child(a: &ChildArgs) -> Result<()> {
                 json!(found.iter().filter(|&&f| f).count()),
             );
         }
+        "pack-loose" => {
+            let c = Container::open(&a.container)?;
+            let opts = PackLooseOptions {
+                compress: if a.compress {
+                    CompressMode::Yes
+                } else {
+                    CompressMode::No
+                },
+                clean_loose: false,
+                ..Default::default()
+            };
+            mem = op_start();
+            let t = Instant::now();
+            let summary = c.pack_all_loose(&opts, &NoProgress)?;
+            seconds = t.elapsed().as_secs_f64();
+            // What this call says it packed must agree with the index afterwards.
+            out.insert("op_count".into(), json!(summary.packed));
+            out.insert("summary".into(), serde_json::to_value(&summary)?);
+        }
+        "validate" => {
+            let c = Container::open(&a.container)?;
+            mem = op_start();
+            let t = Instant::now();
+            let report = c.validate(&ValidateOptions::default(), &NoProgress)?;
+            seconds = t.elapsed().as_secs_f64();
+            out.insert("problems".into(), json!(report.errors()));
+            out.insert("op_count".into(), json!(report.objects_checked));
+            out.insert("bytes_checked".into(), json!(report.bytes_checked));
+            out.insert("report".into(), serde_json::to_value(&report)?);
+        }
+        "repack" => {
+            let c = Container::open(&a.container)?;
+            mem = op_start();
+            let t = Instant::now();
+            let summary = c.repack(&RepackOptions::default(), &NoProgress)?;
+            seconds = t.elapsed().as_secs_f64();
+            out.insert("summary".into(), serde_json::to_value(&summary)?);
+        }
+        "delete" => {
+            // Untimed preparation of `repack`.
+            let c = Container::open(&a.container)?;
+            let deleted = c.delete_objects(&items)?;
+            out.insert("deleted".into(), json!(deleted.len()));
+            println!("{}", Value::Object(out));
+            return Ok(());
+        }
+        "probe" => {
+            probe(a, &items, &mut out)?;
+            println!("{}", Value::Object(out));
+            return Ok(());
+        }
         other => bail!("unknown child operation {other:?}"),
     }
     out.insert("seconds".into(), json!(seconds));
     op_end(&mem, &mut out);
-    if a.op == "read" || a.op == "has" {
+    if matches!(a.op.as_str(), "pack-loose" | "validate" | "repack") {
+        let c = Container::open(&a.container)?;
+        let count = c.count_objects()?;
+        let size = c.get_total_size()?;
+        out.insert("packed_count".into(), json!(count.packed));
+        out.insert("packed_bytes".into(), json!(size.total_size_packed));
+        out.insert(
+            "packed_on_disk".into(),
+            json!(size.total_size_packed_on_disk),
+        );
+        out.insert(
+            "packfiles_bytes".into(),
+            json!(size.total_size_packfiles_on_disk),
+        );
+        out.insert("objects".into(), json!(count.packed));
+        out.insert("bytes".into(), json!(size.total_size_packed));
+        if a.op == "pack-loose"
+            && let Some(p) = &a.keys
+        {
+            let wanted = read_lines(p)?;
+            let mut packed: Vec<&str> = c
+                .get_objects_meta(&wanted)?
+                .iter()
+                .zip(&wanted)
+                .filter(|(m, _)| m.kind == ObjectType::Packed)
+                .map(|(_, k)| k.as_str())
+                .collect();
+            packed.sort_unstable();
+            out.insert("packed_digest".into(), json!(digest(&packed)));
+        }
+    }
+    if matches!(
+        a.op.as_str(),
+        "read" | "has" | "pack-loose" | "validate" | "repack"
+    ) {
         let c = Container::open(&a.container)?;
         let keys = c.list_all_objects()?;
         out.insert("keyset_count".into(), json!(keys.len()));
         out.insert("keyset_digest".into(), json!(digest(&keys)));
     }
     println!("{}", Value::Object(out));
+    Ok(())
+}
+
+fn open_or_init(a: &ChildArgs) -> Result<Container> {
+    Ok(if a.existing {
+        Container::open(&a.container)?
+    } else {
+        Container::init(&a.container, &InitOptions::default())?
+    })
+}
+
+/// Best (shortest) of `reps` timings of `f`, in seconds.
+fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let mut h = HashType::Sha256.hasher();
+    h.update(data);
+    h.finalize_hex()
+}
+
+/// Machine probes on the sample of the data set listed in `items` (one object per file, each
+/// processed independently, as the container does): SHA-256, zlib-rs level-2 compression (what
+/// `zlib+1` maps to), inflation, and inflation + hash, each on one core and on two (a rayon pool of
+/// 2 threads over the objects); then sequential write + fdatasync of `write_mib` MiB in
+/// `container`. CPU figures are the best of several runs, in MB/s of uncompressed bytes.
+fn probe(a: &ChildArgs, items: &[String], out: &mut serde_json::Map<String, Value>) -> Result<()> {
+    let mut data = Vec::with_capacity(items.len());
+    for p in items {
+        data.push(fs::read(p).with_context(|| format!("read {p}"))?);
+    }
+    let bytes: u64 = data.iter().map(|d| d.len() as u64).sum();
+    let mb = bytes as f64 / 1e6;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build()?;
+    let reps = 3;
+    let sink = std::sync::atomic::AtomicU64::new(0);
+    let eat = |s: &str| {
+        sink.fetch_add(
+            u64::from(s.as_bytes()[0]),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    };
+
+    let sha1 = best_of(reps, || {
+        for d in &data {
+            eat(&sha256_hex(d));
+        }
+    });
+    let sha2 = best_of(reps, || {
+        pool.install(|| data.par_iter().for_each(|d| eat(&sha256_hex(d))));
+    });
+
+    let level = ZlibLevel::DEFAULT;
+    let mut compressed: Vec<Vec<u8>> = Vec::new();
+    let z1 = best_of(2, || {
+        let mut c = Compressor::new(level);
+        compressed = data.iter().map(|d| c.compress(d)).collect();
+    });
+    let z2 = best_of(2, || {
+        let v: Vec<Vec<u8>> = pool.install(|| {
+            data.par_iter()
+                .map_init(|| Compressor::new(level), |c, d| c.compress(d))
+                .collect()
+        });
+        sink.fetch_add(v.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    });
+    let zbytes: u64 = compressed.iter().map(|z| z.len() as u64).sum();
+    let pairs: Vec<(&Vec<u8>, &Vec<u8>)> = compressed.iter().zip(&data).collect();
+    let inflate_one = |dec: &mut Decompressor, buf: &mut Vec<u8>, z: &[u8], d: &[u8]| {
+        // An exact-size output, as the container's readers use.
+        dec.inflate_exact(z, d.len() as u64, buf)
+            .map_err(|e| anyhow!("inflate: {e}"))
+    };
+    let mut failed = None;
+    let i1 = best_of(reps, || {
+        let mut dec = Decompressor::new();
+        let mut buf = Vec::new();
+        for (z, d) in &pairs {
+            if let Err(e) = inflate_one(&mut dec, &mut buf, z, d) {
+                failed = Some(e);
+            }
+        }
+    });
+    let i2 = best_of(reps, || {
+        let r: Result<()> = pool.install(|| {
+            pairs.par_iter().try_for_each_init(
+                || (Decompressor::new(), Vec::new()),
+                |(dec, buf), (z, d)| inflate_one(dec, buf, z, d),
+            )
+        });
+        if let Err(e) = r {
+            failed = Some(e);
+        }
+    });
+    let ih1 = best_of(reps, || {
+        let mut dec = Decompressor::new();
+        let mut buf = Vec::new();
+        for (z, d) in &pairs {
+            match inflate_one(&mut dec, &mut buf, z, d) {
+                Ok(()) => eat(&sha256_hex(&buf)),
+                Err(e) => failed = Some(e),
+            }
+        }
+    });
+    let ih2 = best_of(reps, || {
+        let r: Result<()> = pool.install(|| {
+            pairs.par_iter().try_for_each_init(
+                || (Decompressor::new(), Vec::new()),
+                |(dec, buf), (z, d)| {
+                    inflate_one(dec, buf, z, d)?;
+                    eat(&sha256_hex(buf));
+                    Ok(())
+                },
+            )
+        });
+        if let Err(e) = r {
+            failed = Some(e);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    drop(pairs);
+    drop(compressed);
+    drop(data);
+
+    // Sequential write of `write_mib` MiB in 8 MiB blocks of random bytes into a new file, then
+    // fdatasync; `write_runs` times, each after a `sync`, the median (by total time) reported.
+    let wpath = a.container.join("probe-write.tmp");
+    let mut block = vec![0u8; 8 << 20];
+    Rng::new(0x7772_6974_6500).fill(&mut block);
+    let blocks = a.write_mib.div_ceil(8).max(1);
+    let wbytes = blocks * (8 << 20);
+    let mut wruns: Vec<(f64, f64)> = Vec::new();
+    for _ in 0..a.write_runs.max(1) {
+        sync()?;
+        let mut f =
+            fs::File::create(&wpath).with_context(|| format!("create {}", wpath.display()))?;
+        let t = Instant::now();
+        for _ in 0..blocks {
+            f.write_all(&block)?;
+        }
+        let w = t.elapsed().as_secs_f64();
+        f.sync_data()?;
+        wruns.push((w, t.elapsed().as_secs_f64()));
+        drop(f);
+        fs::remove_file(&wpath)?;
+    }
+    let all_mbs: Vec<f64> = wruns
+        .iter()
+        .map(|(_, total)| wbytes as f64 / 1e6 / total)
+        .collect();
+    wruns.sort_by(|x, y| x.1.total_cmp(&y.1));
+    let (write_s, total_s) = wruns[(wruns.len() - 1) / 2];
+
+    let rate = |s: f64| mb / s;
+    out.insert("sample_objects".into(), json!(items.len()));
+    out.insert("sample_bytes".into(), json!(bytes));
+    out.insert("compressed_bytes".into(), json!(zbytes));
+    out.insert("sha256_1core_mbs".into(), json!(rate(sha1)));
+    out.insert("sha256_2core_mbs".into(), json!(rate(sha2)));
+    out.insert("compress_l2_1core_mbs".into(), json!(rate(z1)));
+    out.insert("compress_l2_2core_mbs".into(), json!(rate(z2)));
+    out.insert("inflate_1core_mbs".into(), json!(rate(i1)));
+    out.insert("inflate_2core_mbs".into(), json!(rate(i2)));
+    out.insert("inflate_sha256_1core_mbs".into(), json!(rate(ih1)));
+    out.insert("inflate_sha256_2core_mbs".into(), json!(rate(ih2)));
+    out.insert("write_bytes".into(), json!(wbytes));
+    out.insert("write_s".into(), json!(write_s));
+    out.insert("write_fdatasync_s".into(), json!(total_s));
+    out.insert(
+        "write_fdatasync_mbs".into(),
+        json!(wbytes as f64 / 1e6 / total_s),
+    );
+    out.insert("write_fdatasync_mbs_runs".into(), json!(all_mbs));
+    out.insert(
+        "loadavg".into(),
+        json!(
+            fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+        ),
+    );
+    out.insert(
+        "sink".into(),
+        json!(sink.load(std::sync::atomic::Ordering::Relaxed)),
+    );
     Ok(())
 }
 
@@ -450,8 +774,13 @@ struct Row {
     list: &'static str,
     compress: bool,
     dedup: bool,
-    /// Whether the op creates its container.
+    /// Whether the op creates (or changes) its container.
     writes: bool,
+    /// Base container copied to the container before each run (and, for `repack`, every 10th
+    /// sorted unique key deleted from the copy by the side's own `delete_objects`), untimed.
+    base: Option<&'static str>,
+    /// Whether the op writes packs (Python's child then also times fsyncing them).
+    fsync: bool,
 }
 
 const ROWS: &[Row] = &[
@@ -463,6 +792,8 @@ const ROWS: &[Row] = &[
         compress: false,
         dedup: false,
         writes: true,
+        base: None,
+        fsync: false,
     },
     Row {
         label: "pack",
@@ -472,6 +803,8 @@ const ROWS: &[Row] = &[
         compress: false,
         dedup: false,
         writes: true,
+        base: None,
+        fsync: true,
     },
     Row {
         label: "pack, dedup",
@@ -481,6 +814,8 @@ const ROWS: &[Row] = &[
         compress: false,
         dedup: true,
         writes: true,
+        base: None,
+        fsync: true,
     },
     Row {
         label: "pack-z",
@@ -490,6 +825,8 @@ const ROWS: &[Row] = &[
         compress: true,
         dedup: false,
         writes: true,
+        base: None,
+        fsync: true,
     },
     Row {
         label: "pack-files",
@@ -499,6 +836,8 @@ const ROWS: &[Row] = &[
         compress: false,
         dedup: false,
         writes: true,
+        base: None,
+        fsync: true,
     },
     Row {
         label: "read",
@@ -508,6 +847,8 @@ const ROWS: &[Row] = &[
         compress: false,
         dedup: false,
         writes: false,
+        base: None,
+        fsync: false,
     },
     Row {
         label: "read-z",
@@ -517,6 +858,8 @@ const ROWS: &[Row] = &[
         compress: false,
         dedup: false,
         writes: false,
+        base: None,
+        fsync: false,
     },
     Row {
         label: "has",
@@ -526,6 +869,63 @@ const ROWS: &[Row] = &[
         compress: false,
         dedup: false,
         writes: false,
+        base: None,
+        fsync: false,
+    },
+    Row {
+        label: "pack-loose",
+        op: "pack-loose",
+        container: "pack-loose",
+        list: "",
+        compress: false,
+        dedup: false,
+        writes: true,
+        base: Some("base-loose"),
+        fsync: true,
+    },
+    Row {
+        label: "pack-loose-z",
+        op: "pack-loose",
+        container: "pack-loose-z",
+        list: "",
+        compress: true,
+        dedup: false,
+        writes: true,
+        base: Some("base-loose"),
+        fsync: true,
+    },
+    Row {
+        label: "validate",
+        op: "validate",
+        container: "pack",
+        list: "",
+        compress: false,
+        dedup: false,
+        writes: false,
+        base: None,
+        fsync: false,
+    },
+    Row {
+        label: "validate-z",
+        op: "validate",
+        container: "pack-z",
+        list: "",
+        compress: false,
+        dedup: false,
+        writes: false,
+        base: None,
+        fsync: false,
+    },
+    Row {
+        label: "repack",
+        op: "repack",
+        container: "repack",
+        list: "",
+        compress: false,
+        dedup: false,
+        writes: true,
+        base: Some("base-packed"),
+        fsync: true,
     },
 ];
 
@@ -535,7 +935,15 @@ fn select_rows(ops: &str) -> Result<Vec<&'static Row>> {
     for op in ops.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match op {
             "all" => names.extend(["loose", "pack", "pack-z", "read", "read-z", "has"]),
-            "loose" | "pack-z" | "pack-files" | "read" | "read-z" | "has" => names.push(op),
+            "maintenance" => names.extend([
+                "pack-loose",
+                "pack-loose-z",
+                "validate",
+                "validate-z",
+                "repack",
+            ]),
+            "loose" | "pack-z" | "pack-files" | "read" | "read-z" | "has" | "pack-loose"
+            | "pack-loose-z" | "validate" | "validate-z" | "repack" => names.push(op),
             "pack" => names.push("pack"),
             other => bail!("unknown operation {other:?}"),
         }
@@ -552,12 +960,19 @@ fn select_rows(ops: &str) -> Result<Vec<&'static Row>> {
 }
 
 /// What the results of one row must be.
+#[derive(Default)]
 struct Expect {
     objects: u64,
     bytes: Option<u64>,
     keys_digest: Option<String>,
     keyset: Option<(u64, String)>,
     true_count: Option<u64>,
+    /// Digest of the sorted keys that must be packed afterwards.
+    packed_digest: Option<String>,
+    /// Zero problems reported by validate.
+    no_problems: bool,
+    /// Pack files must sum to the packed objects' on-disk lengths.
+    no_holes: bool,
 }
 
 /// Everything the parent knows about the data set.
@@ -572,6 +987,14 @@ struct Inputs {
     digest_all: String,
     digest_loose: String,
     digest_unique_sorted: String,
+    /// Digest of the unique keys in data-set order (`keys-unique.txt`).
+    digest_unique_order: String,
+    /// Keys deleted before `repack` (every 10th sorted unique key, `keys-delete.txt`).
+    deleted: u64,
+    /// Objects, bytes and sorted-key digest of what survives the deletion.
+    surviving: u64,
+    surviving_bytes: u64,
+    digest_surviving_sorted: String,
 }
 
 fn expect(row: &Row, inp: &Inputs) -> Expect {
@@ -579,32 +1002,68 @@ fn expect(row: &Row, inp: &Inputs) -> Expect {
     match row.op {
         "loose" => Expect {
             objects: inp.loose_n as u64,
-            bytes: None,
             keys_digest: Some(inp.digest_loose.clone()),
-            keyset: None,
-            true_count: None,
+            ..Expect::default()
         },
         "pack" | "pack-files" => Expect {
             objects: inp.n as u64,
             bytes: (row.op == "pack").then_some(inp.total_bytes),
             keys_digest: Some(inp.digest_all.clone()),
-            keyset: None,
-            true_count: None,
+            ..Expect::default()
         },
         "read" => Expect {
             objects: inp.unique,
             bytes: Some(inp.unique_bytes),
-            keys_digest: None,
             keyset,
-            true_count: None,
+            ..Expect::default()
+        },
+        // Every loose object packed, each exactly once (a fresh container: no holes).
+        "pack-loose" => Expect {
+            objects: inp.unique,
+            bytes: Some(inp.unique_bytes),
+            keyset,
+            packed_digest: Some(inp.digest_unique_sorted.clone()),
+            no_holes: true,
+            ..Expect::default()
+        },
+        "validate" => Expect {
+            objects: inp.unique,
+            bytes: Some(inp.unique_bytes),
+            keyset,
+            no_problems: true,
+            ..Expect::default()
+        },
+        "repack" => Expect {
+            objects: inp.surviving,
+            bytes: Some(inp.surviving_bytes),
+            keyset: Some((inp.surviving, inp.digest_surviving_sorted.clone())),
+            no_holes: true,
+            ..Expect::default()
         },
         _ => Expect {
             objects: inp.has_n as u64,
-            bytes: None,
-            keys_digest: None,
             keyset,
             true_count: Some(inp.unique),
+            ..Expect::default()
         },
+    }
+}
+
+/// What the base containers must hold after being filled (by the dos child, `--existing`).
+fn expect_base(base: &str, inp: &Inputs) -> Expect {
+    if base == "base-loose" {
+        Expect {
+            objects: inp.n as u64,
+            keys_digest: Some(inp.digest_all.clone()),
+            ..Expect::default()
+        }
+    } else {
+        Expect {
+            objects: inp.unique,
+            bytes: Some(inp.unique_bytes),
+            keys_digest: Some(inp.digest_unique_order.clone()),
+            ..Expect::default()
+        }
     }
 }
 
@@ -643,6 +1102,35 @@ fn check(v: &Value, e: &Expect) -> Vec<String> {
         && m != 0
     {
         bad.push(format!("{m} keys missing"));
+    }
+    if let Some(c) = u("op_count")
+        && c != e.objects
+    {
+        bad.push(format!(
+            "the operation reports {c} objects, expected {}",
+            e.objects
+        ));
+    }
+    if let (Some(b), Some(c)) = (e.bytes, u("bytes_checked"))
+        && b != c
+    {
+        bad.push(format!("validate checked {c} bytes, expected {b}"));
+    }
+    if let Some(d) = &e.packed_digest
+        && s("packed_digest").as_ref() != Some(d)
+    {
+        bad.push("the packed keys differ from the data set's".into());
+    }
+    if e.no_problems && u("problems") != Some(0) {
+        bad.push(format!("validate reports {:?} problems", u("problems")));
+    }
+    if e.no_holes && (u("packfiles_bytes").is_none() || u("packfiles_bytes") != u("packed_on_disk"))
+    {
+        bad.push(format!(
+            "pack files hold {:?} bytes, packed objects {:?} (holes)",
+            u("packfiles_bytes"),
+            u("packed_on_disk")
+        ));
     }
     bad
 }
@@ -705,8 +1193,112 @@ impl Runner {
             }
         }
         if removed {
-            fs::write(self.runs.join("last-bulk-delete"), now_secs().to_string())?;
+            self.mark_bulk_delete()?;
         }
+        Ok(())
+    }
+
+    fn mark_bulk_delete(&self) -> Result<()> {
+        fs::write(self.runs.join("last-bulk-delete"), now_secs().to_string())?;
+        Ok(())
+    }
+
+    /// Remove a container if it exists; `many_files` records the deletion of many inodes (see
+    /// [`Runner::quiet_inodes`]).
+    fn remove_container(&self, dir: &Path, many_files: bool) -> Result<()> {
+        if dir.exists() {
+            fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
+            if many_files {
+                self.mark_bulk_delete()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A child command of `side` running `op` on container `cont`.
+    fn command(&self, side: Side, op: &str, cont: &Path) -> Command {
+        let mut c = match side {
+            Side::Python => {
+                let mut c = Command::new(&self.python);
+                c.arg(&self.script);
+                c
+            }
+            Side::Dos => {
+                let mut c = Command::new(&self.exe);
+                c.arg("child");
+                c
+            }
+        };
+        c.arg(op).arg("--container").arg(cont);
+        c.stdin(Stdio::null()).stderr(Stdio::inherit());
+        c
+    }
+
+    /// Run a child to completion; returns its JSON result and the process wall time.
+    fn spawn(&self, side: Side, what: &str, mut cmd: Command) -> Result<(Value, f64)> {
+        let t = Instant::now();
+        let output = cmd
+            .output()
+            .with_context(|| format!("spawn {} child", side.name()))?;
+        let process_s = t.elapsed().as_secs_f64();
+        if !output.status.success() {
+            bail!(
+                "{} child for {what} failed ({}): {}",
+                side.name(),
+                output.status,
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let last = stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .ok_or_else(|| anyhow!("{} child printed no result: {stdout}", side.name()))?;
+        let v: Value = serde_json::from_str(last).context("parse child result")?;
+        Ok((v, process_s))
+    }
+
+    /// Build a base container once (untimed): initialised by Python (as a user's container is),
+    /// filled by dos from the data set: `base-loose` holds every file as a loose object,
+    /// `base-packed` every unique object in one pack, uncompressed and without holes. Its `.ok`
+    /// marker records the data set digest, so a regenerated data set rebuilds it.
+    fn ensure_base(&self, base: &str, inp: &Inputs) -> Result<()> {
+        let dir = self.runs.join(base);
+        let ok = dir.with_extension("ok");
+        let stamp = format!("{}\n", inp.digest_all);
+        if fs::read_to_string(&ok).is_ok_and(|s| s == stamp) {
+            return Ok(());
+        }
+        let _ = fs::remove_file(&ok);
+        let loose = base == "base-loose";
+        self.remove_container(&dir, loose)?;
+        eprintln!("  (building {base} once, untimed: Python init_container, dos fills it)");
+        self.spawn(
+            Side::Python,
+            "init",
+            self.command(Side::Python, "init", &dir),
+        )?;
+        let (op, list) = if loose {
+            ("loose", "files-all.txt")
+        } else {
+            ("pack", "files-unique.txt")
+        };
+        let mut cmd = self.command(Side::Dos, op, &dir);
+        cmd.arg("--list")
+            .arg(self.runs.join(list))
+            .arg("--existing");
+        let (v, secs) = self.spawn(Side::Dos, base, cmd)?;
+        let bad = check(&v, &expect_base(base, inp));
+        if !bad.is_empty() {
+            bail!("building {base}: {}", bad.join("; "));
+        }
+        if loose && du(&dir.join("packs")) != 0 {
+            bail!("building {base}: it has packed data");
+        }
+        eprintln!("  ({base} built in {secs:.1} s)");
+        sync()?;
+        fs::write(&ok, stamp)?;
         Ok(())
     }
 
@@ -728,61 +1320,54 @@ impl Runner {
     }
 
     /// Run one child; returns its JSON result with the process wall time added.
-    fn run(&self, row: &Row, side: Side, rep: usize) -> Result<Value> {
+    fn run(&self, row: &Row, side: Side, rep: usize, inp: &Inputs) -> Result<Value> {
         let cont = self.container_rep(row, side, rep);
         let marker = cont.with_extension("ok");
         if row.writes {
             let _ = fs::remove_file(&marker);
-            if cont.exists() {
-                fs::remove_dir_all(&cont).with_context(|| format!("remove {}", cont.display()))?;
+            self.remove_container(&cont, row.base == Some("base-loose"))?;
+        }
+        if let Some(base) = row.base {
+            // Untimed: the same starting container for both sides.
+            self.ensure_base(base, inp)?;
+            let st = Command::new("cp")
+                .args(["-a", "--reflink=auto"])
+                .arg(self.runs.join(base))
+                .arg(&cont)
+                .status()
+                .context("run cp")?;
+            if !st.success() {
+                bail!("copying {base} to {} failed: {st}", cont.display());
+            }
+            if row.op == "repack" {
+                let mut cmd = self.command(side, "delete", &cont);
+                cmd.arg("--list").arg(self.runs.join("keys-delete.txt"));
+                let (v, _) = self.spawn(side, "delete", cmd)?;
+                let deleted = v.get("deleted").and_then(Value::as_u64);
+                if deleted != Some(inp.deleted) {
+                    bail!(
+                        "{} delete_objects before repack deleted {deleted:?} keys, expected {}",
+                        side.name(),
+                        inp.deleted
+                    );
+                }
             }
         }
-        let mut cmd = match side {
-            Side::Python => {
-                let mut c = Command::new(&self.python);
-                c.arg(&self.script);
-                c
-            }
-            Side::Dos => {
-                let mut c = Command::new(&self.exe);
-                c.arg("child");
-                c
-            }
-        };
-        cmd.arg(row.op)
-            .arg("--container")
-            .arg(&cont)
-            .arg("--list")
-            .arg(self.runs.join(row.list));
+        let mut cmd = self.command(side, row.op, &cont);
+        if !row.list.is_empty() {
+            cmd.arg("--list").arg(self.runs.join(row.list));
+        }
+        if row.op == "pack-loose" {
+            cmd.arg("--keys").arg(self.runs.join("keys-unique.txt"));
+        }
         if row.compress {
             cmd.arg("--compress");
         }
         if row.dedup {
             cmd.arg("--dedup");
         }
-        cmd.stdin(Stdio::null()).stderr(Stdio::inherit());
         sync()?;
-        let t = Instant::now();
-        let output = cmd
-            .output()
-            .with_context(|| format!("spawn {} child", side.name()))?;
-        let process_s = t.elapsed().as_secs_f64();
-        if !output.status.success() {
-            bail!(
-                "{} child for {} failed ({}): {}",
-                side.name(),
-                row.label,
-                output.status,
-                String::from_utf8_lossy(&output.stdout)
-            );
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let last = stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .ok_or_else(|| anyhow!("{} child printed no result: {stdout}", side.name()))?;
-        let mut v: Value = serde_json::from_str(last).context("parse child result")?;
+        let (mut v, process_s) = self.spawn(side, row.label, cmd)?;
         if let Value::Object(m) = &mut v {
             m.insert("process_s".into(), json!(process_s));
             m.insert("container".into(), json!(cont.display().to_string()));
@@ -793,6 +1378,20 @@ impl Runner {
                 m.insert("index_bytes".into(), json!(idx));
             }
         }
+        Ok(v)
+    }
+
+    /// Run the machine probes in a fresh dos child (on the probe sample, writing in the runs
+    /// folder, which is in the data folder).
+    fn probe(&self, write_mib: u64, write_runs: usize) -> Result<Value> {
+        let mut cmd = self.command(Side::Dos, "probe", &self.runs);
+        cmd.arg("--list")
+            .arg(self.runs.join("files-probe.txt"))
+            .arg("--write-mib")
+            .arg(write_mib.to_string())
+            .arg("--write-runs")
+            .arg(write_runs.to_string());
+        let (v, _) = self.spawn(Side::Dos, "probe", cmd)?;
         Ok(v)
     }
 
@@ -816,7 +1415,7 @@ impl Runner {
             row.label,
             cont.display()
         );
-        let v = self.run(src, side, 0)?;
+        let v = self.run(src, side, 0, inp)?;
         let bad = check(&v, &expect(src, inp));
         if !bad.is_empty() {
             bail!("{} {}: {}", side.name(), src.label, bad.join("; "));
@@ -824,6 +1423,62 @@ impl Runner {
         fs::write(cont.with_extension("ok"), b"ok\n")?;
         Ok(())
     }
+}
+
+/// The probe results as text (printed at the top of the output).
+fn probe_text(p: &Value) -> String {
+    let f = |k: &str| p.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    let u = |k: &str| p.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let mut t = format!(
+        "machine probes (dos-core codecs on {} objects, {:.1} MB of the data set's unique content, \
+         each object on its own; best of 3 (compression: of 2); MB/s of uncompressed bytes):\n",
+        u("sample_objects"),
+        u("sample_bytes") as f64 / 1e6
+    );
+    for (name, k) in [
+        ("SHA-256", "sha256"),
+        ("zlib inflate", "inflate"),
+        ("zlib inflate + SHA-256", "inflate_sha256"),
+        ("zlib-rs level 2 compress (zlib+1)", "compress_l2"),
+    ] {
+        let _ = writeln!(
+            t,
+            "  {name:<36} 1 core {:>7.0}   2 cores {:>7.0}",
+            f(&format!("{k}_1core_mbs")),
+            f(&format!("{k}_2core_mbs"))
+        );
+    }
+    let _ = writeln!(
+        t,
+        "  compressed / original {:.3}",
+        u("compressed_bytes") as f64 / u("sample_bytes").max(1) as f64
+    );
+    let runs: Vec<String> = p
+        .get("write_fdatasync_mbs_runs")
+        .and_then(Value::as_array)
+        .map(|v| {
+            v.iter()
+                .filter_map(Value::as_f64)
+                .map(|x| format!("{x:.0}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let _ = writeln!(
+        t,
+        "  sequential write + fdatasync of {:.0} MiB in the data folder: {:.0} MB/s median \
+         (write {:.2} s, then fdatasync {:.2} s; runs: {} MB/s)",
+        u("write_bytes") as f64 / (1u64 << 20) as f64,
+        f("write_fdatasync_mbs"),
+        f("write_s"),
+        f("write_fdatasync_s") - f("write_s"),
+        runs.join(", ")
+    );
+    let _ = writeln!(
+        t,
+        "  load average after the probes: {}",
+        p.get("loadavg").and_then(Value::as_str).unwrap_or("-")
+    );
+    t
 }
 
 fn now_secs() -> u64 {
@@ -959,8 +1614,34 @@ fn compare(a: &RunArgs) -> Result<()> {
             }),
         )?;
     }
-    let mut sorted_unique = unique_keys.clone();
+    write_list(
+        &runs.join("files-unique.txt"),
+        uniq.iter().map(|&i| path_of(i)),
+    )?;
+    // Repack input: every 10th key of the sorted unique keys is deleted first.
+    let mut sorted_unique: Vec<(&str, u64)> = uniq
+        .iter()
+        .map(|&i| (ds.entries[i].sha256.as_str(), ds.entries[i].size))
+        .collect();
     sorted_unique.sort_unstable();
+    let (deleted, surviving): (Vec<_>, Vec<_>) = sorted_unique
+        .iter()
+        .enumerate()
+        .partition(|(j, _)| j % 10 == 0);
+    write_list(
+        &runs.join("keys-delete.txt"),
+        deleted.iter().map(|(_, (k, _))| *k),
+    )?;
+    let surviving_keys: Vec<&str> = surviving.iter().map(|(_, (k, _))| *k).collect();
+    let surviving_bytes: u64 = surviving.iter().map(|(_, (_, b))| *b).sum();
+    // Probe sample: evenly strided unique objects, about `probe_mb` MB.
+    let unique_bytes: u64 = uniq.iter().map(|&i| ds.entries[i].size).sum();
+    let stride = usize::try_from(unique_bytes.div_ceil((a.probe_mb * 1_000_000).max(1)))?.max(1);
+    write_list(
+        &runs.join("files-probe.txt"),
+        uniq.iter().step_by(stride).map(|&i| path_of(i)),
+    )?;
+    let sorted_unique: Vec<&str> = sorted_unique.iter().map(|(k, _)| *k).collect();
     let all_keys: Vec<&str> = ds.entries.iter().map(|e| e.sha256.as_str()).collect();
     let inp = Inputs {
         n: ds.len(),
@@ -969,13 +1650,21 @@ fn compare(a: &RunArgs) -> Result<()> {
         total_bytes: ds.total_bytes(),
         loose_bytes: ds.bytes_of_first(loose_n),
         unique: unique_keys.len() as u64,
-        unique_bytes: uniq.iter().map(|&i| ds.entries[i].size).sum(),
+        unique_bytes,
         digest_all: digest(&all_keys),
         digest_loose: digest(&all_keys[..loose_n]),
         digest_unique_sorted: digest(&sorted_unique),
+        digest_unique_order: digest(&unique_keys),
+        deleted: deleted.len() as u64,
+        surviving: surviving_keys.len() as u64,
+        surviving_bytes,
+        digest_surviving_sorted: digest(&surviving_keys),
     };
     drop(sorted_unique);
     drop(unique_keys);
+    drop(surviving_keys);
+    drop(deleted);
+    drop(surviving);
 
     let runner = Runner {
         python,
@@ -984,13 +1673,27 @@ fn compare(a: &RunArgs) -> Result<()> {
         runs: runs.clone(),
     };
 
+    let probes = if a.no_probes {
+        None
+    } else {
+        eprintln!("== machine probes");
+        let p = runner.probe(a.probe_write_mib, a.probe_write_runs)?;
+        eprint!("{}", probe_text(&p));
+        Some(p)
+    };
+
     let mut results = Vec::new();
     let mut table = String::new();
     table.push_str(
-        "| operation | objects | MB | python s | dos s | ratio | dos objects/s | dos MB/s | \
-         python peak RSS MB | dos peak RSS MB |\n",
+        "| operation | objects | MB | python s | dos s | ratio | python+fsync s | \
+         ratio at equal durability | dos objects/s | dos MB/s | python peak RSS MB | \
+         dos peak RSS MB |\n",
     );
-    table.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    table.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let mut limits = String::from(
+        "| operation | dos MB/s (bytes validated / dos s) | two-core limit | limit MB/s | \
+         % of limit |\n|---|---:|---|---:|---:|\n",
+    );
     let mut memtab = String::from(
         "| operation | side | RSS at start MB | peak during op MB | process peak MB | packs MB | packs.idx MB |\n\
          |---|---|---:|---:|---:|---:|---:|\n",
@@ -1011,7 +1714,7 @@ fn compare(a: &RunArgs) -> Result<()> {
             for k in order {
                 let side = per_side[k].0;
                 runner.ensure_source(row, side, &inp)?;
-                let v = runner.run(row, side, rep)?;
+                let v = runner.run(row, side, rep, &inp)?;
                 let bad = check(&v, &e);
                 eprintln!(
                     "  {:<6} run {}: {:.3} s{}",
@@ -1045,6 +1748,8 @@ fn compare(a: &RunArgs) -> Result<()> {
             "keys_digest",
             "keyset_digest",
             "true_count",
+            "packed_digest",
+            "problems",
         ] {
             let vals: Vec<&Value> = per_side
                 .iter()
@@ -1065,11 +1770,51 @@ fn compare(a: &RunArgs) -> Result<()> {
         let bytes = match row.op {
             "loose" => inp.loose_bytes,
             "pack" | "pack-files" => inp.total_bytes,
-            "read" => inp.unique_bytes,
+            "read" | "pack-loose" | "validate" => inp.unique_bytes,
+            "repack" => inp.surviving_bytes,
             _ => 0,
         };
         let (pys, doss) = (secs(py), secs(ds_));
         let mb = bytes as f64 / 1e6;
+        // Python with the pack fsyncs it skips: median over runs of (operation + fsync).
+        let py_fsync = if row.fsync {
+            let mut t: Vec<f64> = per_side[0]
+                .1
+                .iter()
+                .map(|v| {
+                    secs(v)
+                        + v.get("fsync_seconds")
+                            .and_then(Value::as_f64)
+                            .unwrap_or(f64::NAN)
+                })
+                .collect();
+            t.sort_by(f64::total_cmp);
+            t.get(t.len().saturating_sub(1) / 2)
+                .copied()
+                .filter(|x| x.is_finite())
+        } else {
+            None
+        };
+        // Validation against the machine's two-core hash (+ inflate) throughput.
+        let limit = if row.op == "validate" {
+            let (name, key) = if row.compress || row.container.ends_with("-z") {
+                ("inflate + SHA-256", "inflate_sha256_2core_mbs")
+            } else {
+                ("SHA-256", "sha256_2core_mbs")
+            };
+            let lim = probes
+                .as_ref()
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_f64);
+            let checked = ds_
+                .get("bytes_checked")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let rate = checked as f64 / 1e6 / doss;
+            Some((name, rate, lim))
+        } else {
+            None
+        };
         let label = if row.label == "pack" {
             "pack (dos skip_existing=false; Python no_holes=False)"
         } else if row.label == "pack, dedup" {
@@ -1080,13 +1825,15 @@ fn compare(a: &RunArgs) -> Result<()> {
         if problems.is_empty() {
             let _ = writeln!(
                 table,
-                "| {label} | {objects} | {} | {pys:.2} | {doss:.2} | {:.1}× | {:.0} | {} | {} | {} |",
+                "| {label} | {objects} | {} | {pys:.2} | {doss:.2} | {:.1}× | {} | {} | {:.0} | {} | {} | {} |",
                 if bytes > 0 {
                     format!("{mb:.1}")
                 } else {
                     "-".into()
                 },
                 pys / doss,
+                py_fsync.map_or("-".into(), |t| format!("{t:.2}")),
+                py_fsync.map_or("-".into(), |t| format!("{:.1}×", t / doss)),
                 objects as f64 / doss,
                 if bytes > 0 {
                     format!("{:.0}", mb / doss)
@@ -1100,7 +1847,7 @@ fn compare(a: &RunArgs) -> Result<()> {
             all_ok = false;
             let _ = writeln!(
                 table,
-                "| {label} | {objects} | - | WRONG | WRONG | - | - | - | - | - |"
+                "| {label} | {objects} | - | WRONG | WRONG | - | - | - | - | - | - | - |"
             );
             eprintln!("  WRONG RESULT for {}: {}", row.label, problems.join("; "));
         }
@@ -1135,18 +1882,43 @@ fn compare(a: &RunArgs) -> Result<()> {
                 hwm / 1024
             );
         }
+        if let Some((name, rate, lim)) = limit
+            && problems.is_empty()
+        {
+            let _ = writeln!(
+                limits,
+                "| {} | {rate:.0} | {name} | {} | {} |",
+                row.label,
+                lim.map_or("-".into(), |l| format!("{l:.0}")),
+                lim.map_or("-".into(), |l| format!("{:.0} %", 100.0 * rate / l)),
+            );
+        }
         results.push(json!({
             "operation": row.label,
             "objects": objects,
             "bytes": bytes,
             "ok": problems.is_empty(),
             "problems": problems,
+            "python_plus_fsync_s": py_fsync,
+            "ratio_at_equal_durability": py_fsync.map(|t| t / doss),
+            "validate_limit": limit.map(|(name, rate, lim)| json!({
+                "limit": name,
+                "dos_mbs": rate,
+                "limit_mbs": lim,
+                "fraction_of_limit": lim.map(|l| rate / l),
+            })),
             "python": per_side[0].1,
             "dos": per_side[1].1,
         }));
         // Loose containers are many files and not needed afterwards.
         if row.op == "loose" {
             runner.remove_loose()?;
+        }
+        if row.base == Some("base-loose") {
+            for side in [Side::Python, Side::Dos] {
+                let _ = fs::remove_file(runner.container(row, side).with_extension("ok"));
+                runner.remove_container(&runner.container(row, side), true)?;
+            }
         }
         for (side, v) in [(Side::Python, &per_side[0].1), (Side::Dos, &per_side[1].1)] {
             let times: Vec<String> = v.iter().map(|r| format!("{:.2}", secs(r))).collect();
@@ -1173,7 +1945,13 @@ fn compare(a: &RunArgs) -> Result<()> {
         inp.has_n,
         a.repeat
     );
+    if let Some(p) = &probes {
+        println!("{}", probe_text(p));
+    }
     println!("{table}");
+    if limits.lines().count() > 2 {
+        println!("{limits}");
+    }
     println!("{memtab}");
     println!("{spread}");
     if let Some(path) = &a.json {
@@ -1187,6 +1965,7 @@ fn compare(a: &RunArgs) -> Result<()> {
             "has_n": inp.has_n,
             "repeat": a.repeat,
             "python": pyver,
+            "probes": probes,
             "rows": results,
         });
         fs::write(path, serde_json::to_string_pretty(&doc)?)
@@ -1208,9 +1987,8 @@ mod tests {
         let e = Expect {
             objects: 3,
             bytes: Some(30),
-            keys_digest: None,
             keyset: Some((3, "abc".into())),
-            true_count: None,
+            ..Expect::default()
         };
         let good = json!({"objects": 3, "bytes": 30, "keyset_count": 3, "keyset_digest": "abc"});
         assert!(check(&good, &e).is_empty());
@@ -1218,6 +1996,17 @@ mod tests {
         assert_eq!(check(&short, &e).len(), 1);
         let other = json!({"objects": 2, "bytes": 30, "keyset_count": 3, "keyset_digest": "abd"});
         assert_eq!(check(&other, &e).len(), 2);
+        let m = Expect {
+            objects: 3,
+            no_problems: true,
+            no_holes: true,
+            ..Expect::default()
+        };
+        let clean = json!({"objects": 3, "problems": 0, "packfiles_bytes": 9, "packed_on_disk": 9});
+        assert!(check(&clean, &m).is_empty());
+        let holes = json!({"objects": 3, "problems": 1, "packfiles_bytes": 10, "packed_on_disk": 9,
+            "op_count": 2});
+        assert_eq!(check(&holes, &m).len(), 3);
     }
 
     #[test]
@@ -1237,6 +2026,21 @@ mod tests {
                 "read",
                 "read-z",
                 "has"
+            ]
+        );
+        let maint: Vec<&str> = select_rows("maintenance")
+            .unwrap()
+            .iter()
+            .map(|r| r.label)
+            .collect();
+        assert_eq!(
+            maint,
+            [
+                "pack-loose",
+                "pack-loose-z",
+                "validate",
+                "validate-z",
+                "repack"
             ]
         );
         assert!(select_rows("bogus").is_err());
