@@ -45,6 +45,7 @@ impl Scenario {
     fn fault_points(self) -> &'static [&'static str] {
         match self {
             Scenario::Pack => &[
+                "pack.lock.prepared",
                 "pack.lock.acquired",
                 "pack.append",
                 "pack.sync.before",
@@ -54,6 +55,7 @@ impl Scenario {
                 "loose.delete",
             ],
             Scenario::Import => &[
+                "pack.lock.prepared",
                 "pack.lock.acquired",
                 "pack.append",
                 "pack.sync.before",

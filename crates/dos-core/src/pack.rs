@@ -80,15 +80,56 @@ const DOS_LOCK_PREFIX: &[u8] = b"dos pid=";
 
 impl PackLock {
     /// Try once to create the lock; `Ok(None)` if someone holds it.
+    ///
+    /// The lock file appears atomically with its content and its flock already taken: it is
+    /// written under a hidden temporary name, flocked, then hard-linked to `<id>.lock` (which,
+    /// like O_EXCL, fails if the name exists). A crash can therefore never leave an ownerless
+    /// dos lock (which would look like Python's and block appends for good). Where hard links
+    /// are not supported, the lock is created with O_EXCL directly.
     pub fn try_acquire(path: &Path) -> Result<Option<PackLock>> {
+        let token = crate::config::new_container_id().unwrap_or_default();
+        let content = format!("dos pid={} token={token}\n", std::process::id());
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{file_name}.{token}.tmp"));
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .ctx(&tmp, "create lock")?;
+        let prepared = f
+            .try_lock()
+            .map_err(|e| Error::io(&tmp, "flock lock", e.into()))
+            .and_then(|()| f.write_all(content.as_bytes()).ctx(&tmp, "write lock"));
+        if let Err(e) = prepared {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        crate::fault::point("pack.lock.prepared");
+        let linked = fs::hard_link(&tmp, path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+            Err(_) => return Self::try_acquire_excl(path, content),
+        }
+        let m = f.metadata().ctx(path, "stat lock")?;
+        crate::fault::point("pack.lock.acquired");
+        Ok(Some(PackLock {
+            path: path.to_path_buf(),
+            identity: file_identity(&m),
+            content,
+            _file: f,
+        }))
+    }
+
+    /// Fallback without hard links: O_EXCL create, flock, then write the owner.
+    fn try_acquire_excl(path: &Path, content: String) -> Result<Option<PackLock>> {
         match OpenOptions::new().write(true).create_new(true).open(path) {
             Ok(mut f) => {
-                // A fresh file: nobody else can hold its flock. Take it before writing the content
-                // that marks the lock as ours, so that a lock with dos content and a free flock
-                // can only belong to a dead process.
                 let locked = f.try_lock();
-                let token = crate::config::new_container_id().unwrap_or_default();
-                let content = format!("dos pid={} token={token}\n", std::process::id());
                 let written = f.write_all(content.as_bytes());
                 let m = f.metadata();
                 let lock = PackLock {

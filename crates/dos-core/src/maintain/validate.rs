@@ -4,6 +4,7 @@
 //! cut into work units of contiguous rows spanning at most [`UNIT`] bytes; rayon workers read each
 //! unit with one `pread` and verify its objects, while this thread checks overlaps and pack files.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -24,6 +25,11 @@ use crate::reader::{PackRangeReader, ZlibObjectReader, read_exact_at};
 
 /// Largest span of one work unit.
 const UNIT: u64 = 8 * 1024 * 1024;
+
+thread_local! {
+    /// Each verifying thread's block buffer, reused across units.
+    static BLOCK_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Options of [`Container::validate`].
 #[derive(Debug, Clone)]
@@ -380,8 +386,28 @@ impl Container {
             }
             return res;
         }
-        let mut block = vec![0u8; span as usize];
-        if let Err(e) = read_exact_at(&u.file, &mut block, start) {
+        BLOCK_BUF.with(|b| {
+            let mut block = b.borrow_mut();
+            self.verify_block(&u, start, span, &mut block, res)
+        })
+    }
+
+    /// Verify the rows of a unit that fits in one block read (into a reused buffer).
+    fn verify_block(
+        &self,
+        u: &WorkUnit,
+        start: u64,
+        span: u64,
+        buf: &mut Vec<u8>,
+        mut res: UnitResult,
+    ) -> UnitResult {
+        let hash = self.config.hash_type;
+        // Grow only: the pages stay mapped between units (no zeroing, no page faults).
+        if buf.len() < span as usize {
+            buf.resize(span as usize, 0);
+        }
+        let block = &mut buf[..span as usize];
+        if let Err(e) = read_exact_at(&u.file, block, start) {
             for row in &u.rows {
                 res.unreadable.push(ObjectProblem {
                     key: row.key.clone(),
