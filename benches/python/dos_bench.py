@@ -1,13 +1,22 @@
 """Python side of `dos-compare`: one timed disk-objectstore operation per process.
 
-Usage: dos_bench.py OP --container DIR [--list FILE] [--keys FILE] [--compress] [--dedup]
+Usage: dos_bench.py OP --container DIR [--list FILE] [--keys FILE] [--archive ZIP] [--compress]
+       [--dedup]
 
-OP is one of: loose, pack, pack-files, read, has, pack-loose, validate, repack, and the untimed
-helpers init and delete. Write operations (loose, pack, pack-files) initialise a fresh container in
-DIR (which must not exist); init only initialises one; the others open an existing one. FILE holds
-one path (write ops) or one key (read, has, delete) per line; --keys names the keys whose packed
-state pack-loose checks afterwards. Only the operation itself is timed; loading inputs and the
-checks after it are not. The result is printed as one JSON line.
+OP is one of: loose, pack, pack-files, read, has, pack-loose, validate, repack, import, and the
+untimed helpers init and delete. Write operations (loose, pack, pack-files, import) initialise a
+fresh container in DIR (which must not exist); init only initialises one; the others open an
+existing one. FILE holds one path (write ops) or one key (read, has, delete) per line; --keys names
+the keys whose packed state pack-loose checks afterwards, or that import reads back and hashes
+afterwards. Only the operation itself is timed; loading inputs and the checks after it are not.
+The result is printed as one JSON line.
+
+import is the best Python way to bring an AiiDA archive's repository files into packs: open the
+archive with zipfile, take the repo/<sha256> entries in archive order (by header offset, so reads
+are sequential), and stream them into the container with add_streamed_objects_to_pack in batches
+of at most 50 MB (uncompressed) / 5000 objects (the batch limits of aiida-core PR #6417), without
+fsync or commit per batch, checking every returned key against the entry name, and commit once at
+the end. zipfile checks each entry's CRC-32 as it is read to the end.
 
 disk-objectstore 1.5 never fsyncs the pack files it writes on Linux (`safe_flush_to_disk` with
 `use_fullsync=True` takes the F_FULLFSYNC branch, which is `fcntl(fd, 0)` there), so after every
@@ -19,9 +28,11 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import resource
 import sys
 import time
+import zipfile
 
 import disk_objectstore
 from disk_objectstore import Container
@@ -117,6 +128,97 @@ def state(c):
     }
 
 
+REPO_ENTRY = re.compile(r"repo/[0-9a-f]{64}\Z")
+BATCH_BYTES = 50 * 1024 * 1024
+BATCH_OBJECTS = 5000
+
+
+class ZipEntryOpener:
+    """Opens one archive entry when add_streamed_objects_to_pack enters it (open_streams=True)."""
+
+    __slots__ = ("zf", "info", "fh")
+
+    def __init__(self, zf, info):
+        self.zf = zf
+        self.info = info
+        self.fh = None
+
+    def __enter__(self):
+        self.fh = self.zf.open(self.info)
+        return self.fh
+
+    def __exit__(self, *exc):
+        self.fh.close()
+        self.fh = None
+
+
+def import_archive(c, path, compress):
+    """Import every repo/<sha256> entry of the archive at `path`; returns (keys, bytes, mismatched)."""
+    keys = []
+    mismatched = 0
+    total = 0
+    with zipfile.ZipFile(path) as zf:
+        infos = [i for i in zf.infolist() if REPO_ENTRY.match(i.filename)]
+        infos.sort(key=lambda i: i.header_offset)
+
+        def flush(batch, last):
+            nonlocal mismatched
+            new = c.add_streamed_objects_to_pack(
+                [ZipEntryOpener(zf, i) for i in batch],
+                compress=compress,
+                open_streams=True,
+                do_fsync=last,
+                do_commit=False,
+            )
+            for info, key in zip(batch, new):
+                if key != info.filename[5:]:
+                    mismatched += 1
+            if len(new) != len(batch):
+                mismatched += abs(len(batch) - len(new))
+            keys.extend(new)
+
+        batch = []
+        batch_bytes = 0
+        for info in infos:
+            if batch and (
+                batch_bytes + info.file_size > BATCH_BYTES or len(batch) >= BATCH_OBJECTS
+            ):
+                flush(batch, False)
+                batch = []
+                batch_bytes = 0
+            batch.append(info)
+            batch_bytes += info.file_size
+            total += info.file_size
+        flush(batch, True)
+    c._get_operation_session().commit()  # pylint: disable=protected-access
+    return keys, total, mismatched
+
+
+def verify_sample(c, keys):
+    """Read `keys` back and hash them: (objects hashing to their key, wrong or missing, bytes)."""
+    ok = bad = nbytes = 0
+    seen = 0
+    with c.get_objects_stream_and_meta(keys) as it:
+        for key, stream, _meta in it:
+            seen += 1
+            if stream is None:
+                bad += 1
+                continue
+            h = hashlib.sha256()
+            while True:
+                chunk = stream.read(1 << 20)
+                if not chunk:
+                    break
+                h.update(chunk)
+                nbytes += len(chunk)
+            if h.hexdigest() == key:
+                ok += 1
+            else:
+                bad += 1
+    bad += len(keys) - seen
+    return ok, bad, nbytes
+
+
 def read_lines(path):
     with open(path) as fh:
         return [line.rstrip("\n") for line in fh if line.strip()]
@@ -137,18 +239,20 @@ def main():
             "validate",
             "delete",
             "repack",
+            "import",
         ],
     )
     p.add_argument("--container", required=True)
     p.add_argument("--list")
     p.add_argument("--keys")
+    p.add_argument("--archive")
     p.add_argument("--compress", action="store_true")
     p.add_argument("--dedup", action="store_true")
     a = p.parse_args()
 
     items = read_lines(a.list) if a.list else []
     c = Container(a.container)
-    if a.op in ("init", "loose", "pack", "pack-files"):
+    if a.op in ("init", "loose", "pack", "pack-files", "import"):
         c.init_container()  # defaults: zlib+1, loose_prefix_len 2, 4 GiB packs
     out = {"side": "python", "op": a.op, "version": disk_objectstore.__version__}
 
@@ -198,6 +302,16 @@ def main():
         out["fsync_seconds"] = fsync_packs(a.container)
         out["objects"] = len(keys)
         out["keys_digest"] = digest(keys)
+    elif a.op == "import":
+        mem = op_start()
+        t0 = time.perf_counter()
+        keys, total, mismatched = import_archive(c, a.archive, a.compress)
+        secs = time.perf_counter() - t0
+        out["fsync_seconds"] = fsync_packs(a.container)
+        # `objects` and `bytes` are the container's afterwards (below); these are the op's.
+        out["op_count"] = len(keys)
+        out["op_bytes"] = total
+        out["problems"] = mismatched
     elif a.op == "read":
         mem = op_start()
         t0 = time.perf_counter()
@@ -253,10 +367,16 @@ def main():
 
     out["seconds"] = secs
     out.update(op_end(mem))
-    if a.op in ("pack-loose", "validate", "repack"):
+    if a.op in ("pack-loose", "validate", "repack", "import"):
         out.update(state(c))
         out["objects"] = out["packed_count"]
         out["bytes"] = out["packed_bytes"]
+    if a.op == "import":
+        if a.keys:
+            ok, bad, nbytes = verify_sample(c, read_lines(a.keys))
+            out["verified"] = ok
+            out["verify_bad"] = bad
+            out["verified_bytes"] = nbytes
     if a.op == "pack-loose" and a.keys:
         # Which of the expected keys are now packed (a key both loose and packed is reported packed).
         wanted = read_lines(a.keys)
@@ -264,7 +384,7 @@ def main():
             k for k, meta in c.get_objects_meta(wanted) if meta.type.value == "packed"
         )
         out["packed_digest"] = digest(packed)
-    if a.op in ("read", "has", "pack-loose", "validate", "repack"):
+    if a.op in ("read", "has", "pack-loose", "validate", "repack", "import"):
         keys = sorted(c.list_all_objects())
         out["keyset_count"] = len(keys)
         out["keyset_digest"] = digest(keys)

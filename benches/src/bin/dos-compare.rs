@@ -17,16 +17,40 @@
 //! writes packs its child also times `os.fsync` of every pack file afterwards, and the table shows
 //! that figure and the ratio at equal durability next to the plain one.
 //!
+//! Archive imports (`import`, `import-z`, `import-l0`) read an AiiDA archive made from the data
+//! set (`gen-archive`, see `dos_bench::archive`: unique objects in data-set order, deflate level 6
+//! or all STORED, aiida's entry and central-directory order, zip64 beyond 65,535 entries), built
+//! once in a child process and cached next to the data set. The dos side is
+//! `dos_archive::import_archive` into a fresh container (`import`: uncompressed packs; `import-z`:
+//! compressed packs, the archive's deflate streams passed through; `import-l0`: the STORED
+//! archive); the Python side is the best Python way: `zipfile.ZipFile`, the `repo/<hex>` entries
+//! read in archive order and streamed into a fresh container with `add_streamed_objects_to_pack`
+//! in batches of 50 MB / 5,000 objects, each returned key checked against the entry name, one
+//! commit at the end. Both containers are checked (count, bytes, key set, a strided sample read
+//! back and hashed) and deleted after each run.
+//!
 //! Before the operations a probe child measures the machine: SHA-256, zlib inflate and zlib-rs
-//! level-2 compression throughput on a sample of the data set (one core and two), and sequential
-//! write + fdatasync throughput in the data folder. `validate` rows are related to those limits.
+//! level-2 compression throughput on a sample of the data set (one core and two), raw inflate
+//! (+ SHA-256) of a sample of the archive's own deflate streams when an import is selected, and
+//! sequential write + fdatasync throughput in the data folder. `validate` and import rows are
+//! related to those limits.
 //!
 //! ```text
 //! cargo run --release -p dos-bench --bin dos-compare -- [--n 100000] [--data-dir bench-data]
-//!     [--python .venv/bin/python] [--ops all|maintenance|loose,pack,pack-z,read,read-z,has,
-//!     pack-files,pack-loose,pack-loose-z,validate,validate-z,repack] [--repeat 1]
-//!     [--json out.json] [--no-probes]
+//!     [--python .venv/bin/python] [--ops all|maintenance|archive|loose,pack,pack-z,read,read-z,
+//!     has,pack-files,pack-loose,pack-loose-z,validate,validate-z,repack,import,import-z,
+//!     import-l0] [--repeat 1] [--json out.json] [--no-probes]
 //! cargo run --release -p dos-bench --bin dos-compare -- gen --n 100000   # data set statistics
+//! cargo run --release -p dos-bench --bin dos-compare -- gen-archive --n 100000 [--level 6]
+//! ```
+//!
+//! Large cases (the 840,000-object archive of about 12 GB, see `aiida-archive.md` §4) need about
+//! 13 GB for the data set, a few GB per archive and room for one imported container at a time:
+//! keep them outside the repository with `--data-dir /path/outside`, e.g.
+//!
+//! ```text
+//! dos-compare gen-archive --n 840000 --data-dir /data/dos-bench     # once (data set + archive)
+//! dos-compare --n 840000 --data-dir /data/dos-bench --ops archive --json n840k-import.json
 //! ```
 
 use std::collections::BTreeMap;
@@ -39,6 +63,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
+use dos_bench::archive;
 use dos_bench::r#gen::{Dataset, GenOptions, Kind, Plan, Rng};
 use dos_bench::rss;
 use dos_core::codec::{Compressor, Decompressor};
@@ -67,6 +92,8 @@ struct Cli {
 enum Cmd {
     /// Generate (or reuse) the data set and print its statistics.
     Gen(GenArgs),
+    /// Generate (or reuse) the data set and its AiiDA archive `<data set>/archive-l<level>.aiida`.
+    GenArchive(GenArchiveArgs),
     /// Run one timed dos operation (used by the comparison itself).
     #[command(hide = true)]
     Child(ChildArgs),
@@ -86,6 +113,23 @@ struct GenArgs {
 }
 
 #[derive(Args, Debug)]
+struct GenArchiveArgs {
+    /// Number of objects of the data set (the archive holds its unique ones).
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Root folder of data sets and containers (default: `bench-data` in the repository). Large
+    /// cases (840k) belong outside the repository.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Deflate level of the entries (0: all STORED, as `verdi archive import`'s migration writes).
+    #[arg(long, default_value_t = 6)]
+    level: u32,
+}
+
+#[derive(Args, Debug)]
 struct RunArgs {
     /// Number of objects.
     #[arg(long, default_value_t = 100_000)]
@@ -101,8 +145,9 @@ struct RunArgs {
     #[arg(long)]
     python: Option<PathBuf>,
     /// Operations, comma-separated: all (= loose,pack,pack-z,read,read-z,has), maintenance (=
-    /// pack-loose,pack-loose-z,validate,validate-z,repack), loose, pack, pack-z, pack-files,
-    /// read, read-z, has, pack-loose, pack-loose-z, validate, validate-z, repack.
+    /// pack-loose,pack-loose-z,validate,validate-z,repack), archive (= import,import-z), loose,
+    /// pack, pack-z, pack-files, read, read-z, has, pack-loose, pack-loose-z, validate,
+    /// validate-z, repack, import, import-z, import-l0.
     #[arg(long, default_value = "all")]
     ops: String,
     /// Files added by the `loose` operation (the first ones of the data set).
@@ -138,7 +183,7 @@ struct RunArgs {
 
 #[derive(Args, Debug)]
 struct ChildArgs {
-    /// loose, pack, pack-files, read, has, pack-loose, validate, repack, delete (untimed
+    /// loose, pack, pack-files, read, has, pack-loose, validate, repack, import, delete (untimed
     /// preparation) or probe (machine probes; `--container` is then the folder to write in).
     op: String,
     /// The container folder (created by write operations unless `--existing`).
@@ -147,9 +192,16 @@ struct ChildArgs {
     /// One path (write operations, probe) or key (read, has, delete) per line.
     #[arg(long)]
     list: Option<PathBuf>,
-    /// Keys whose packed state `pack-loose` reports afterwards (untimed).
+    /// Keys whose packed state `pack-loose` reports afterwards, or that `import` reads back and
+    /// hashes afterwards (untimed).
     #[arg(long)]
     keys: Option<PathBuf>,
+    /// `import`: the archive; `probe`: an archive whose deflate streams are sampled.
+    #[arg(long)]
+    archive: Option<PathBuf>,
+    /// Probe: megabytes (uncompressed) of the archive's entries sampled.
+    #[arg(long, default_value_t = 256)]
+    archive_probe_mb: u64,
     /// Write operations: open the existing container instead of creating one.
     #[arg(long)]
     existing: bool,
@@ -172,6 +224,7 @@ fn main() -> Result<()> {
     match cli.cmd {
         Some(Cmd::Child(a)) => child(&a),
         Some(Cmd::Gen(a)) => gen_stats(&a),
+        Some(Cmd::GenArchive(a)) => gen_archive(&a),
         None => compare(&cli.run),
     }
 }
@@ -286,6 +339,55 @@ fn gen_stats(a: &GenArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------------------
+// `gen-archive`: the data set's AiiDA archive
+
+fn gen_archive(a: &GenArchiveArgs) -> Result<()> {
+    let opts = GenOptions {
+        n: a.n,
+        seed: a.seed,
+    };
+    let root = data_root(&a.data_dir);
+    let ds = load_dataset(&root, opts)?;
+    let t = Instant::now();
+    let (info, reused) = archive::generate_or_reuse(&ds, a.level)?;
+    let path = archive::archive_path(&ds.dir, a.level);
+    eprintln!(
+        "archive {} ({} in {:.1} s)",
+        path.display(),
+        if reused { "reused" } else { "generated" },
+        t.elapsed().as_secs_f64()
+    );
+    println!("archive             {}", path.display());
+    println!(
+        "repo entries        {} ({:.1} MB uncompressed, {:.1} MB in the zip: {:.3})",
+        info.repo_entries,
+        info.repo_bytes as f64 / 1e6,
+        info.repo_stored_bytes as f64 / 1e6,
+        info.repo_stored_bytes as f64 / info.repo_bytes.max(1) as f64
+    );
+    println!(
+        "level               {} ({})",
+        info.level,
+        if info.level == 0 {
+            "all entries STORED"
+        } else {
+            "repo entries and db.sqlite3 deflated, metadata.json STORED"
+        }
+    );
+    println!(
+        "db.sqlite3          {} nodes, {:.1} MB",
+        info.nodes,
+        info.db_bytes as f64 / 1e6
+    );
+    println!(
+        "archive size        {:.1} MB, zip64 end records: {}",
+        info.archive_bytes as f64 / 1e6,
+        if info.zip64 { "yes" } else { "no" }
+    );
     Ok(())
 }
 
@@ -488,6 +590,33 @@ fn child(a: &ChildArgs) -> Result<()> {
             seconds = t.elapsed().as_secs_f64();
             out.insert("summary".into(), serde_json::to_value(&summary)?);
         }
+        "import" => {
+            let archive = a.archive.as_ref().context("import needs --archive")?;
+            let c = open_or_init(a)?;
+            let opts = dos_archive::ImportOptions {
+                compress: if a.compress {
+                    CompressMode::Yes
+                } else {
+                    CompressMode::No
+                },
+                ..Default::default()
+            };
+            mem = op_start();
+            let t = Instant::now();
+            let mut s = dos_archive::import_archive(&c, archive, &opts, &NoProgress)?;
+            seconds = t.elapsed().as_secs_f64();
+            // `objects` and `bytes` are the container's afterwards (below); these are the op's.
+            out.insert("op_count".into(), json!(s.imported));
+            out.insert("op_bytes".into(), json!(s.bytes_in));
+            out.insert("passthrough".into(), json!(s.passthrough));
+            out.insert(
+                "problems".into(),
+                json!(s.bad_entries.len() + s.missing_referenced.len()),
+            );
+            s.bad_entries.truncate(20);
+            s.missing_referenced.truncate(20);
+            out.insert("summary".into(), serde_json::to_value(&s)?);
+        }
         "delete" => {
             // Untimed preparation of `repack`.
             let c = Container::open(&a.container)?;
@@ -505,7 +634,10 @@ fn child(a: &ChildArgs) -> Result<()> {
     }
     out.insert("seconds".into(), json!(seconds));
     op_end(&mem, &mut out);
-    if matches!(a.op.as_str(), "pack-loose" | "validate" | "repack") {
+    if matches!(
+        a.op.as_str(),
+        "pack-loose" | "validate" | "repack" | "import"
+    ) {
         let c = Container::open(&a.container)?;
         let count = c.count_objects()?;
         let size = c.get_total_size()?;
@@ -538,15 +670,52 @@ fn child(a: &ChildArgs) -> Result<()> {
     }
     if matches!(
         a.op.as_str(),
-        "read" | "has" | "pack-loose" | "validate" | "repack"
+        "read" | "has" | "pack-loose" | "validate" | "repack" | "import"
     ) {
         let c = Container::open(&a.container)?;
         let keys = c.list_all_objects()?;
         out.insert("keyset_count".into(), json!(keys.len()));
         out.insert("keyset_digest".into(), json!(digest(&keys)));
     }
+    if a.op == "import"
+        && let Some(p) = &a.keys
+    {
+        let (ok, bad, bytes) = verify_sample(&Container::open(&a.container)?, &read_lines(p)?)?;
+        out.insert("verified".into(), json!(ok));
+        out.insert("verify_bad".into(), json!(bad));
+        out.insert("verified_bytes".into(), json!(bytes));
+    }
     println!("{}", Value::Object(out));
     Ok(())
+}
+
+/// Read `keys` back from `c` and hash them (untimed check of the stored bytes): objects whose
+/// content hashes to their key, objects missing or not, and bytes read.
+fn verify_sample(c: &Container, keys: &[String]) -> Result<(u64, u64, u64)> {
+    let (mut ok, mut bad, mut bytes) = (0u64, 0u64, 0u64);
+    let mut big = Vec::new();
+    let missing = c.read_objects(keys, |k, content, _meta| {
+        let data: &[u8] = match content {
+            ObjectContent::Bytes(b) => b,
+            ObjectContent::Reader(r) => {
+                big.clear();
+                r.read_to_end(&mut big)
+                    .map_err(|e| dos_core::Error::Source {
+                        source_name: "object reader".into(),
+                        source: e,
+                    })?;
+                &big
+            }
+        };
+        bytes += data.len() as u64;
+        if sha256_hex(data) == k {
+            ok += 1;
+        } else {
+            bad += 1;
+        }
+        Ok(())
+    })?;
+    Ok((ok, bad + missing.len() as u64, bytes))
 }
 
 fn open_or_init(a: &ChildArgs) -> Result<Container> {
@@ -678,6 +847,9 @@ fn probe(a: &ChildArgs, items: &[String], out: &mut serde_json::Map<String, Valu
     drop(pairs);
     drop(compressed);
     drop(data);
+    if let Some(archive) = &a.archive {
+        probe_archive(archive, a.archive_probe_mb, &pool, out)?;
+    }
 
     // Sequential write of `write_mib` MiB in 8 MiB blocks of random bytes into a new file, then
     // fdatasync; `write_runs` times, each after a `sync`, the median (by total time) reported.
@@ -781,6 +953,8 @@ struct Row {
     base: Option<&'static str>,
     /// Whether the op writes packs (Python's child then also times fsyncing them).
     fsync: bool,
+    /// Deflate level of the archive an `import` reads (`archive-l<level>.aiida`).
+    archive: Option<u32>,
 }
 
 const ROWS: &[Row] = &[
@@ -794,6 +968,7 @@ const ROWS: &[Row] = &[
         writes: true,
         base: None,
         fsync: false,
+        archive: None,
     },
     Row {
         label: "pack",
@@ -805,6 +980,7 @@ const ROWS: &[Row] = &[
         writes: true,
         base: None,
         fsync: true,
+        archive: None,
     },
     Row {
         label: "pack, dedup",
@@ -816,6 +992,7 @@ const ROWS: &[Row] = &[
         writes: true,
         base: None,
         fsync: true,
+        archive: None,
     },
     Row {
         label: "pack-z",
@@ -827,6 +1004,7 @@ const ROWS: &[Row] = &[
         writes: true,
         base: None,
         fsync: true,
+        archive: None,
     },
     Row {
         label: "pack-files",
@@ -838,6 +1016,7 @@ const ROWS: &[Row] = &[
         writes: true,
         base: None,
         fsync: true,
+        archive: None,
     },
     Row {
         label: "read",
@@ -849,6 +1028,7 @@ const ROWS: &[Row] = &[
         writes: false,
         base: None,
         fsync: false,
+        archive: None,
     },
     Row {
         label: "read-z",
@@ -860,6 +1040,7 @@ const ROWS: &[Row] = &[
         writes: false,
         base: None,
         fsync: false,
+        archive: None,
     },
     Row {
         label: "has",
@@ -871,6 +1052,7 @@ const ROWS: &[Row] = &[
         writes: false,
         base: None,
         fsync: false,
+        archive: None,
     },
     Row {
         label: "pack-loose",
@@ -882,6 +1064,7 @@ const ROWS: &[Row] = &[
         writes: true,
         base: Some("base-loose"),
         fsync: true,
+        archive: None,
     },
     Row {
         label: "pack-loose-z",
@@ -893,6 +1076,7 @@ const ROWS: &[Row] = &[
         writes: true,
         base: Some("base-loose"),
         fsync: true,
+        archive: None,
     },
     Row {
         label: "validate",
@@ -904,6 +1088,7 @@ const ROWS: &[Row] = &[
         writes: false,
         base: None,
         fsync: false,
+        archive: None,
     },
     Row {
         label: "validate-z",
@@ -915,6 +1100,7 @@ const ROWS: &[Row] = &[
         writes: false,
         base: None,
         fsync: false,
+        archive: None,
     },
     Row {
         label: "repack",
@@ -926,6 +1112,43 @@ const ROWS: &[Row] = &[
         writes: true,
         base: Some("base-packed"),
         fsync: true,
+        archive: None,
+    },
+    Row {
+        label: "import",
+        op: "import",
+        container: "import",
+        list: "",
+        compress: false,
+        dedup: false,
+        writes: true,
+        base: None,
+        fsync: true,
+        archive: Some(6),
+    },
+    Row {
+        label: "import-z",
+        op: "import",
+        container: "import-z",
+        list: "",
+        compress: true,
+        dedup: false,
+        writes: true,
+        base: None,
+        fsync: true,
+        archive: Some(6),
+    },
+    Row {
+        label: "import-l0",
+        op: "import",
+        container: "import-l0",
+        list: "",
+        compress: false,
+        dedup: false,
+        writes: true,
+        base: None,
+        fsync: true,
+        archive: Some(0),
     },
 ];
 
@@ -942,8 +1165,10 @@ fn select_rows(ops: &str) -> Result<Vec<&'static Row>> {
                 "validate-z",
                 "repack",
             ]),
+            "archive" => names.extend(["import", "import-z"]),
             "loose" | "pack-z" | "pack-files" | "read" | "read-z" | "has" | "pack-loose"
-            | "pack-loose-z" | "validate" | "validate-z" | "repack" => names.push(op),
+            | "pack-loose-z" | "validate" | "validate-z" | "repack" | "import" | "import-z"
+            | "import-l0" => names.push(op),
             "pack" => names.push("pack"),
             other => bail!("unknown operation {other:?}"),
         }
@@ -973,6 +1198,10 @@ struct Expect {
     no_problems: bool,
     /// Pack files must sum to the packed objects' on-disk lengths.
     no_holes: bool,
+    /// Objects read back and hashed correctly after an import (none wrong or missing).
+    verified: Option<u64>,
+    /// Objects dos stored as the archive's own deflate streams (checked on the dos side only).
+    passthrough: Option<u64>,
 }
 
 /// Everything the parent knows about the data set.
@@ -995,6 +1224,10 @@ struct Inputs {
     surviving: u64,
     surviving_bytes: u64,
     digest_surviving_sorted: String,
+    /// Unique objects that are not empty (deflated entries dos passes through).
+    unique_nonempty: u64,
+    /// Keys an import reads back and hashes afterwards (`keys-verify.txt`).
+    verify: u64,
 }
 
 fn expect(row: &Row, inp: &Inputs) -> Expect {
@@ -1038,6 +1271,23 @@ fn expect(row: &Row, inp: &Inputs) -> Expect {
             bytes: Some(inp.surviving_bytes),
             keyset: Some((inp.surviving, inp.digest_surviving_sorted.clone())),
             no_holes: true,
+            ..Expect::default()
+        },
+        // Every unique object imported once (the archive has one entry per unique object), no
+        // entry rejected or mismatched, a fresh container without holes; passthrough of every
+        // non-empty deflated entry when compressing (dos).
+        "import" => Expect {
+            objects: inp.unique,
+            bytes: Some(inp.unique_bytes),
+            keyset,
+            no_problems: true,
+            no_holes: true,
+            verified: Some(inp.verify),
+            passthrough: Some(if row.compress && row.archive != Some(0) {
+                inp.unique_nonempty
+            } else {
+                0
+            }),
             ..Expect::default()
         },
         _ => Expect {
@@ -1116,13 +1366,37 @@ fn check(v: &Value, e: &Expect) -> Vec<String> {
     {
         bad.push(format!("validate checked {c} bytes, expected {b}"));
     }
+    if let (Some(b), Some(c)) = (e.bytes, u("op_bytes"))
+        && b != c
+    {
+        bad.push(format!("the operation reports {c} bytes, expected {b}"));
+    }
     if let Some(d) = &e.packed_digest
         && s("packed_digest").as_ref() != Some(d)
     {
         bad.push("the packed keys differ from the data set's".into());
     }
     if e.no_problems && u("problems") != Some(0) {
-        bad.push(format!("validate reports {:?} problems", u("problems")));
+        bad.push(format!(
+            "{} reports {:?} problems",
+            s("op").unwrap_or_default(),
+            u("problems")
+        ));
+    }
+    if let Some(n) = e.verified
+        && (u("verified") != Some(n) || u("verify_bad") != Some(0))
+    {
+        bad.push(format!(
+            "read back: {:?} objects hash to their key, {:?} wrong or missing (expected {n}, 0)",
+            u("verified"),
+            u("verify_bad")
+        ));
+    }
+    if let Some(n) = e.passthrough
+        && s("side").as_deref() == Some("dos")
+        && u("passthrough") != Some(n)
+    {
+        bad.push(format!("passthrough {:?} != {n}", u("passthrough")));
     }
     if e.no_holes && (u("packfiles_bytes").is_none() || u("packfiles_bytes") != u("packed_on_disk"))
     {
@@ -1140,6 +1414,8 @@ struct Runner {
     script: PathBuf,
     exe: PathBuf,
     runs: PathBuf,
+    /// The data set folder (where its archives are).
+    dataset: PathBuf,
 }
 
 fn sync() -> Result<()> {
@@ -1360,6 +1636,12 @@ impl Runner {
         if row.op == "pack-loose" {
             cmd.arg("--keys").arg(self.runs.join("keys-unique.txt"));
         }
+        if let Some(level) = row.archive {
+            cmd.arg("--archive")
+                .arg(archive::archive_path(&self.dataset, level))
+                .arg("--keys")
+                .arg(self.runs.join("keys-verify.txt"));
+        }
         if row.compress {
             cmd.arg("--compress");
         }
@@ -1382,8 +1664,13 @@ impl Runner {
     }
 
     /// Run the machine probes in a fresh dos child (on the probe sample, writing in the runs
-    /// folder, which is in the data folder).
-    fn probe(&self, write_mib: u64, write_runs: usize) -> Result<Value> {
+    /// folder, which is in the data folder; sampling `archive`'s deflate streams if given).
+    fn probe(
+        &self,
+        write_mib: u64,
+        write_runs: usize,
+        archive: Option<(&Path, u64)>,
+    ) -> Result<Value> {
         let mut cmd = self.command(Side::Dos, "probe", &self.runs);
         cmd.arg("--list")
             .arg(self.runs.join("files-probe.txt"))
@@ -1391,6 +1678,12 @@ impl Runner {
             .arg(write_mib.to_string())
             .arg("--write-runs")
             .arg(write_runs.to_string());
+        if let Some((path, mb)) = archive {
+            cmd.arg("--archive")
+                .arg(path)
+                .arg("--archive-probe-mb")
+                .arg(mb.to_string());
+        }
         let (v, _) = self.spawn(Side::Dos, "probe", cmd)?;
         Ok(v)
     }
@@ -1425,6 +1718,105 @@ impl Runner {
     }
 }
 
+/// Raw inflate of `out` (exactly `expected` bytes) from the raw deflate stream `raw`, into a
+/// reused buffer.
+fn inflate_raw_exact(raw: &[u8], expected: u64, out: &mut Vec<u8>) -> Result<()> {
+    let n = usize::try_from(expected)?;
+    if out.len() < n + 1 {
+        out.resize(n + 1, 0);
+    }
+    let mut d = flate2::Decompress::new(false);
+    let status = d
+        .decompress(raw, &mut out[..=n], flate2::FlushDecompress::Finish)
+        .map_err(|e| anyhow!("inflate: {e}"))?;
+    if status != flate2::Status::StreamEnd || d.total_out() != expected {
+        bail!(
+            "inflate: {} bytes ({status:?}), expected {expected}",
+            d.total_out()
+        );
+    }
+    Ok(())
+}
+
+/// The two-core limit of an archive import: raw inflate (flate2 `Decompress::new(false)`, as
+/// the importer) and inflate + SHA-256 of an evenly strided sample of the archive's own deflated
+/// `repo/` entries (about `mb` MB uncompressed), read into memory first; one core and two (a
+/// rayon pool of 2 threads over the entries); best of 3, MB/s of uncompressed bytes.
+fn probe_archive(
+    path: &Path,
+    mb: u64,
+    pool: &rayon::ThreadPool,
+    out: &mut serde_json::Map<String, Value>,
+) -> Result<()> {
+    let z = dos_archive::ZipArchive::open(path, &dos_archive::Limits::default())
+        .map_err(|e| anyhow!("{e}"))?;
+    let mut entries: Vec<&dos_archive::zip::Entry> = z
+        .entries
+        .iter()
+        .filter(|e| e.name.repo_key().is_some() && e.method == dos_archive::zip::METHOD_DEFLATE)
+        .collect();
+    entries.sort_unstable_by_key(|e| e.header_offset);
+    let total: u64 = entries.iter().map(|e| e.usize).sum();
+    let stride = usize::try_from(total.div_ceil((mb * 1_000_000).max(1)))?.max(1);
+    let mut sample: Vec<(Vec<u8>, u64)> = Vec::new();
+    for e in entries.iter().step_by(stride) {
+        sample.push((z.read_raw(e).map_err(|e| anyhow!("{e}"))?, e.usize));
+    }
+    let bytes: u64 = sample.iter().map(|(_, u)| u).sum();
+    let csize: u64 = sample.iter().map(|(r, _)| r.len() as u64).sum();
+    let reps = 3;
+    let failed = std::sync::Mutex::new(None);
+    let fail = |e: anyhow::Error| {
+        if let Ok(mut f) = failed.lock() {
+            *f = Some(e);
+        }
+    };
+    let one = |hash: bool| {
+        best_of(reps, || {
+            let mut buf = Vec::new();
+            for (raw, u) in &sample {
+                match inflate_raw_exact(raw, *u, &mut buf) {
+                    Ok(()) if hash => {
+                        std::hint::black_box(sha256_hex(&buf[..*u as usize]));
+                    }
+                    Ok(()) => {}
+                    Err(e) => fail(e),
+                }
+            }
+        })
+    };
+    let two =
+        |hash: bool| {
+            best_of(reps, || {
+                pool.install(|| {
+                    sample.par_iter().for_each_init(Vec::new, |buf, (raw, u)| {
+                        match inflate_raw_exact(raw, *u, buf) {
+                            Ok(()) if hash => {
+                                std::hint::black_box(sha256_hex(&buf[..*u as usize]));
+                            }
+                            Ok(()) => {}
+                            Err(e) => fail(e),
+                        }
+                    });
+                });
+            })
+        };
+    let (i1, i2, ih1, ih2) = (one(false), two(false), one(true), two(true));
+    if let Some(e) = failed.into_inner().ok().flatten() {
+        return Err(e.context(format!("probe of {}", path.display())));
+    }
+    let rate = |s: f64| bytes as f64 / 1e6 / s;
+    out.insert("archive".into(), json!(path.display().to_string()));
+    out.insert("archive_sample_objects".into(), json!(sample.len()));
+    out.insert("archive_sample_bytes".into(), json!(bytes));
+    out.insert("archive_sample_compressed_bytes".into(), json!(csize));
+    out.insert("archive_inflate_1core_mbs".into(), json!(rate(i1)));
+    out.insert("archive_inflate_2core_mbs".into(), json!(rate(i2)));
+    out.insert("archive_inflate_sha256_1core_mbs".into(), json!(rate(ih1)));
+    out.insert("archive_inflate_sha256_2core_mbs".into(), json!(rate(ih2)));
+    Ok(())
+}
+
 /// The probe results as text (printed at the top of the output).
 fn probe_text(p: &Value) -> String {
     let f = |k: &str| p.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
@@ -1453,6 +1845,27 @@ fn probe_text(p: &Value) -> String {
         "  compressed / original {:.3}",
         u("compressed_bytes") as f64 / u("sample_bytes").max(1) as f64
     );
+    if p.get("archive_sample_objects").is_some() {
+        let _ = writeln!(
+            t,
+            "  archive's own deflate streams ({} entries, {:.1} MB uncompressed, {:.3} compressed / \
+             original; raw inflate as the importer):",
+            u("archive_sample_objects"),
+            u("archive_sample_bytes") as f64 / 1e6,
+            u("archive_sample_compressed_bytes") as f64 / u("archive_sample_bytes").max(1) as f64
+        );
+        for (name, k) in [
+            ("raw inflate", "archive_inflate"),
+            ("raw inflate + SHA-256", "archive_inflate_sha256"),
+        ] {
+            let _ = writeln!(
+                t,
+                "    {name:<34} 1 core {:>7.0}   2 cores {:>7.0}",
+                f(&format!("{k}_1core_mbs")),
+                f(&format!("{k}_2core_mbs"))
+            );
+        }
+    }
     let runs: Vec<String> = p
         .get("write_fdatasync_mbs_runs")
         .and_then(Value::as_array)
@@ -1568,8 +1981,39 @@ fn compare(a: &RunArgs) -> Result<()> {
         seed: a.seed,
     };
     let root = data_root(&a.data_dir);
+    // Archives (and the data set) are made by a child process, so that this parent stays small
+    // (a child's ru_maxrss starts from the parent's peak at exec).
+    let mut levels: Vec<u32> = rows.iter().filter_map(|r| r.archive).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    for &level in &levels {
+        eprintln!("== archive (level {level})");
+        let st = Command::new(std::env::current_exe()?)
+            .arg("gen-archive")
+            .arg("--n")
+            .arg(a.n.to_string())
+            .arg("--seed")
+            .arg(a.seed.to_string())
+            .arg("--data-dir")
+            .arg(&root)
+            .arg("--level")
+            .arg(level.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::io::stderr()))
+            .status()
+            .context("run gen-archive")?;
+        if !st.success() {
+            bail!("gen-archive --level {level} failed: {st}");
+        }
+    }
     let ds = load_dataset(&root, opts)?;
     let ds_dir = fs::canonicalize(&ds.dir)?;
+    let mut archives: BTreeMap<u32, archive::ArchiveInfo> = BTreeMap::new();
+    for &level in &levels {
+        let info = archive::cached(&ds, level)?
+            .ok_or_else(|| anyhow!("the archive of level {level} is missing after gen-archive"))?;
+        archives.insert(level, info);
+    }
     let runs = root.join(format!("runs-n{}-s{}", a.n, a.seed));
     fs::create_dir_all(&runs)?;
     let runs = fs::canonicalize(&runs)?;
@@ -1641,6 +2085,12 @@ fn compare(a: &RunArgs) -> Result<()> {
         &runs.join("files-probe.txt"),
         uniq.iter().step_by(stride).map(|&i| path_of(i)),
     )?;
+    // Import check: an evenly strided sample of the unique keys (about 128 MB) read back and
+    // hashed after each import.
+    let vstride = usize::try_from(unique_bytes.div_ceil(128_000_000))?.max(1);
+    let verify: Vec<&str> = unique_keys.iter().step_by(vstride).copied().collect();
+    write_list(&runs.join("keys-verify.txt"), &verify)?;
+    let unique_nonempty = uniq.iter().filter(|&&i| ds.entries[i].size > 0).count() as u64;
     let sorted_unique: Vec<&str> = sorted_unique.iter().map(|(k, _)| *k).collect();
     let all_keys: Vec<&str> = ds.entries.iter().map(|e| e.sha256.as_str()).collect();
     let inp = Inputs {
@@ -1659,7 +2109,10 @@ fn compare(a: &RunArgs) -> Result<()> {
         surviving: surviving_keys.len() as u64,
         surviving_bytes,
         digest_surviving_sorted: digest(&surviving_keys),
+        unique_nonempty,
+        verify: verify.len() as u64,
     };
+    drop(verify);
     drop(sorted_unique);
     drop(unique_keys);
     drop(surviving_keys);
@@ -1671,13 +2124,22 @@ fn compare(a: &RunArgs) -> Result<()> {
         script: Path::new(env!("CARGO_MANIFEST_DIR")).join("python/dos_bench.py"),
         exe: std::env::current_exe()?,
         runs: runs.clone(),
+        dataset: ds_dir.clone(),
     };
 
     let probes = if a.no_probes {
         None
     } else {
         eprintln!("== machine probes");
-        let p = runner.probe(a.probe_write_mib, a.probe_write_runs)?;
+        let l6 = levels
+            .iter()
+            .find(|&&l| l > 0)
+            .map(|&l| archive::archive_path(&ds_dir, l));
+        let p = runner.probe(
+            a.probe_write_mib,
+            a.probe_write_runs,
+            l6.as_deref().map(|p| (p, a.probe_mb)),
+        )?;
         eprint!("{}", probe_text(&p));
         Some(p)
     };
@@ -1693,6 +2155,11 @@ fn compare(a: &RunArgs) -> Result<()> {
     let mut limits = String::from(
         "| operation | dos MB/s (bytes validated / dos s) | two-core limit | limit MB/s | \
          % of limit |\n|---|---:|---|---:|---:|\n",
+    );
+    let mut imports = String::from(
+        "| operation | archive | archive MB | dos MB/s (uncompressed bytes imported / dos s) | \
+         dos passthrough | two-core limit | limit MB/s | % of limit |\n\
+         |---|---|---:|---:|---:|---|---:|---:|\n",
     );
     let mut memtab = String::from(
         "| operation | side | RSS at start MB | peak during op MB | process peak MB | packs MB | packs.idx MB |\n\
@@ -1727,7 +2194,10 @@ fn compare(a: &RunArgs) -> Result<()> {
                         format!("  WRONG: {}", bad.join("; "))
                     }
                 );
-                if row.writes && bad.is_empty() {
+                if row.op == "import" {
+                    // Checked: not needed any more (and as large as the data set).
+                    runner.remove_container(&runner.container(row, side), false)?;
+                } else if row.writes && bad.is_empty() {
                     fs::write(runner.container(row, side).with_extension("ok"), b"ok\n")?;
                 }
                 per_side[k].1.push(v);
@@ -1750,6 +2220,9 @@ fn compare(a: &RunArgs) -> Result<()> {
             "true_count",
             "packed_digest",
             "problems",
+            "op_count",
+            "op_bytes",
+            "verified",
         ] {
             let vals: Vec<&Value> = per_side
                 .iter()
@@ -1770,7 +2243,7 @@ fn compare(a: &RunArgs) -> Result<()> {
         let bytes = match row.op {
             "loose" => inp.loose_bytes,
             "pack" | "pack-files" => inp.total_bytes,
-            "read" | "pack-loose" | "validate" => inp.unique_bytes,
+            "read" | "pack-loose" | "validate" | "import" => inp.unique_bytes,
             "repack" => inp.surviving_bytes,
             _ => 0,
         };
@@ -1815,6 +2288,24 @@ fn compare(a: &RunArgs) -> Result<()> {
         } else {
             None
         };
+        // Import against the two-core limit of its checks: inflate + SHA-256 of the archive's own
+        // deflate streams (SHA-256 alone for the STORED archive).
+        let import_limit = row.archive.map(|level| {
+            let (name, key) = if level == 0 {
+                ("SHA-256", "sha256_2core_mbs")
+            } else {
+                (
+                    "inflate + SHA-256 (archive's deflate streams)",
+                    "archive_inflate_sha256_2core_mbs",
+                )
+            };
+            let lim = probes
+                .as_ref()
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_f64);
+            let imported = ds_.get("op_bytes").and_then(Value::as_u64).unwrap_or(0);
+            (level, name, imported as f64 / 1e6 / doss, lim)
+        });
         let label = if row.label == "pack" {
             "pack (dos skip_existing=false; Python no_holes=False)"
         } else if row.label == "pack, dedup" {
@@ -1882,6 +2373,24 @@ fn compare(a: &RunArgs) -> Result<()> {
                 hwm / 1024
             );
         }
+        if let Some((level, name, rate, lim)) = import_limit
+            && problems.is_empty()
+        {
+            let _ = writeln!(
+                imports,
+                "| {} | level {level} | {} | {rate:.0} | {} | {name} | {} | {} |",
+                row.label,
+                archives.get(&level).map_or("-".into(), |i| format!(
+                    "{:.1}",
+                    i.archive_bytes as f64 / 1e6
+                )),
+                ds_.get("passthrough")
+                    .and_then(Value::as_u64)
+                    .map_or("-".into(), |n| n.to_string()),
+                lim.map_or("-".into(), |l| format!("{l:.0}")),
+                lim.map_or("-".into(), |l| format!("{:.0} %", 100.0 * rate / l)),
+            );
+        }
         if let Some((name, rate, lim)) = limit
             && problems.is_empty()
         {
@@ -1902,6 +2411,13 @@ fn compare(a: &RunArgs) -> Result<()> {
             "python_plus_fsync_s": py_fsync,
             "ratio_at_equal_durability": py_fsync.map(|t| t / doss),
             "validate_limit": limit.map(|(name, rate, lim)| json!({
+                "limit": name,
+                "dos_mbs": rate,
+                "limit_mbs": lim,
+                "fraction_of_limit": lim.map(|l| rate / l),
+            })),
+            "import_limit": import_limit.map(|(level, name, rate, lim)| json!({
+                "archive_level": level,
                 "limit": name,
                 "dos_mbs": rate,
                 "limit_mbs": lim,
@@ -1952,6 +2468,22 @@ fn compare(a: &RunArgs) -> Result<()> {
     if limits.lines().count() > 2 {
         println!("{limits}");
     }
+    if imports.lines().count() > 2 {
+        for (level, i) in &archives {
+            println!(
+                "archive level {level}: {} repo entries, {:.1} MB uncompressed, {:.1} MB stored \
+                 in the zip, {} nodes in db.sqlite3 ({:.1} MB), {:.1} MB file, zip64 {}",
+                i.repo_entries,
+                i.repo_bytes as f64 / 1e6,
+                i.repo_stored_bytes as f64 / 1e6,
+                i.nodes,
+                i.db_bytes as f64 / 1e6,
+                i.archive_bytes as f64 / 1e6,
+                if i.zip64 { "yes" } else { "no" }
+            );
+        }
+        println!("\n{imports}");
+    }
     println!("{memtab}");
     println!("{spread}");
     if let Some(path) = &a.json {
@@ -1966,6 +2498,7 @@ fn compare(a: &RunArgs) -> Result<()> {
             "repeat": a.repeat,
             "python": pyver,
             "probes": probes,
+            "archives": archives,
             "rows": results,
         });
         fs::write(path, serde_json::to_string_pretty(&doc)?)
@@ -2041,6 +2574,19 @@ mod tests {
                 "validate",
                 "validate-z",
                 "repack"
+            ]
+        );
+        let imports: Vec<(&str, Option<u32>, bool)> = select_rows("archive,import-l0")
+            .unwrap()
+            .iter()
+            .map(|r| (r.label, r.archive, r.compress))
+            .collect();
+        assert_eq!(
+            imports,
+            [
+                ("import", Some(6), false),
+                ("import-z", Some(6), true),
+                ("import-l0", Some(0), false)
             ]
         );
         assert!(select_rows("bogus").is_err());
