@@ -10,6 +10,7 @@
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dos_core::codec::AUTO_RATIO_THRESHOLD;
 use dos_core::lock::LockMode;
@@ -220,15 +221,19 @@ pub fn import_archive(
         ..opts.write.clone()
     };
     let large = write.large_object;
-    let items = todo.iter().map(|&i| {
+    // Which items were stored as their archive deflate stream (set on the worker threads).
+    let passthrough: Arc<Vec<AtomicBool>> =
+        Arc::new((0..todo.len()).map(|_| AtomicBool::new(false)).collect());
+    let items = todo.iter().enumerate().map(|(n, &i)| {
         let e = z.entries[i].clone();
         let key = e.name.repo_key();
         let zz = z.clone();
+        let flags = passthrough.clone();
         PackItem {
             source: ObjectSource::Deferred {
                 name: e.name.as_str().into_owned(),
                 size_hint: e.usize.saturating_add(e.csize),
-                prepare: Box::new(move || prepare_entry(&zz, &e, mode, large)),
+                prepare: Box::new(move || prepare_entry(&zz, &e, mode, large, &flags[n])),
             },
             expect: key,
         }
@@ -240,7 +245,7 @@ pub fn import_archive(
             StoreOutcome::Written { location, .. } => {
                 s.imported += 1;
                 s.bytes_written += location.length;
-                if location.compressed {
+                if passthrough[n].load(Ordering::Relaxed) {
                     s.passthrough += 1;
                 }
             }
@@ -257,14 +262,26 @@ pub fn import_archive(
         }
     })?;
     s.bytes_in = written.bytes_in;
-    // `passthrough` above counts compressed objects; recompressed (stored) entries are rare and
-    // counted among them.
     s.bad_entries.extend(bad);
     Ok(s)
 }
 
-/// Read, inflate and check one entry (on a worker thread).
-fn prepare_entry(z: &ZipArchive, e: &Entry, mode: CompressMode, large: u64) -> Deferred {
+thread_local! {
+    /// Per worker: the buffer entries are inflated into when the content is only needed for
+    /// checking (passthrough), and the buffer raw deflate bytes are read into otherwise.
+    static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Read, inflate and check one entry (on a worker thread). Sets `passthrough` when the stored
+/// bytes are the entry's own deflate stream.
+fn prepare_entry(
+    z: &ZipArchive,
+    e: &Entry,
+    mode: CompressMode,
+    large: u64,
+    passthrough: &AtomicBool,
+) -> Deferred {
     if let Some(why) = e.unsupported() {
         return Deferred::Rejected(format!("entry {why}"));
     }
@@ -276,6 +293,7 @@ fn prepare_entry(z: &ZipArchive, e: &Entry, mode: CompressMode, large: u64) -> D
         };
     if e.usize > large || e.csize > large {
         if passthrough_pays {
+            passthrough.store(true, Ordering::Relaxed);
             return Deferred::EncodedStream(Box::new(Passthrough::new(z, e)));
         }
         return match z.entry_reader(e) {
@@ -283,62 +301,119 @@ fn prepare_entry(z: &ZipArchive, e: &Entry, mode: CompressMode, large: u64) -> D
             Err(err) => Deferred::Rejected(err.to_string()),
         };
     }
-    let raw = match z.read_raw(e) {
-        Ok(r) => r,
-        Err(err) => return Deferred::Rejected(err.to_string()),
+    let check = |data: &[u8]| -> std::result::Result<String, String> {
+        let crc = crc32fast::hash(data);
+        if crc != e.crc32 {
+            return Err(format!(
+                "bad CRC-32 (computed {crc:08x}, declared {:08x})",
+                e.crc32
+            ));
+        }
+        Ok(dos_core::hashing::to_hex(&sha2::Sha256::digest(data)))
     };
-    let (data, consumed_all) = match e.method {
-        METHOD_STORED => (raw.clone(), true),
-        _ => match inflate_raw(&raw, e.usize) {
-            Ok(x) => x,
+    if e.method == METHOD_STORED {
+        // Read straight into the buffer that will be stored.
+        let data = match z.read_raw(e) {
+            Ok(r) => r,
+            Err(err) => return Deferred::Rejected(err.to_string()),
+        };
+        let key = match check(&data) {
+            Ok(k) => k,
             Err(why) => return Deferred::Rejected(why),
-        },
-    };
-    let crc = crc32fast::hash(&data);
-    if crc != e.crc32 {
-        return Deferred::Rejected(format!(
-            "bad CRC-32 (computed {crc:08x}, declared {:08x})",
-            e.crc32
-        ));
+        };
+        return if mode == CompressMode::No {
+            Deferred::Encoded(EncodedObject {
+                key,
+                size: data.len() as u64,
+                stored: data,
+                compressed: false,
+            })
+        } else {
+            Deferred::Content(data)
+        };
     }
-    let key = dos_core::hashing::to_hex(&sha2::Sha256::digest(&data));
-    let size = data.len() as u64;
-    if passthrough_pays && consumed_all {
-        let mut stored = Vec::with_capacity(raw.len() + 6);
-        stored.extend_from_slice(&ZLIB_HEADER);
-        stored.extend_from_slice(&raw);
-        stored.extend_from_slice(&adler2::adler32_slice(&data).to_be_bytes());
-        return Deferred::Encoded(EncodedObject {
-            key,
-            size,
-            stored,
-            compressed: true,
+    if passthrough_pays {
+        // The stored bytes: header, the raw deflate stream read in place, then the Adler-32.
+        let csize = e.csize as usize;
+        let mut stored = vec![0u8; csize + 6];
+        stored[..2].copy_from_slice(&ZLIB_HEADER);
+        if let Err(err) = z.read_raw_into(e, &mut stored[2..2 + csize]) {
+            return Deferred::Rejected(err.to_string());
+        }
+        let verdict = SCRATCH.with(|s| {
+            let inflated = &mut s.borrow_mut().0;
+            let consumed_all = inflate_raw_into(&stored[2..2 + csize], e.usize, inflated)?;
+            let key = check(inflated)?;
+            let adler = adler2::adler32_slice(inflated);
+            Ok::<_, String>((key, adler, consumed_all, inflated.clone_if(!consumed_all)))
         });
+        return match verdict {
+            Err(why) => Deferred::Rejected(why),
+            Ok((key, adler, true, _)) => {
+                stored[2 + csize..].copy_from_slice(&adler.to_be_bytes());
+                passthrough.store(true, Ordering::Relaxed);
+                Deferred::Encoded(EncodedObject {
+                    key,
+                    size: e.usize,
+                    stored,
+                    compressed: true,
+                })
+            }
+            // Trailing bytes after the deflate stream: compress the content anew.
+            Ok((_, _, false, data)) => Deferred::Content(data),
+        };
     }
-    if mode == CompressMode::No || e.method == METHOD_DEFLATE && !passthrough_pays {
-        // Raw bytes; the key is already known (no second hashing).
-        return Deferred::Encoded(EncodedObject {
+    // Stored raw: the inflated content is what goes to the pack.
+    let inflated = SCRATCH.with(|s| {
+        let raw = &mut s.borrow_mut().1;
+        raw.resize(e.csize as usize, 0);
+        z.read_raw_into(e, raw).map_err(|err| err.to_string())?;
+        let mut out = Vec::new();
+        inflate_raw_into(raw, e.usize, &mut out)?;
+        Ok::<_, String>(out)
+    });
+    let data = match inflated {
+        Ok(d) => d,
+        Err(why) => return Deferred::Rejected(why),
+    };
+    match check(&data) {
+        Ok(key) => Deferred::Encoded(EncodedObject {
             key,
-            size,
+            size: data.len() as u64,
             stored: data,
             compressed: false,
-        });
+        }),
+        Err(why) => Deferred::Rejected(why),
     }
-    // A stored entry to compress, or a deflate stream with trailing bytes: compress anew.
-    Deferred::Content(data)
+}
+
+/// `Vec::clone` only when asked (keeps the common path free of copies).
+trait CloneIf {
+    fn clone_if(&self, yes: bool) -> Vec<u8>;
+}
+
+impl CloneIf for Vec<u8> {
+    fn clone_if(&self, yes: bool) -> Vec<u8> {
+        if yes { self.clone() } else { Vec::new() }
+    }
 }
 
 /// zlib header of a deflate stream with a 32 KiB window (CMF 0x78, FLG 0x9C: FCHECK valid).
 const ZLIB_HEADER: [u8; 2] = [0x78, 0x9C];
 
-/// Inflate a raw deflate stream of exactly `expected` bytes. Returns the data and whether the
-/// stream used up all the input (no trailing bytes), which passthrough requires.
-fn inflate_raw(raw: &[u8], expected: u64) -> std::result::Result<(Vec<u8>, bool), String> {
+/// Inflate a raw deflate stream of exactly `expected` bytes into `out` (resized to exactly that).
+/// Returns whether the stream used up all the input (no trailing bytes), which passthrough needs.
+fn inflate_raw_into(
+    raw: &[u8],
+    expected: u64,
+    out: &mut Vec<u8>,
+) -> std::result::Result<bool, String> {
     let cap = usize::try_from(expected).map_err(|_| "entry too large".to_string())? + 1;
-    let mut out = vec![0u8; cap];
+    // One probe byte beyond the declared size catches entries that inflate past it.
+    out.resize(cap, 0);
     let mut d = Decompress::new(false);
     let status = d
-        .decompress(raw, &mut out, FlushDecompress::Finish)
+        .decompress(raw, out, FlushDecompress::Finish)
         .map_err(|e| format!("corrupt deflate stream: {e}"))?;
     let produced = d.total_out();
     if produced > expected {
@@ -355,7 +430,7 @@ fn inflate_raw(raw: &[u8], expected: u64) -> std::result::Result<(Vec<u8>, bool)
         return Err(format!("inflates to {produced} bytes, declared {expected}"));
     }
     out.truncate(produced as usize);
-    Ok((out, d.total_in() == raw.len() as u64))
+    Ok(d.total_in() == raw.len() as u64)
 }
 
 /// The zlib stream of a large deflated entry, produced piece by piece: the header, the entry's

@@ -565,6 +565,17 @@ impl ZipArchive {
         PackRangeReader::new(self.file.clone(), e.data_offset, e.csize)
     }
 
+    /// Read an entry's stored bytes into `buf` (exactly `csize` bytes long).
+    pub fn read_raw_into(&self, e: &Entry, buf: &mut [u8]) -> Result<()> {
+        read_exact_at(&self.file, buf, e.data_offset).map_err(|err| {
+            if err.kind() == io::ErrorKind::UnexpectedEof {
+                self.malformed(format!("truncated inside entry {}", e.name.as_str()))
+            } else {
+                ArchiveError::io(&self.path, "read", err)
+            }
+        })
+    }
+
     /// Read an entry's stored bytes whole.
     pub fn read_raw(&self, e: &Entry) -> Result<Vec<u8>> {
         self.read_at(
