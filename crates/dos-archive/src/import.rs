@@ -24,6 +24,7 @@ use sha2::Digest;
 
 use crate::aiida::{self, FormatKind};
 use crate::error::{ArchiveError, Result};
+use crate::inflate::Inflated;
 use crate::zip::{Entry, Limits, METHOD_DEFLATE, METHOD_STORED, ZipArchive};
 
 /// Options of [`import_archive`].
@@ -401,8 +402,9 @@ impl CloneIf for Vec<u8> {
 /// zlib header of a deflate stream with a 32 KiB window (CMF 0x78, FLG 0x9C: FCHECK valid).
 const ZLIB_HEADER: [u8; 2] = [0x78, 0x9C];
 
-/// Inflate a raw deflate stream of exactly `expected` bytes into `out` (resized to exactly that).
-/// Returns whether the stream used up all the input (no trailing bytes), which passthrough needs.
+/// Inflate a raw deflate stream of exactly `expected` bytes into `out` (resized to exactly that),
+/// with libdeflate. Returns whether the stream used up all the input (no trailing bytes), which
+/// passthrough needs.
 fn inflate_raw_into(
     raw: &[u8],
     expected: u64,
@@ -411,26 +413,24 @@ fn inflate_raw_into(
     let cap = usize::try_from(expected).map_err(|_| "entry too large".to_string())? + 1;
     // One probe byte beyond the declared size catches entries that inflate past it.
     out.resize(cap, 0);
-    let mut d = Decompress::new(false);
-    let status = d
-        .decompress(raw, out, FlushDecompress::Finish)
-        .map_err(|e| format!("corrupt deflate stream: {e}"))?;
-    let produced = d.total_out();
-    if produced > expected {
-        return Err(format!(
+    match crate::inflate::inflate_raw(raw, out) {
+        Inflated::Done { consumed, produced } => {
+            if produced as u64 > expected {
+                return Err(format!(
+                    "inflates past its declared size of {expected} bytes"
+                ));
+            }
+            if produced as u64 != expected {
+                return Err(format!("inflates to {produced} bytes, declared {expected}"));
+            }
+            out.truncate(produced);
+            Ok(consumed == raw.len())
+        }
+        Inflated::TooLong => Err(format!(
             "inflates past its declared size of {expected} bytes"
-        ));
+        )),
+        Inflated::Corrupt => Err("corrupt or truncated deflate stream".into()),
     }
-    if status != Status::StreamEnd {
-        return Err(format!(
-            "deflate stream ends after {produced} of {expected} bytes (truncated)"
-        ));
-    }
-    if produced != expected {
-        return Err(format!("inflates to {produced} bytes, declared {expected}"));
-    }
-    out.truncate(produced as usize);
-    Ok(d.total_in() == raw.len() as u64)
 }
 
 /// The zlib stream of a large deflated entry, produced piece by piece: the header, the entry's

@@ -364,7 +364,9 @@ impl PackAppender {
     /// Hand every full stretch of written bytes to the disk early, so the final fsync of a batch
     /// does not have to write gigabytes at once.
     fn kick_writeback(&mut self) {
-        if self.flushed >= self.writeback_from + WRITEBACK_STEP {
+        if std::env::var_os("DOS_NO_WRITEBACK").is_none()
+            && self.flushed >= self.writeback_from + WRITEBACK_STEP
+        {
             durable::start_writeback(
                 &self.file,
                 self.writeback_from,

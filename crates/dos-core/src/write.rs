@@ -249,7 +249,7 @@ impl Default for PackWriteOptions {
             compress: CompressMode::No,
             skip_existing: true,
             batch_bytes: 512 * 1024 * 1024,
-            batch_objects: 200_000,
+            batch_objects: 50_000,
             memory_budget: 96 * 1024 * 1024,
             large_object: 8 * 1024 * 1024,
             lock_timeout: Duration::from_secs(30),
