@@ -25,7 +25,7 @@ use sha2::Digest;
 use crate::aiida::{self, FormatKind};
 use crate::error::{ArchiveError, Result};
 use crate::inflate::Inflated;
-use crate::zip::{Entry, Limits, METHOD_DEFLATE, METHOD_STORED, ZipArchive};
+use crate::zip::{Entry, EntryName, Limits, METHOD_DEFLATE, METHOD_STORED, ZipArchive};
 
 /// Options of [`import_archive`].
 #[derive(Debug, Clone)]
@@ -139,12 +139,16 @@ pub fn import_archive(
         ..ImportSummary::default()
     };
 
-    // Repository entries (index into z.entries, key), sorted by key.
-    let mut repo: Vec<(String, usize)> = z
+    // Repository entries as (binary key, index into z.entries), sorted by key: 36 bytes each
+    // (hex strings would cost three times as much at a million entries).
+    let mut repo: Vec<([u8; 32], u32)> = z
         .entries
         .iter()
         .enumerate()
-        .filter_map(|(i, e)| e.name.repo_key().map(|k| (k, i)))
+        .filter_map(|(i, e)| match &e.name {
+            EntryName::Repo(k) => Some((*k, u32::try_from(i).ok()?)),
+            EntryName::Other(_) => None,
+        })
         .collect();
     s.repo_entries = repo.len() as u64;
     s.ignored_entries = s.entries - s.repo_entries;
@@ -160,31 +164,37 @@ pub fn import_archive(
                 reason: "not a sha256 key: ignored".into(),
             });
         }
+        let referenced: Vec<[u8; 32]> = referenced
+            .iter()
+            .filter_map(|k| crate::zip::parse_hex32(k.as_bytes()))
+            .collect();
         let before = repo.len();
         repo.retain(|(k, _)| referenced.binary_search(k).is_ok());
         s.unreferenced_skipped = (before - repo.len()) as u64;
         // Referenced keys the archive does not carry must already be in the container.
-        let absent: Vec<&String> = referenced
-            .iter()
+        let absent: Vec<[u8; 32]> = referenced
+            .into_iter()
             .filter(|k| repo.binary_search_by(|(rk, _)| rk.cmp(k)).is_err())
             .collect();
-        let have = c.has_objects(&absent)?;
-        s.missing_referenced = absent
-            .into_iter()
-            .zip(have)
-            .filter(|(_, h)| !h)
-            .map(|(k, _)| k.clone())
-            .collect();
+        for_each_existence(c, &absent, |k, have| {
+            if !have {
+                s.missing_referenced.push(dos_core::hashing::to_hex(k));
+            }
+        })?;
     }
 
-    // Skip what the container already has (one sorted pass over the index).
-    let keys: Vec<&String> = repo.iter().map(|(k, _)| k).collect();
-    let have = c.has_objects(&keys)?;
-    let mut todo: Vec<usize> = repo
-        .iter()
-        .zip(have)
-        .filter_map(|((_, i), h)| (!h).then_some(*i))
-        .collect();
+    // Skip what the container already has (sorted passes over the index, in bounded chunks).
+    let keys: Vec<[u8; 32]> = repo.iter().map(|(k, _)| *k).collect();
+    let mut todo: Vec<usize> = Vec::with_capacity(repo.len());
+    let mut n = 0;
+    for_each_existence(c, &keys, |_, have| {
+        if !have {
+            todo.push(repo[n].1 as usize);
+        }
+        n += 1;
+    })?;
+    drop(keys);
+    drop(repo);
     s.already_present = s.repo_entries - s.unreferenced_skipped - todo.len() as u64;
     // Archive order: sequential reads.
     todo.sort_unstable_by_key(|i| z.entries[*i].data_offset);
@@ -272,6 +282,23 @@ thread_local! {
     /// checking (passthrough), and the buffer raw deflate bytes are read into otherwise.
     static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Report whether each of `keys` (sorted) is in the container, in order, checking 65,536 keys at
+/// a time so that only one chunk of hex strings exists at once.
+fn for_each_existence(
+    c: &Container,
+    keys: &[[u8; 32]],
+    mut f: impl FnMut(&[u8; 32], bool),
+) -> Result<()> {
+    for chunk in keys.chunks(1 << 16) {
+        let hex: Vec<String> = chunk.iter().map(|k| dos_core::hashing::to_hex(k)).collect();
+        let have = c.has_objects(&hex)?;
+        for (k, h) in chunk.iter().zip(have) {
+            f(k, h);
+        }
+    }
+    Ok(())
 }
 
 /// Read, inflate and check one entry (on a worker thread). Sets `passthrough` when the stored

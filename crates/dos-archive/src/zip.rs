@@ -98,8 +98,11 @@ impl EntryName {
     }
 }
 
-/// Lowercase hex (only) to bytes.
-fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
+/// 64 lowercase hex characters (only) to bytes.
+pub(crate) fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
     let mut out = [0u8; 32];
     for (i, pair) in hex.chunks_exact(2).enumerate() {
         let nib = |c: u8| match c {
