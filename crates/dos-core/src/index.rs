@@ -496,22 +496,11 @@ impl Index {
 
     /// Move rows (by id) to new locations in one transaction.
     pub fn relocate(&mut self, moves: &[(i64, PackedLocation)]) -> Result<()> {
-        let path = self.path.clone();
-        let err = |e| Error::Index {
-            path: path.clone(),
-            source: e,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "UPDATE db_object SET pack_id = ?1, \"offset\" = ?2, length = ?3, \
-                     compressed = ?4 WHERE id = ?5",
-                )
-                .map_err(err)?;
+        self.write_tx("index.relocate.before", |tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE db_object SET pack_id = ?1, \"offset\" = ?2, length = ?3, \
+                 compressed = ?4 WHERE id = ?5",
+            )?;
             for (id, loc) in moves {
                 stmt.execute(params![
                     i64_of(loc.pack_id),
@@ -519,13 +508,10 @@ impl Index {
                     i64_of(loc.length),
                     i64::from(loc.compressed),
                     id
-                ])
-                .map_err(err)?;
+                ])?;
             }
-        }
-        crate::fault::point("index.relocate.before");
-        tx.commit().map_err(err)?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Point every row of pack `from` at pack `to` (same offsets) in one transaction.
@@ -540,28 +526,16 @@ impl Index {
 
     /// Delete the rows of `keys` in one transaction; returns the keys that had a row.
     pub fn delete_keys(&mut self, keys: &[&str]) -> Result<Vec<String>> {
-        let path = self.path.clone();
-        let err = |e| Error::Index {
-            path: path.clone(),
-            source: e,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let mut deleted = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare_cached("DELETE FROM db_object WHERE hashkey = ?1")
-                .map_err(err)?;
+        self.write_tx("index.delete.before", |tx| {
+            let mut stmt = tx.prepare_cached("DELETE FROM db_object WHERE hashkey = ?1")?;
+            let mut deleted = Vec::new();
             for k in keys {
-                if stmt.execute([k]).map_err(err)? > 0 {
+                if stmt.execute([k])? > 0 {
                     deleted.push((*k).to_string());
                 }
             }
-        }
-        tx.commit().map_err(err)?;
-        Ok(deleted)
+            Ok(deleted)
+        })
     }
 
     /// Rebuild the database file compactly (after large deletions or repacks).
@@ -598,9 +572,13 @@ impl Index {
         Ok((u64::try_from(a).unwrap_or(0), u64::try_from(b).unwrap_or(0)))
     }
 
-    /// Insert rows in one transaction; rows whose key is already present are ignored.
-    /// Returns how many rows were actually inserted.
-    pub fn insert_batch(&mut self, rows: &[NewRow]) -> Result<usize> {
+    /// Run `f` in one `BEGIN IMMEDIATE` transaction and commit it (the fault point `fault` sits
+    /// right before the commit).
+    fn write_tx<T>(
+        &mut self,
+        fault: &str,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let path = self.path.clone();
         let err = |e| Error::Index {
             path: path.clone(),
@@ -610,30 +588,33 @@ impl Index {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let mut inserted = 0;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO db_object (hashkey, compressed, size, \"offset\", \
-                     length, pack_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(err)?;
-            for r in rows {
-                inserted += stmt
-                    .execute(params![
-                        r.key,
-                        i64::from(r.loc.compressed),
-                        i64_of(r.loc.size),
-                        i64_of(r.loc.offset),
-                        i64_of(r.loc.length),
-                        i64_of(r.loc.pack_id),
-                    ])
-                    .map_err(err)?;
-            }
-        }
-        crate::fault::point("index.commit.before");
+        let out = f(&tx).map_err(err)?;
+        crate::fault::point(fault);
         tx.commit().map_err(err)?;
-        Ok(inserted)
+        Ok(out)
+    }
+
+    /// Insert rows in one transaction; rows whose key is already present are ignored.
+    /// Returns how many rows were actually inserted.
+    pub fn insert_batch(&mut self, rows: &[NewRow]) -> Result<usize> {
+        self.write_tx("index.commit.before", |tx| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO db_object (hashkey, compressed, size, \"offset\", \
+                 length, pack_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut inserted = 0;
+            for r in rows {
+                inserted += stmt.execute(params![
+                    r.key,
+                    i64::from(r.loc.compressed),
+                    i64_of(r.loc.size),
+                    i64_of(r.loc.offset),
+                    i64_of(r.loc.length),
+                    i64_of(r.loc.pack_id),
+                ])?;
+            }
+            Ok(inserted)
+        })
     }
 }
 
