@@ -348,6 +348,30 @@ impl PackAppender {
         Ok(())
     }
 
+    /// Append `len` bytes of `src` starting at `offset`, copied inside the kernel where the
+    /// platform can (`copy_file_range` on Linux, through `std::io::copy`).
+    pub fn append_from(&mut self, src: &File, offset: u64, len: u64) -> Result<()> {
+        self.flush()?;
+        let mut from = src;
+        from.seek(SeekFrom::Start(offset))
+            .ctx(&self.path, "seek source")?;
+        let copied = io::copy(&mut io::Read::take(from, len), &mut self.file)
+            .ctx(&self.path, "copy into pack")?;
+        self.flushed += copied;
+        if copied != len {
+            return Err(Error::io(
+                &self.path,
+                "copy into pack",
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("source ended after {copied} of {len} bytes"),
+                ),
+            ));
+        }
+        self.kick_writeback();
+        Ok(())
+    }
+
     /// Write buffered bytes to the file.
     pub fn flush(&mut self) -> Result<()> {
         if !self.buf.is_empty() {

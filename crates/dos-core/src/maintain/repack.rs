@@ -188,6 +188,48 @@ impl Container {
         let level = self.config.compression;
         let mut i = 0;
         while i < rows.len() {
+            if mode == RepackCompress::Keep {
+                // Runs of back-to-back objects are copied as they are, inside the kernel.
+                let loc = self.row_loc(&rows[i])?;
+                let mut j = i + 1;
+                let mut end = loc.offset + loc.length;
+                while let Some(next) = rows.get(j) {
+                    let l = self.row_loc(next)?;
+                    if l.offset != end {
+                        break;
+                    }
+                    end += l.length;
+                    j += 1;
+                }
+                let dest = out.pos();
+                out.append_from(&old_file, loc.offset, end - loc.offset)
+                    .map_err(|e| match e {
+                        Error::Io { source, .. }
+                            if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+                        {
+                            Error::Corrupt {
+                                key: rows[i].key.clone(),
+                                path: old_path.clone(),
+                                detail: "pack ends before its objects do".into(),
+                            }
+                        }
+                        e => e,
+                    })?;
+                for r in &rows[i..j] {
+                    let l = self.row_loc(r)?;
+                    moves.push((
+                        r.id,
+                        PackedLocation {
+                            pack_id: new_id,
+                            offset: dest + (l.offset - loc.offset),
+                            ..l
+                        },
+                    ));
+                }
+                progress.inc(end - loc.offset);
+                i = j;
+                continue;
+            }
             // A block of rows spanning at most BLOCK bytes (or one large row).
             let start = rows[i].offset.max(0) as u64;
             let mut j = i + 1;
