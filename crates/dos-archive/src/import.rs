@@ -24,8 +24,8 @@ use sha2::Digest;
 
 use crate::aiida::{self, FormatKind};
 use crate::error::{ArchiveError, Result};
-use crate::inflate::Inflated;
 use crate::zip::{Entry, EntryName, Limits, METHOD_DEFLATE, METHOD_STORED, ZipArchive};
+use dos_core::libdeflate::Inflated;
 
 /// Options of [`import_archive`].
 #[derive(Debug, Clone)]
@@ -440,7 +440,7 @@ fn inflate_raw_into(
     let cap = usize::try_from(expected).map_err(|_| "entry too large".to_string())? + 1;
     // One probe byte beyond the declared size catches entries that inflate past it.
     out.resize(cap, 0);
-    match crate::inflate::inflate_raw(raw, out) {
+    match dos_core::libdeflate::inflate_raw(raw, out) {
         Inflated::Done { consumed, produced } => {
             if produced as u64 > expected {
                 return Err(format!(

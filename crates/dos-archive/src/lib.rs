@@ -16,7 +16,6 @@ pub mod aiida;
 pub mod error;
 pub mod export;
 pub mod import;
-mod inflate;
 pub mod info;
 mod space;
 pub mod zip;

@@ -28,6 +28,7 @@ pub mod fault;
 pub mod hashing;
 pub mod index;
 pub mod layout;
+pub mod libdeflate;
 pub mod lock;
 pub mod loose;
 pub mod maintain;
