@@ -372,7 +372,7 @@ fn prepare_entry(
             let inflated = &mut s.borrow_mut().0;
             let consumed_all = inflate_raw_into(&stored[2..2 + csize], e.usize, inflated)?;
             let key = check(inflated)?;
-            let adler = adler2::adler32_slice(inflated);
+            let adler = dos_core::libdeflate::adler32(1, inflated);
             Ok::<_, String>((key, adler, consumed_all, inflated.clone_if(!consumed_all)))
         });
         return match verdict {
@@ -469,7 +469,7 @@ struct Passthrough {
     scratch: Vec<u8>,
     sha: sha2::Sha256,
     crc: crc32fast::Hasher,
-    adler: adler2::Adler32,
+    adler: u32,
     expected: u64,
     declared_crc: u32,
     csize: u64,
@@ -491,7 +491,7 @@ impl Passthrough {
             scratch: vec![0u8; 1 << 20],
             sha: sha2::Sha256::new(),
             crc: crc32fast::Hasher::new(),
-            adler: adler2::Adler32::new(),
+            adler: 1,
             expected: e.usize,
             declared_crc: e.crc32,
             csize: e.csize,
@@ -513,7 +513,7 @@ impl Passthrough {
             let out = &self.scratch[..made];
             self.sha.update(out);
             self.crc.update(out);
-            self.adler.write_slice(out);
+            self.adler = dos_core::libdeflate::adler32(self.adler, out);
             if self.inflater.total_out() > self.expected {
                 return Err(invalid(format!(
                     "inflates past its declared size of {} bytes",
@@ -563,7 +563,7 @@ impl EncodedStream for Passthrough {
                             self.expected
                         )));
                     }
-                    let trailer = self.adler.checksum().to_be_bytes();
+                    let trailer = self.adler.to_be_bytes();
                     buf[..4].copy_from_slice(&trailer);
                     self.state = PassState::Done;
                     return Ok(4);
