@@ -6,7 +6,7 @@
 //! and we only ever remove a lock file that is still the very file we created.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -260,19 +260,40 @@ fn with_stale_lock(path: &Path, on_stale: impl FnOnce(&Path) -> Result<()>) -> R
     })
 }
 
-/// Size of the appender's write buffer.
-const WRITE_BUF: usize = 1 << 20;
-/// Written bytes are handed to the disk in stretches of this size (see `kick_writeback`).
+/// Size of the appender's write buffer: a multiple of [`DIRECT_ALIGN`].
+const WRITE_BUF: usize = 8 << 20;
+/// Alignment of file offsets, lengths and memory for O_DIRECT writes (the largest logical block
+/// size in common use; a device that needs more makes the appender fall back to buffered writes).
+const DIRECT_ALIGN: usize = 4096;
+/// Buffered bytes are handed to the disk in stretches of this size (see `kick_writeback`).
 const WRITEBACK_STEP: u64 = 16 << 20;
 
 /// An append handle on one pack, held under its lock. Tracks the logical end itself, so that an
 /// uncommitted tail can be cut back (never below what was there when we took the lock).
+///
+/// Where the filesystem supports it (Linux, not disabled by `DOS_NO_DIRECT_IO`), full buffers are
+/// written with O_DIRECT from memory aligned to [`DIRECT_ALIGN`]: the bytes go from our buffer to
+/// the device without a page-cache copy, which on the benchmark machine is 6× faster than
+/// buffered writes followed by fdatasync (2.2 GB/s against 0.33 GB/s, `docs/performance.md`).
+/// The buffer then always starts at an aligned file offset; a flush writes its aligned part
+/// directly and its last partial block through the ordinary descriptor, and keeps that partial
+/// block in the buffer, so that the next direct write rewrites it (with identical bytes) together
+/// with what follows. Any failing direct write is retried once through the ordinary descriptor,
+/// which then serves the rest of the appender's life.
 pub struct PackAppender {
     id: u64,
     path: PathBuf,
     file: File,
-    buf: Vec<u8>,
-    /// Bytes on disk (excluding `buf`).
+    /// The same file opened with O_DIRECT, while direct writes work.
+    direct: Option<File>,
+    /// Backing memory; the buffer is `mem[mem_off..mem_off + WRITE_BUF]`, aligned.
+    mem: Vec<u8>,
+    mem_off: usize,
+    /// Bytes of the buffer in use.
+    len: usize,
+    /// File offset of the buffer's first byte (aligned while `direct` is set).
+    base: u64,
+    /// Size of the file as we have written it: the file holds our bytes up to here.
     flushed: u64,
     /// Size of the file when we took the lock: bytes below are never touched.
     start: u64,
@@ -287,7 +308,29 @@ impl std::fmt::Debug for PackAppender {
         f.debug_struct("PackAppender")
             .field("id", &self.id)
             .field("pos", &self.pos())
+            .field("direct", &self.direct.is_some())
             .finish()
+    }
+}
+
+/// Open `path` for O_DIRECT writes, if this platform and filesystem allow it.
+fn open_direct(path: &Path) -> Option<File> {
+    if std::env::var_os("DOS_NO_DIRECT_IO").is_some() {
+        return None;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+            .ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -297,25 +340,53 @@ impl PackAppender {
         let lock = PackLock::acquire(&layout.pack_lock(id), lock_timeout)?;
         let path = layout.pack(id);
         let created = !path.exists();
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .ctx(&path, "open pack for append")?;
-        let end = file.seek(SeekFrom::End(0)).ctx(&path, "seek")?;
-        Ok(Self {
+        let end = file.metadata().ctx(&path, "stat")?.len();
+        let mem = vec![0u8; WRITE_BUF + DIRECT_ALIGN];
+        let mem_off = mem.as_ptr().align_offset(DIRECT_ALIGN);
+        let direct = if mem_off < DIRECT_ALIGN {
+            open_direct(&path)
+        } else {
+            None
+        };
+        let mut a = Self {
             id,
             path,
             file,
-            buf: Vec::with_capacity(WRITE_BUF),
+            direct,
+            mem,
+            mem_off: mem_off.min(DIRECT_ALIGN),
+            len: 0,
+            base: end,
             flushed: end,
             start: end,
             writeback_from: end,
             created,
             lock,
-        })
+        };
+        a.reset_buffer_at(end);
+        Ok(a)
+    }
+
+    /// Whether full buffers are written with O_DIRECT.
+    pub fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Write everything so far and use ordinary buffered writes from now on.
+    pub fn use_buffered_writes(&mut self) -> Result<()> {
+        self.flush()?;
+        if self.direct.take().is_some() {
+            self.base = self.flushed;
+            self.len = 0;
+        }
+        Ok(())
     }
 
     /// The pack id.
@@ -330,65 +401,170 @@ impl PackAppender {
 
     /// Logical end of the pack (the offset the next byte gets).
     pub fn pos(&self) -> u64 {
-        self.flushed + self.buf.len() as u64
+        self.base + self.len as u64
+    }
+
+    fn buf(&self) -> &[u8] {
+        &self.mem[self.mem_off..self.mem_off + WRITE_BUF]
+    }
+
+    fn buf_mut(&mut self) -> &mut [u8] {
+        &mut self.mem[self.mem_off..self.mem_off + WRITE_BUF]
+    }
+
+    /// Start an empty buffer at file offset `end` (the file holds our bytes up to `end`): in
+    /// direct mode at the aligned offset below, holding the bytes from there to `end`.
+    fn reset_buffer_at(&mut self, end: u64) {
+        self.len = 0;
+        self.base = end;
+        if self.direct.is_none() {
+            return;
+        }
+        let aligned = end - end % DIRECT_ALIGN as u64;
+        let n = (end - aligned) as usize;
+        let off = self.mem_off;
+        let ok =
+            crate::reader::read_exact_at(&self.file, &mut self.mem[off..off + n], aligned).is_ok();
+        if ok {
+            self.base = aligned;
+            self.len = n;
+        } else {
+            self.direct = None;
+        }
     }
 
     /// Append bytes.
-    pub fn write(&mut self, data: &[u8]) -> Result<()> {
-        if self.buf.len() + data.len() > WRITE_BUF {
-            self.flush()?;
+    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            if self.len == WRITE_BUF {
+                self.spill()?;
+            }
+            let n = (WRITE_BUF - self.len).min(data.len());
+            let at = self.len;
+            self.buf_mut()[at..at + n].copy_from_slice(&data[..n]);
+            self.len += n;
+            data = &data[n..];
         }
-        if data.len() >= WRITE_BUF {
-            self.file.write_all(data).ctx(&self.path, "write pack")?;
-            self.flushed += data.len() as u64;
-            self.kick_writeback();
+        Ok(())
+    }
+
+    /// Append `len` bytes of `src` starting at `offset`.
+    pub fn append_from(&mut self, src: &File, mut offset: u64, len: u64) -> Result<()> {
+        let mut left = len;
+        while left > 0 {
+            if self.len == WRITE_BUF {
+                self.spill()?;
+            }
+            let n = ((WRITE_BUF - self.len) as u64).min(left) as usize;
+            let at = self.mem_off + self.len;
+            crate::reader::read_exact_at(src, &mut self.mem[at..at + n], offset).map_err(|e| {
+                let e = if e.kind() == io::ErrorKind::UnexpectedEof {
+                    io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("source ended before {len} bytes from offset {offset}"),
+                    )
+                } else {
+                    e
+                };
+                Error::io(&self.path, "copy into pack", e)
+            })?;
+            self.len += n;
+            offset += n as u64;
+            left -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Write `buf[from..to]` to the file at `base + from`: directly when possible (then `from`
+    /// and `to - from` must be aligned), else, or if that fails, through the ordinary descriptor.
+    fn write_range(&mut self, from: usize, to: usize) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let at = self.base + from as u64;
+        if let Some(d) = &self.direct {
+            let bytes = &self.mem[self.mem_off + from..self.mem_off + to];
+            if d.write_all_at(bytes, at).is_ok() {
+                return Ok(());
+            }
+            // Whatever the direct write left behind is rewritten below.
+            self.direct = None;
+        }
+        let bytes = &self.mem[self.mem_off + from..self.mem_off + to];
+        self.file
+            .write_all_at(bytes, at)
+            .ctx(&self.path, "write pack")
+    }
+
+    /// Write the whole (full) buffer and start an empty one after it.
+    fn spill(&mut self) -> Result<()> {
+        let len = self.len;
+        // In buffered mode, bytes below `flushed` are already in the file.
+        let from = if self.direct.is_some() {
+            0
         } else {
-            self.buf.extend_from_slice(data);
-        }
-        Ok(())
-    }
-
-    /// Append `len` bytes of `src` starting at `offset`, copied inside the kernel where the
-    /// platform can (`copy_file_range` on Linux, through `std::io::copy`).
-    pub fn append_from(&mut self, src: &File, offset: u64, len: u64) -> Result<()> {
-        self.flush()?;
-        let mut from = src;
-        from.seek(SeekFrom::Start(offset))
-            .ctx(&self.path, "seek source")?;
-        let copied = io::copy(&mut io::Read::take(from, len), &mut self.file)
-            .ctx(&self.path, "copy into pack")?;
-        self.flushed += copied;
-        if copied != len {
-            return Err(Error::io(
-                &self.path,
-                "copy into pack",
-                io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("source ended after {copied} of {len} bytes"),
-                ),
-            ));
-        }
+            (self.flushed.saturating_sub(self.base) as usize).min(len)
+        };
+        self.write_range(from, len)?;
+        self.base += len as u64;
+        self.len = 0;
+        self.flushed = self.flushed.max(self.base);
         self.kick_writeback();
         Ok(())
     }
 
-    /// Write buffered bytes to the file.
+    /// Write buffered bytes to the file, so that it holds everything appended so far.
     pub fn flush(&mut self) -> Result<()> {
-        if !self.buf.is_empty() {
-            self.file
-                .write_all(&self.buf)
-                .ctx(&self.path, "write pack")?;
-            self.flushed += self.buf.len() as u64;
-            self.buf.clear();
+        let len = self.len;
+        let end = self.pos();
+        if end > self.flushed {
+            if self.direct.is_some() {
+                let aligned = len - len % DIRECT_ALIGN;
+                if aligned > 0 {
+                    self.write_range(0, aligned)?;
+                }
+                if self.direct.is_some() {
+                    if aligned < len {
+                        self.write_range_buffered(aligned, len)?;
+                    }
+                    self.flushed = end;
+                    // Keep the partial last block at the start of the buffer.
+                    let off = self.mem_off;
+                    self.mem.copy_within(off + aligned..off + len, off);
+                    self.base += aligned as u64;
+                    self.len = len - aligned;
+                    return Ok(());
+                }
+                // The direct write failed and was redone buffered: finish buffered.
+                if aligned < len {
+                    self.write_range_buffered(aligned, len)?;
+                }
+            } else {
+                let from = (self.flushed.saturating_sub(self.base) as usize).min(len);
+                self.write_range_buffered(from, len)?;
+            }
+            self.flushed = end;
+        }
+        if self.direct.is_none() {
+            self.base = end;
+            self.len = 0;
         }
         self.kick_writeback();
         Ok(())
     }
 
-    /// Hand every full stretch of written bytes to the disk early, so the final fsync of a batch
-    /// does not have to write gigabytes at once.
+    fn write_range_buffered(&mut self, from: usize, to: usize) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let at = self.base + from as u64;
+        let bytes = &self.buf()[from..to];
+        self.file
+            .write_all_at(bytes, at)
+            .ctx(&self.path, "write pack")
+    }
+
+    /// Hand every full stretch of buffered-written bytes to the disk early, so the final fsync of
+    /// a batch does not have to write gigabytes at once.
     fn kick_writeback(&mut self) {
-        if std::env::var_os("DOS_NO_WRITEBACK").is_none()
+        if self.direct.is_none()
+            && std::env::var_os("DOS_NO_WRITEBACK").is_none()
             && self.flushed >= self.writeback_from + WRITEBACK_STEP
         {
             durable::start_writeback(
@@ -404,16 +580,16 @@ impl PackAppender {
     pub fn truncate_to(&mut self, pos: u64) -> Result<()> {
         let pos = pos.max(self.start);
         if pos >= self.flushed {
-            let keep = usize::try_from(pos - self.flushed).unwrap_or(usize::MAX);
-            self.buf.truncate(keep);
+            // Not in the file yet: only in the buffer (`base <= flushed <= pos`).
+            self.len = usize::try_from(pos - self.base)
+                .unwrap_or(usize::MAX)
+                .min(self.len);
             return Ok(());
         }
-        self.buf.clear();
         self.file.set_len(pos).ctx(&self.path, "truncate pack")?;
-        self.file
-            .seek(SeekFrom::Start(pos))
-            .ctx(&self.path, "seek")?;
         self.flushed = pos;
+        self.writeback_from = self.writeback_from.min(pos);
+        self.reset_buffer_at(pos);
         Ok(())
     }
 
@@ -437,6 +613,7 @@ impl PackAppender {
                 ),
             });
         }
+        // One fdatasync covers both descriptors (same inode) and flushes the device's cache.
         self.file.sync_data().ctx(&self.path, "fsync pack")?;
         if self.created {
             durable::sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;
