@@ -479,19 +479,15 @@ impl PackAppender {
     /// and `to - from` must be aligned), else, or if that fails, through the ordinary descriptor.
     fn write_range(&mut self, from: usize, to: usize) -> Result<()> {
         use std::os::unix::fs::FileExt;
-        let at = self.base + from as u64;
         if let Some(d) = &self.direct {
             let bytes = &self.mem[self.mem_off + from..self.mem_off + to];
-            if d.write_all_at(bytes, at).is_ok() {
+            if d.write_all_at(bytes, self.base + from as u64).is_ok() {
                 return Ok(());
             }
             // Whatever the direct write left behind is rewritten below.
             self.direct = None;
         }
-        let bytes = &self.mem[self.mem_off + from..self.mem_off + to];
-        self.file
-            .write_all_at(bytes, at)
-            .ctx(&self.path, "write pack")
+        self.write_range_buffered(from, to)
     }
 
     /// Write the whole (full) buffer and start an empty one after it.
@@ -516,34 +512,31 @@ impl PackAppender {
         let len = self.len;
         let end = self.pos();
         if end > self.flushed {
+            // Bytes of the buffer below `flushed` are already in the file.
+            let mut from = (self.flushed.saturating_sub(self.base) as usize).min(len);
             if self.direct.is_some() {
+                // The aligned part straight to the device (the buffer starts aligned).
                 let aligned = len - len % DIRECT_ALIGN;
                 if aligned > 0 {
                     self.write_range(0, aligned)?;
+                    from = from.max(aligned);
                 }
-                if self.direct.is_some() {
-                    if aligned < len {
-                        self.write_range_buffered(aligned, len)?;
-                    }
-                    self.flushed = end;
-                    // Keep the partial last block at the start of the buffer.
-                    let off = self.mem_off;
-                    self.mem.copy_within(off + aligned..off + len, off);
-                    self.base += aligned as u64;
-                    self.len = len - aligned;
-                    return Ok(());
-                }
-                // The direct write failed and was redone buffered: finish buffered.
-                if aligned < len {
-                    self.write_range_buffered(aligned, len)?;
-                }
-            } else {
-                let from = (self.flushed.saturating_sub(self.base) as usize).min(len);
+            }
+            // The partial last block (or, in buffered mode, everything) through the page cache.
+            if from < len {
                 self.write_range_buffered(from, len)?;
             }
             self.flushed = end;
         }
-        if self.direct.is_none() {
+        if self.direct.is_some() {
+            // Keep the partial last block at the start of the buffer: the next direct write
+            // rewrites it, with identical bytes, together with what follows.
+            let aligned = len - len % DIRECT_ALIGN;
+            let off = self.mem_off;
+            self.mem.copy_within(off + aligned..off + len, off);
+            self.base += aligned as u64;
+            self.len = len - aligned;
+        } else {
             self.base = end;
             self.len = 0;
         }

@@ -189,7 +189,7 @@ impl Container {
         let mut i = 0;
         while i < rows.len() {
             if mode == RepackCompress::Keep {
-                // Runs of back-to-back objects are copied as they are, inside the kernel.
+                // Runs of back-to-back objects are copied as they are, one range at a time.
                 let loc = self.row_loc(&rows[i])?;
                 let mut j = i + 1;
                 let mut end = loc.offset + loc.length;
