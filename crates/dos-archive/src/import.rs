@@ -183,7 +183,12 @@ pub fn import_archive(
         })?;
     }
 
+    // Names are unique (the zip reader refuses repeated ones); the writer is promised distinct
+    // keys below, so make that local.
+    repo.dedup_by_key(|(k, _)| *k);
     // Skip what the container already has (sorted passes over the index, in bounded chunks).
+    // The index version read first lets the writer trust this check while nobody else commits.
+    let checked_at = c.index_version()?;
     let keys: Vec<[u8; 32]> = repo.iter().map(|(k, _)| *k).collect();
     let mut todo: Vec<usize> = Vec::with_capacity(repo.len());
     let mut n = 0;
@@ -229,6 +234,8 @@ pub fn import_archive(
         compress: mode,
         skip_existing: true,
         total_hint: total,
+        // Keys were checked above and are distinct (deduplicated).
+        absent_as_of: Some(checked_at),
         ..opts.write.clone()
     };
     let large = write.large_object;
@@ -429,7 +436,7 @@ impl CloneIf for Vec<u8> {
 /// zlib header of a deflate stream with a 32 KiB window (CMF 0x78, FLG 0x9C: FCHECK valid).
 const ZLIB_HEADER: [u8; 2] = [0x78, 0x9C];
 
-/// Inflate a raw deflate stream of exactly `expected` bytes into `out` (resized to exactly that),
+/// Inflate a raw deflate stream of exactly `expected` bytes into `out` (holding exactly that),
 /// with libdeflate. Returns whether the stream used up all the input (no trailing bytes), which
 /// passthrough needs.
 fn inflate_raw_into(
@@ -437,10 +444,12 @@ fn inflate_raw_into(
     expected: u64,
     out: &mut Vec<u8>,
 ) -> std::result::Result<bool, String> {
-    let cap = usize::try_from(expected).map_err(|_| "entry too large".to_string())? + 1;
+    let cap = usize::try_from(expected)
+        .ok()
+        .and_then(|e| e.checked_add(1))
+        .ok_or_else(|| "entry too large".to_string())?;
     // One probe byte beyond the declared size catches entries that inflate past it.
-    out.resize(cap, 0);
-    match dos_core::libdeflate::inflate_raw(raw, out) {
+    match dos_core::libdeflate::inflate_raw_vec(raw, cap, out) {
         Inflated::Done { consumed, produced } => {
             if produced as u64 > expected {
                 return Err(format!(
@@ -450,7 +459,6 @@ fn inflate_raw_into(
             if produced as u64 != expected {
                 return Err(format!("inflates to {produced} bytes, declared {expected}"));
             }
-            out.truncate(produced);
             Ok(consumed == raw.len())
         }
         Inflated::TooLong => Err(format!(

@@ -29,6 +29,8 @@ const SIG_Z64_LOCATOR: u32 = 0x0706_4b50;
 const EOCD_LEN: u64 = 22;
 const CENTRAL_LEN: usize = 46;
 const LOCAL_LEN: usize = 30;
+/// Bytes of local extra field read along with a local header (a zip64 extra field is 20).
+const LOCAL_EXTRA_GUESS: usize = 32;
 
 /// Compression method: stored.
 pub const METHOD_STORED: u16 = 0;
@@ -89,6 +91,14 @@ impl EntryName {
         }
     }
 
+    /// Length of the name in bytes, as stored (for names read as lossy UTF-8: of the text).
+    fn byte_len(&self) -> usize {
+        match self {
+            EntryName::Repo(_) => 5 + 64,
+            EntryName::Other(s) => s.len(),
+        }
+    }
+
     /// The object key of a repository entry.
     pub fn repo_key(&self) -> Option<String> {
         match self {
@@ -98,21 +108,39 @@ impl EntryName {
     }
 }
 
+/// Value of each byte as a lowercase hex digit, 0xFF when it is not one.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// 64 lowercase hex characters (only) to bytes.
 pub(crate) fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
     if hex.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        let nib = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        out[i] = (nib(pair[0])? << 4) | nib(pair[1])?;
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (hi, lo) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        // 0xFF marks a non-digit: its high bit survives the OR.
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0F);
     }
-    Some(out)
+    (bad & 0x80 == 0).then_some(out)
 }
 
 /// One entry, as the central directory (and its local header) describe it.
@@ -461,7 +489,11 @@ impl ZipArchive {
                         e.header_offset
                     )));
                 }
-                let h = me.read_at(e.header_offset, LOCAL_LEN)?;
+                // One read for the header, the name (as long as the central one) and a likely
+                // extra field; a second one only when the local extra field is longer.
+                let guess = (LOCAL_LEN + e.name.byte_len() + LOCAL_EXTRA_GUESS) as u64;
+                let first = guess.min(cd_offset - e.header_offset) as usize;
+                let mut h = me.read_at(e.header_offset, first)?;
                 if u32_at(&h, 0) != SIG_LOCAL {
                     return Err(me.malformed(format!(
                         "entry {name}: no local header at offset {}",
@@ -475,7 +507,13 @@ impl ZipArchive {
                 }
                 let nlen = u16_at(&h, 26) as usize;
                 let xlen = u16_at(&h, 28) as usize;
-                let var = me.read_at(e.header_offset + LOCAL_LEN as u64, nlen + xlen)?;
+                if LOCAL_LEN + nlen + xlen > h.len() {
+                    h.extend(me.read_at(
+                        e.header_offset + h.len() as u64,
+                        LOCAL_LEN + nlen + xlen - h.len(),
+                    )?);
+                }
+                let var = &h[LOCAL_LEN..LOCAL_LEN + nlen + xlen];
                 if EntryName::from_bytes(&var[..nlen]) != e.name {
                     return Err(me.malformed(format!(
                         "entry {name}: local header names another file ({})",
@@ -695,4 +733,30 @@ fn invalid(msg: String) -> io::Error {
 
 fn bad(name: &str, e: io::Error) -> io::Error {
     invalid(format!("entry {name}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_keys_parse_exactly_lowercase_hex() {
+        let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37));
+        let hex = dos_core::hashing::to_hex(&key);
+        assert_eq!(parse_hex32(hex.as_bytes()), Some(key));
+        assert_eq!(parse_hex32(&[b'f'; 64]), Some([0xFF; 32]));
+        for bad in [b'A', b'g', b'/', b':', b'`', 0xFF, 0x00, b' '] {
+            for at in [0, 1, 37, 63] {
+                let mut h = hex.clone().into_bytes();
+                h[at] = bad;
+                assert_eq!(parse_hex32(&h), None, "byte {bad:#x} at {at}");
+            }
+        }
+        assert_eq!(parse_hex32(&hex.as_bytes()[..62]), None);
+        assert_eq!(
+            EntryName::from_bytes(format!("repo/{hex}").as_bytes()),
+            EntryName::Repo(key)
+        );
+        assert_eq!(EntryName::Repo(key).byte_len(), 69);
+    }
 }

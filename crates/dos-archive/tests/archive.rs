@@ -106,7 +106,14 @@ fn python_validates(c: &Container) {
 
 #[test]
 fn aiida_like_archives_import_byte_exact_in_every_mode() {
-    for scenario in ["plain", "stored", "descriptors", "force-zip64", "foreign"] {
+    for scenario in [
+        "plain",
+        "stored",
+        "descriptors",
+        "force-zip64",
+        "long-extra",
+        "foreign",
+    ] {
         for compress in [CompressMode::No, CompressMode::Yes, CompressMode::Auto] {
             let d = tempfile::tempdir().unwrap();
             let (a, made) = make(d.path(), scenario);

@@ -166,17 +166,15 @@ impl Decompressor {
     }
 
     /// Decode `input`, which must be one zlib stream of exactly `expected` bytes, into `out`
-    /// (cleared first). Allocates at most `expected + 1` bytes for the output and touches no more
-    /// (decoding into spare capacity would make the backend zero the whole capacity of a large
-    /// reused buffer for every object). Bytes after the end of the stream are ignored, as Python
-    /// does.
+    /// (cleared first). Allocates at most `expected + 1` bytes for the output, and writes each
+    /// decoded byte once (no zero-filling first). Bytes after the end of the stream are ignored,
+    /// as Python does.
     pub fn inflate_exact(
         &mut self,
         input: &[u8],
         expected: u64,
         out: &mut Vec<u8>,
     ) -> Result<(), InflateError> {
-        self.inner.reset(true);
         let cap = usize::try_from(expected)
             .ok()
             .and_then(|e| e.checked_add(1))
@@ -185,18 +183,19 @@ impl Decompressor {
             // Do not keep (and clear) a huge buffer for small objects.
             *out = Vec::new();
         }
-        out.clear();
-        // One probe byte beyond `expected` detects streams that decode to more.
-        out.resize(cap, 0);
-        // The fast path: libdeflate decodes and checks the whole stream at once. Anything but an
-        // exact success is decoded again below, to name the fault precisely.
+        // The fast path: libdeflate decodes and checks the whole stream at once, into room that
+        // is never zero-filled (one probe byte beyond `expected` detects streams that decode to
+        // more). Anything but an exact success is decoded again below, to name the fault
+        // precisely.
         if let crate::libdeflate::Inflated::Done { produced, .. } =
-            crate::libdeflate::inflate_zlib(input, out)
+            crate::libdeflate::inflate_zlib_vec(input, cap, out)
             && produced as u64 == expected
         {
-            out.truncate(produced);
             return Ok(());
         }
+        self.inner.reset(true);
+        out.clear();
+        out.resize(cap, 0);
         let mut produced = 0usize;
         loop {
             let consumed = usize::try_from(self.inner.total_in()).unwrap_or(usize::MAX);

@@ -71,7 +71,13 @@ enum Framing {
     Zlib,
 }
 
-fn inflate(input: &[u8], out: &mut [u8], framing: Framing) -> Inflated {
+/// Decode with libdeflate into the `out_len` bytes at `out`.
+///
+/// # Safety
+/// `out` must be valid for writes of `out_len` bytes (it need not be initialised) and not be
+/// accessed by anything else during the call.
+#[allow(unsafe_code)]
+unsafe fn inflate(input: &[u8], out: *mut u8, out_len: usize, framing: Framing) -> Inflated {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
@@ -86,18 +92,17 @@ fn inflate(input: &[u8], out: &mut [u8], framing: Framing) -> Inflated {
             Framing::Raw => libdeflate_deflate_decompress_ex,
             Framing::Zlib => libdeflate_zlib_decompress_ex,
         };
-        // SAFETY: `d` is a live decompressor used by this thread only (thread-local); `input`
-        // and `out` are valid for reads / writes of exactly the lengths passed; the two out
-        // parameters point to valid `usize`s. libdeflate writes only within `out` and the two
-        // counters, and keeps no pointer after returning.
-        #[allow(unsafe_code)]
+        // SAFETY: `d` is a live decompressor used by this thread only (thread-local); `input` is
+        // valid for reads of its length and `out` for writes of `out_len` bytes (the caller's
+        // promise); the two out parameters point to valid `usize`s. libdeflate writes only
+        // within `out` and the two counters, and keeps no pointer after returning.
         let r: libdeflate_result = unsafe {
             f(
                 d.0.as_ptr(),
                 input.as_ptr().cast(),
                 input.len(),
-                out.as_mut_ptr().cast(),
-                out.len(),
+                out.cast(),
+                out_len,
                 &mut consumed,
                 &mut produced,
             )
@@ -111,14 +116,63 @@ fn inflate(input: &[u8], out: &mut [u8], framing: Framing) -> Inflated {
     })
 }
 
+/// Decode into a slice.
+fn inflate_slice(input: &[u8], out: &mut [u8], framing: Framing) -> Inflated {
+    // SAFETY: a `&mut [u8]` is valid for writes of its length and borrowed exclusively.
+    #[allow(unsafe_code)]
+    unsafe {
+        inflate(input, out.as_mut_ptr(), out.len(), framing)
+    }
+}
+
+/// Decode into `out`, which is cleared and given room for `cap` bytes; on success its length is
+/// the number of bytes produced, otherwise it is left empty. Unlike resizing `out` first, the
+/// room is never zero-filled (decoded content is written exactly once).
+fn inflate_vec(input: &[u8], cap: usize, out: &mut Vec<u8>, framing: Framing) -> Inflated {
+    out.clear();
+    out.reserve(cap);
+    let room = out.spare_capacity_mut();
+    // SAFETY: the spare capacity is allocated, valid for writes of `room.len()` (≥ `cap`)
+    // bytes and not aliased. libdeflate writes output strictly from the start of the buffer;
+    // when it reports success, the first `produced` bytes (≤ `room.len()`) are the decoded
+    // content it wrote, so `set_len(produced)` exposes only initialised bytes. (Its copy loops
+    // may read words of the buffer past the write position, which it then overwrites; those
+    // reads happen inside the separately compiled C code, on allocated memory, and never reach
+    // Rust.) On any failure the length stays 0.
+    #[allow(unsafe_code)]
+    unsafe {
+        let r = inflate(
+            input,
+            room.as_mut_ptr().cast(),
+            cap.min(room.len()),
+            framing,
+        );
+        if let Inflated::Done { produced, .. } = r {
+            out.set_len(produced);
+        }
+        r
+    }
+}
+
 /// Decode the raw deflate (RFC 1951) stream at the start of `input` into `out`.
 pub fn inflate_raw(input: &[u8], out: &mut [u8]) -> Inflated {
-    inflate(input, out, Framing::Raw)
+    inflate_slice(input, out, Framing::Raw)
 }
 
 /// Decode the zlib (RFC 1950) stream at the start of `input` into `out`, checking its Adler-32.
 pub fn inflate_zlib(input: &[u8], out: &mut [u8]) -> Inflated {
-    inflate(input, out, Framing::Zlib)
+    inflate_slice(input, out, Framing::Zlib)
+}
+
+/// [`inflate_raw`] into a vector with room for at most `cap` bytes (cleared first; on success
+/// holding exactly the bytes produced, without ever zero-filling the room).
+pub fn inflate_raw_vec(input: &[u8], cap: usize, out: &mut Vec<u8>) -> Inflated {
+    inflate_vec(input, cap, out, Framing::Raw)
+}
+
+/// [`inflate_zlib`] into a vector with room for at most `cap` bytes (as [`inflate_raw_vec`]).
+pub fn inflate_zlib_vec(input: &[u8], cap: usize, out: &mut Vec<u8>) -> Inflated {
+    inflate_vec(input, cap, out, Framing::Zlib)
 }
 
 /// The Adler-32 checksum of `data`, continuing from `adler` (start with 1), as zlib streams end

@@ -238,6 +238,13 @@ impl Container {
         Ok(self.has_objects(&[key])?[0])
     }
 
+    /// A version of the pack index that changes whenever another connection (of this or
+    /// another process) commits to it; this container's own commits leave it unchanged. See
+    /// [`PackWriteOptions::absent_as_of`](crate::PackWriteOptions::absent_as_of).
+    pub fn index_version(&self) -> Result<i64> {
+        self.index().data_version()
+    }
+
     /// Existence of many objects, in input order. Keys are looked up by one sorted pass over the
     /// index (or indexed lookups when few), then loose files for the rest (one listing when many).
     /// Malformed keys are reported as absent.

@@ -241,6 +241,13 @@ pub struct PackWriteOptions {
     pub interrupt: Option<&'static Interrupt>,
     /// Total bytes expected, for progress reporting (0 = unknown).
     pub total_hint: u64,
+    /// With `skip_existing`: the caller has checked that no item's expected key was packed, at
+    /// this [`Container::index_version`] (read *before* the check), and promises that expected
+    /// keys are distinct. While no other connection has committed since, the writer does not
+    /// look those keys up again, which saves one index probe per object. (Were the promise
+    /// broken, a repeated key would be stored twice, the second copy an unreferenced hole, as
+    /// without `skip_existing`.)
+    pub absent_as_of: Option<i64>,
 }
 
 impl Default for PackWriteOptions {
@@ -255,6 +262,7 @@ impl Default for PackWriteOptions {
             lock_timeout: Duration::from_secs(30),
             interrupt: None,
             total_hint: 0,
+            absent_as_of: None,
         }
     }
 }
@@ -627,11 +635,21 @@ impl<'c, 'p> Writer<'c, 'p> {
     }
 
     fn write_chunk(&mut self, chunk: Vec<Prepared>) -> Result<()> {
+        // Keys the caller checked, with the index unchanged by others since, need no probe.
+        let fresh = match self.opts.absent_as_of {
+            Some(v) if self.opts.skip_existing => self.c.index().data_version()? == v,
+            _ => false,
+        };
         let existing: HashSet<String> = if self.opts.skip_existing {
             let mut keys: Vec<&str> = chunk
                 .iter()
                 .filter_map(|p| match p {
-                    Prepared::Ready { key, .. } => Some(key.as_str()),
+                    Prepared::Ready { key, expect, .. }
+                        if !(fresh && expect.as_deref() == Some(key.as_str())) =>
+                    {
+                        Some(key.as_str())
+                    }
+                    Prepared::Ready { .. } => None,
                     Prepared::Stream { .. }
                     | Prepared::Vanished { .. }
                     | Prepared::Rejected { .. }
@@ -640,8 +658,13 @@ impl<'c, 'p> Writer<'c, 'p> {
                 .collect();
             keys.sort_unstable();
             keys.dedup();
-            let found = self.c.index().contains_sorted(&keys)?;
-            // Everything committed so far is in the index now.
+            let found = if keys.is_empty() {
+                Vec::new()
+            } else {
+                self.c.index().contains_sorted(&keys)?
+            };
+            // Everything committed so far is in the index now (and keys not probed are
+            // distinct from it, by the caller's promise).
             self.chunk_committed.clear();
             keys.iter()
                 .zip(found)

@@ -55,7 +55,7 @@ META = json.dumps({"export_version": "main_0001", "aiida_version": "2.9.4", "key
 
 
 def aiida_zip(out, objs, *, stream=None, level=6, method=zipfile.ZIP_DEFLATED, force_zip64=False,
-              db_keys=None, meta=META, extra_entries=()):
+              db_keys=None, meta=META, extra_entries=(), extra_field=b""):
     """Write like aiida: repo entries, then db, then metadata; CD order metadata, db, repo."""
     target = stream if stream is not None else open(out, "wb")
     with tempfile.TemporaryDirectory() as tmp:
@@ -65,6 +65,7 @@ def aiida_zip(out, objs, *, stream=None, level=6, method=zipfile.ZIP_DEFLATED, f
             for k, o in objs.items():
                 info = zipfile.ZipInfo(f"repo/{k}")
                 info.compress_type = method
+                info.extra = extra_field
                 with z.open(info, "w", force_zip64=force_zip64) as fh:
                     fh.write(o)
             for name, data in extra_entries:
@@ -143,6 +144,10 @@ def main():
             aiida_zip(out, objs, stream=NoSeek(fh))
     elif scenario == "force-zip64":
         aiida_zip(out, objs, force_zip64=True)
+    elif scenario == "long-extra":
+        # An unknown 300-byte extra field (id 0xCAFE) in every repo entry's headers: longer than
+        # what the reader fetches along with a local header in its first read.
+        aiida_zip(out, objs, extra_field=struct.pack("<HH", 0xCAFE, 300) + bytes(range(256)) + bytes(44))
     elif scenario == "many":
         objs = {hashlib.sha256(str(i).encode()).hexdigest(): str(i).encode() for i in range(70_000)}
         aiida_zip(out, objs, level=1)

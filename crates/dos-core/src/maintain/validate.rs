@@ -302,6 +302,8 @@ impl Container {
                 });
                 return Ok(ControlFlow::Continue(()));
             };
+            // Ties in row-id order, as Python's validate sees them: an empty object stored
+            // after an object that starts at its offset counts as overlapping there too.
             if row.offset < prev_end {
                 r.overlapping_packed.push(row.key.clone());
             }

@@ -539,3 +539,75 @@ fn deferred_sources_encode_reject_and_stream() {
         text.len() as u64 + z.len() as u64 + big_z.len() as u64
     );
 }
+
+/// `absent_as_of` lets the writer trust the caller's existence check only while no other
+/// connection has committed: an object packed meanwhile by another handle is still skipped, and
+/// with the index unchanged every object is written once and readable.
+#[test]
+fn absent_as_of_is_trusted_only_while_the_index_is_unchanged() {
+    use dos_core::{Container, PackItem, StoreOutcome};
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let mut rng = Rng::new(77);
+    let bodies = rng.objects(120, 40_000);
+    let mut distinct = bodies.clone();
+    distinct.sort();
+    distinct.dedup();
+    let items = |v: &[Vec<u8>]| -> Vec<PackItem> {
+        v.iter()
+            .map(|b| PackItem {
+                source: ObjectSource::Bytes(b.clone()),
+                expect: Some(sha256(b)),
+            })
+            .collect()
+    };
+    // The caller's check: nothing is packed at this version.
+    let checked = c.index_version().unwrap();
+    // Meanwhile another process (another connection) packs the first ten objects.
+    let other = Container::open(c.path()).unwrap();
+    other
+        .add_objects_to_pack(distinct[..10].to_vec(), &PackWriteOptions::default())
+        .unwrap();
+    assert_ne!(c.index_version().unwrap(), checked);
+    let opts = PackWriteOptions {
+        absent_as_of: Some(checked),
+        ..small_pipeline(CompressMode::No)
+    };
+    let mut skipped = 0;
+    let s = c
+        .add_to_pack(items(&distinct), &opts, &NoProgress, |_, o| {
+            if matches!(o, StoreOutcome::AlreadyPacked { .. }) {
+                skipped += 1;
+            }
+        })
+        .unwrap();
+    assert_eq!(skipped, 10, "{s:?}");
+    assert_eq!(s.written as usize, distinct.len() - 10);
+    // No holes: every packed byte belongs to exactly one object.
+    let total = c.get_total_size().unwrap();
+    assert_eq!(
+        total.total_size_packed_on_disk,
+        total.total_size_packfiles_on_disk
+    );
+
+    // Unchanged index: the check is trusted and every object is written once.
+    let d2 = tempfile::tempdir().unwrap();
+    let c2 = new_container(d2.path(), InitOptions::default());
+    let opts = PackWriteOptions {
+        absent_as_of: Some(c2.index_version().unwrap()),
+        ..small_pipeline(CompressMode::Yes)
+    };
+    let s = c2
+        .add_to_pack(items(&distinct), &opts, &NoProgress, |_, _| {})
+        .unwrap();
+    assert_eq!(s.written as usize, distinct.len());
+    assert_eq!(c2.count_objects().unwrap().packed as usize, distinct.len());
+    for b in &distinct {
+        assert_eq!(&c2.get_object_content(&sha256(b)).unwrap(), b);
+    }
+    let total = c2.get_total_size().unwrap();
+    assert_eq!(
+        total.total_size_packed_on_disk,
+        total.total_size_packfiles_on_disk
+    );
+}
