@@ -294,7 +294,13 @@ impl ZipArchive {
 
     fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        read_exact_at(&self.file, &mut buf, offset).map_err(|e| {
+        self.read_exact_at(offset, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let len = buf.len();
+        read_exact_at(&self.file, buf, offset).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
                 self.malformed(format!(
                     "truncated: expected {len} bytes at offset {offset}"
@@ -302,8 +308,7 @@ impl ZipArchive {
             } else {
                 ArchiveError::io(&self.path, "read", e)
             }
-        })?;
-        Ok(buf)
+        })
     }
 
     fn read_central_directory(&mut self, limits: &Limits) -> Result<()> {
@@ -479,45 +484,60 @@ impl ZipArchive {
             .entries
             .par_iter()
             .map(|e| {
-                let name = e.name.as_str();
+                // The name as text only for messages (formatting it allocates).
+                let name = || e.name.as_str();
                 if e.header_offset
                     .checked_add(LOCAL_LEN as u64)
                     .is_none_or(|x| x > cd_offset)
                 {
                     return Err(me.malformed(format!(
                         "entry {name}: local header at {} lies outside the data area",
-                        e.header_offset
+                        e.header_offset,
+                        name = name()
                     )));
                 }
                 // One read for the header, the name (as long as the central one) and a likely
                 // extra field; a second one only when the local extra field is longer.
                 let guess = (LOCAL_LEN + e.name.byte_len() + LOCAL_EXTRA_GUESS) as u64;
                 let first = guess.min(cd_offset - e.header_offset) as usize;
-                let mut h = me.read_at(e.header_offset, first)?;
+                let mut small = [0u8; 160];
+                let mut big = Vec::new();
+                let h: &mut [u8] = if first <= small.len() {
+                    &mut small[..first]
+                } else {
+                    big.resize(first, 0);
+                    &mut big
+                };
+                me.read_exact_at(e.header_offset, h)?;
+                let mut h: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&*h);
                 if u32_at(&h, 0) != SIG_LOCAL {
                     return Err(me.malformed(format!(
                         "entry {name}: no local header at offset {}",
-                        e.header_offset
+                        e.header_offset,
+                        name = name()
                     )));
                 }
                 if u16_at(&h, 8) != e.method {
                     return Err(me.malformed(format!(
-                        "entry {name}: local and central headers disagree on the method"
+                        "entry {name}: local and central headers disagree on the method",
+                        name = name()
                     )));
                 }
                 let nlen = u16_at(&h, 26) as usize;
                 let xlen = u16_at(&h, 28) as usize;
                 if LOCAL_LEN + nlen + xlen > h.len() {
-                    h.extend(me.read_at(
+                    let more = me.read_at(
                         e.header_offset + h.len() as u64,
                         LOCAL_LEN + nlen + xlen - h.len(),
-                    )?);
+                    )?;
+                    h.to_mut().extend(more);
                 }
                 let var = &h[LOCAL_LEN..LOCAL_LEN + nlen + xlen];
                 if EntryName::from_bytes(&var[..nlen]) != e.name {
                     return Err(me.malformed(format!(
                         "entry {name}: local header names another file ({})",
-                        String::from_utf8_lossy(&var[..nlen])
+                        String::from_utf8_lossy(&var[..nlen]),
+                        name = name()
                     )));
                 }
                 let zip64_local = Zip64Extra::find(&var[nlen..]).is_some();
@@ -537,14 +557,17 @@ impl ZipArchive {
     fn check_layout(&self, limits: &Limits) -> Result<()> {
         let mut total = 0u64;
         for e in &self.entries {
-            let name = e.name.as_str();
+            // The name as text only for messages (formatting it allocates).
+            let name = || e.name.as_str();
             if e.data_offset
                 .checked_add(e.csize)
                 .is_none_or(|end| end > self.cd_offset)
             {
                 return Err(self.malformed(format!(
                     "entry {name}: {} bytes of data at {} run past the data area",
-                    e.csize, e.data_offset
+                    e.csize,
+                    e.data_offset,
+                    name = name()
                 )));
             }
             if e.usize > limits.max_entry_size {
@@ -552,14 +575,18 @@ impl ZipArchive {
                     path: self.path.clone(),
                     detail: format!(
                         "entry {name} declares {} bytes, over the per-entry limit of {}",
-                        e.usize, limits.max_entry_size
+                        e.usize,
+                        limits.max_entry_size,
+                        name = name()
                     ),
                 });
             }
             if e.method == METHOD_STORED && e.csize != e.usize && !e.encrypted() {
                 return Err(self.malformed(format!(
                     "stored entry {name} has compressed size {} but size {}",
-                    e.csize, e.usize
+                    e.csize,
+                    e.usize,
+                    name = name()
                 )));
             }
             if e.method == METHOD_DEFLATE
@@ -571,7 +598,10 @@ impl ZipArchive {
                     detail: format!(
                         "entry {name} declares {} bytes from {} compressed: a ratio over {}:1 \
                          (a zip bomb or a lying header)",
-                        e.usize, e.csize, limits.max_ratio
+                        e.usize,
+                        e.csize,
+                        limits.max_ratio,
+                        name = name()
                     ),
                 });
             }

@@ -255,8 +255,10 @@ impl Default for PackWriteOptions {
         Self {
             compress: CompressMode::No,
             skip_existing: true,
-            batch_bytes: 512 * 1024 * 1024,
-            batch_objects: 50_000,
+            // Each commit rewrites the index pages its (random) keys fall in, which grows with the
+            // index: fewer, larger batches cost less (memory: about 250 bytes per object).
+            batch_bytes: 1 << 30,
+            batch_objects: 100_000,
             memory_budget: 96 * 1024 * 1024,
             large_object: 8 * 1024 * 1024,
             lock_timeout: Duration::from_secs(30),
@@ -535,6 +537,38 @@ impl Write for AppendWriter<'_> {
     }
 }
 
+/// A key in 32 bytes, for the writer's sets of keys seen (a third of a `String`'s footprint).
+/// Keys the writer computes are lowercase hex of at most 64 digits (SHA-256, SHA-1), which map
+/// one-to-one to their bytes, zero-padded (all keys of a container have one length); anything
+/// else is mapped through SHA-256 of its text.
+type KeyBin = [u8; 32];
+
+fn key_bin(key: &str) -> KeyBin {
+    let b = key.as_bytes();
+    let nib = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    if b.len() <= 64 && b.len().is_multiple_of(2) {
+        let mut ok = true;
+        for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+            match (nib(pair[0]), nib(pair[1])) {
+                (Some(h), Some(l)) => *o = (h << 4) | l,
+                _ => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            return out;
+        }
+    }
+    <sha2::Sha256 as sha2::Digest>::digest(b).into()
+}
+
 /// The single ordered writer of one `add_to_pack` call.
 struct Writer<'c, 'p> {
     c: &'c Container,
@@ -545,15 +579,64 @@ struct Writer<'c, 'p> {
     committed_pos: u64,
     rows: Vec<NewRow>,
     /// Keys written and not yet committed.
-    batch_keys: HashSet<String>,
+    batch_keys: HashSet<KeyBin>,
     /// Keys committed since the current chunk's existence query (which cannot know them).
-    chunk_committed: HashSet<String>,
+    chunk_committed: HashSet<KeyBin>,
     /// Objects handled since the last commit (reported once it is durable).
     pending: Vec<(usize, Outcome)>,
     /// Objects durably stored, not yet reported.
     done: Vec<(usize, Outcome)>,
     batch_bytes: u64,
     summary: PackWriteSummary,
+    /// The committer thread: index transactions run there while the writer appends the next
+    /// batch (at most one in flight).
+    committer: Option<Committer>,
+    /// Whether a batch was handed to the committer and its result not yet collected.
+    in_flight: bool,
+}
+
+/// A batch whose pack bytes are durable, for the committer thread to commit to the index.
+struct CommitJob {
+    rows: Vec<NewRow>,
+    /// Outcomes to report once the rows are committed.
+    pending: Vec<(usize, Outcome)>,
+    /// Pack position after the batch (what an error later rolls back to).
+    pos: u64,
+}
+
+/// The committer's answer: the job's outcomes and position, or why the commit failed.
+type CommitDone = Result<(Vec<(usize, Outcome)>, u64)>;
+
+/// The writer's ends of the channels to the committer thread.
+struct Committer {
+    jobs: crossbeam_channel::Sender<CommitJob>,
+    results: crossbeam_channel::Receiver<CommitDone>,
+}
+
+/// Commit each job's rows, in order, until the writer hangs up.
+fn run_committer(
+    c: &Container,
+    jobs: &crossbeam_channel::Receiver<CommitJob>,
+    results: &crossbeam_channel::Sender<CommitDone>,
+) {
+    for mut job in jobs {
+        let r = c.index().insert_batch(&job.rows).map(|_| {
+            crate::fault::point("index.commit.after");
+            // `record` pushed rows and `Written` outcomes in the same order.
+            let mut keys = job.rows.drain(..).map(|r| r.key);
+            for (_, o) in &mut job.pending {
+                if let Outcome::Written(k, _) = o
+                    && let Some(key) = keys.next()
+                {
+                    *k = key;
+                }
+            }
+            (job.pending, job.pos)
+        });
+        if results.send(r).is_err() {
+            return;
+        }
+    }
 }
 
 impl<'c, 'p> Writer<'c, 'p> {
@@ -568,6 +651,7 @@ impl<'c, 'p> Writer<'c, 'p> {
         if full {
             // A pack boundary ends the batch: its rows are committed and its lock released.
             self.commit()?;
+            self.wait_commit()?;
             let next = self.appender.as_ref().map_or(0, |a| a.id() + 1);
             self.appender = None;
             self.open_pack(next)?;
@@ -593,12 +677,11 @@ impl<'c, 'p> Writer<'c, 'p> {
         self.summary.bytes_written += loc.length;
         self.summary.compressed += u64::from(loc.compressed);
         self.batch_bytes += loc.length;
-        self.batch_keys.insert(key.clone());
-        self.rows.push(NewRow {
-            key: key.clone(),
-            loc,
-        });
-        self.pending.push((idx, Outcome::Written(key, loc)));
+        self.batch_keys.insert(key_bin(&key));
+        self.rows.push(NewRow { key, loc });
+        // The key stays in `rows` until the commit hands it over (one copy per object).
+        self.pending
+            .push((idx, Outcome::Written(String::new(), loc)));
     }
 
     fn maybe_commit(&mut self) -> Result<()> {
@@ -608,33 +691,82 @@ impl<'c, 'p> Writer<'c, 'p> {
         Ok(())
     }
 
-    /// Durability point: fsync the pack, then commit the batch's rows in one transaction.
+    /// Durability point: fsync the pack, then commit the batch's rows in one transaction, on
+    /// the committer thread when there is one (the writer goes on appending meanwhile; an
+    /// earlier batch's commit is collected first, so at most one is in flight).
     fn commit(&mut self) -> Result<()> {
         crate::fault::point("pack.sync.before");
-        if let Some(a) = self.appender.as_mut() {
-            a.sync()?;
-            self.committed_pos = a.pos();
-        }
+        let pos = match self.appender.as_mut() {
+            Some(a) => {
+                a.sync()?;
+                a.pos()
+            }
+            None => self.committed_pos,
+        };
         crate::fault::point("pack.sync.after");
-        if !self.rows.is_empty() {
-            self.c.index().insert_batch(&self.rows)?;
-            self.summary.commits += 1;
-            crate::fault::point("index.commit.after");
-        }
-        self.rows.clear();
+        self.wait_commit()?;
         self.chunk_committed.extend(self.batch_keys.drain());
         self.batch_bytes = 0;
-        self.done.append(&mut self.pending);
+        let job = CommitJob {
+            rows: std::mem::take(&mut self.rows),
+            pending: std::mem::take(&mut self.pending),
+            pos,
+        };
+        if job.rows.is_empty() {
+            self.committed_pos = pos;
+            self.done.extend(job.pending);
+            return Ok(());
+        }
+        let stopped = || Error::InvalidArgument("internal: the index committer stopped".into());
+        let c = self.committer.as_ref().ok_or_else(stopped)?;
+        c.jobs.send(job).map_err(|_| stopped())?;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// Collect the result of the batch in flight, if any: its outcomes become reportable and
+    /// its end becomes the position an error rolls back to.
+    fn wait_commit(&mut self) -> Result<()> {
+        self.collect_commit(true)
+    }
+
+    /// [`Self::wait_commit`] if the commit in flight has finished; nothing otherwise.
+    fn poll_commit(&mut self) -> Result<()> {
+        self.collect_commit(false)
+    }
+
+    fn collect_commit(&mut self, block: bool) -> Result<()> {
+        if !self.in_flight {
+            return Ok(());
+        }
+        let stopped = || Error::InvalidArgument("internal: the index committer stopped".into());
+        let results = &self.committer.as_ref().ok_or_else(stopped)?.results;
+        let done = if block {
+            results.recv().map_err(|_| stopped())?
+        } else {
+            match results.try_recv() {
+                Ok(d) => d,
+                Err(crossbeam_channel::TryRecvError::Empty) => return Ok(()),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return Err(stopped()),
+            }
+        };
+        self.in_flight = false;
+        let (outcomes, pos) = done?;
+        self.summary.commits += 1;
+        self.committed_pos = pos;
+        self.done.extend(outcomes);
         Ok(())
     }
 
     fn is_known(&self, key: &str) -> Result<bool> {
-        Ok(self.batch_keys.contains(key)
-            || self.chunk_committed.contains(key)
+        let bin = key_bin(key);
+        Ok(self.batch_keys.contains(&bin)
+            || self.chunk_committed.contains(&bin)
             || self.c.index().get(key)?.is_some())
     }
 
     fn write_chunk(&mut self, chunk: Vec<Prepared>) -> Result<()> {
+        self.poll_commit()?;
         // Keys the caller checked, with the index unchanged by others since, need no probe.
         let fresh = match self.opts.absent_as_of {
             Some(v) if self.opts.skip_existing => self.c.index().data_version()? == v,
@@ -663,9 +795,11 @@ impl<'c, 'p> Writer<'c, 'p> {
             } else {
                 self.c.index().contains_sorted(&keys)?
             };
-            // Everything committed so far is in the index now (and keys not probed are
-            // distinct from it, by the caller's promise).
-            self.chunk_committed.clear();
+            // Everything committed so far is in the index now, unless a commit was still in
+            // flight (and keys not probed are distinct from it, by the caller's promise).
+            if !self.in_flight {
+                self.chunk_committed.clear();
+            }
             keys.iter()
                 .zip(found)
                 .filter(|(_, f)| *f)
@@ -702,9 +836,10 @@ impl<'c, 'p> Writer<'c, 'p> {
                         continue;
                     }
                     if self.opts.skip_existing
-                        && (existing.contains(&key)
-                            || self.batch_keys.contains(&key)
-                            || self.chunk_committed.contains(&key))
+                        && (existing.contains(&key) || {
+                            let bin = key_bin(&key);
+                            self.batch_keys.contains(&bin) || self.chunk_committed.contains(&bin)
+                        })
                     {
                         self.summary.skipped += 1;
                         self.pending.push((idx, Outcome::Known(key)));
@@ -1026,9 +1161,18 @@ impl Container {
             done: Vec::new(),
             batch_bytes: 0,
             summary: PackWriteSummary::default(),
+            committer: None,
+            in_flight: false,
         };
         let sources = sources.into_iter();
         let result = std::thread::scope(|s| {
+            let (job_tx, job_rx) = crossbeam_channel::bounded::<CommitJob>(1);
+            let (done_tx, done_rx) = crossbeam_channel::bounded::<CommitDone>(1);
+            s.spawn(move || run_committer(self, &job_rx, &done_tx));
+            w.committer = Some(Committer {
+                jobs: job_tx,
+                results: done_rx,
+            });
             s.spawn(move || {
                 let mut chunk: Vec<(usize, PackItem)> = Vec::new();
                 let mut chunk_bytes = 0u64;
@@ -1079,6 +1223,16 @@ impl Container {
             let r = run();
             // Unblock and stop the producer if we stopped early.
             drop(rx);
+            // Collect the batch in flight (its result decides what an error rolls back to), then
+            // let the committer thread end.
+            let waited = w.wait_commit();
+            w.committer = None;
+            let r = r.and(waited);
+            if r.is_ok() {
+                for (i, o) in w.done.drain(..) {
+                    on_object(i, o.as_ref());
+                }
+            }
             r
         });
         if let Err(e) = result {
