@@ -119,7 +119,8 @@ pub fn import_archive(
             ),
         });
     }
-    let z = Arc::new(ZipArchive::open(path, &opts.limits)?);
+    // Local headers are read by the workers, each just before its entry's data.
+    let z = Arc::new(ZipArchive::open_deferred(path, &opts.limits)?);
     let meta = aiida::read_metadata(&z)?;
     if meta.kind == FormatKind::Legacy {
         return Err(ArchiveError::Unsupported {
@@ -202,7 +203,7 @@ pub fn import_archive(
     drop(repo);
     s.already_present = s.repo_entries - s.unreferenced_skipped - todo.len() as u64;
     // Archive order: sequential reads.
-    todo.sort_unstable_by_key(|i| z.entries[*i].data_offset);
+    todo.sort_unstable_by_key(|i| z.entries[*i].header_offset);
 
     let mode = opts.compress;
     let need: u64 = todo
@@ -328,8 +329,13 @@ fn prepare_entry(
         };
     if e.usize > large || e.csize > large {
         if passthrough_pays {
-            passthrough.store(true, Ordering::Relaxed);
-            return Deferred::EncodedStream(Box::new(Passthrough::new(z, e)));
+            return match Passthrough::new(z, e) {
+                Ok(p) => {
+                    passthrough.store(true, Ordering::Relaxed);
+                    Deferred::EncodedStream(Box::new(p))
+                }
+                Err(err) => Deferred::Rejected(err.to_string()),
+            };
         }
         return match z.entry_reader(e) {
             Ok(r) => Deferred::Stream(Box::new(r)),
@@ -492,9 +498,9 @@ enum PassState {
 }
 
 impl Passthrough {
-    fn new(z: &ZipArchive, e: &Entry) -> Self {
-        Self {
-            raw: BufReader::with_capacity(1 << 20, z.raw_reader(e)),
+    fn new(z: &ZipArchive, e: &Entry) -> crate::Result<Self> {
+        Ok(Self {
+            raw: BufReader::with_capacity(1 << 20, z.raw_reader(e)?),
             inflater: Decompress::new(false),
             scratch: vec![0u8; 1 << 20],
             sha: sha2::Sha256::new(),
@@ -504,7 +510,7 @@ impl Passthrough {
             declared_crc: e.crc32,
             csize: e.csize,
             state: PassState::Header,
-        }
+        })
     }
 
     /// Inflate `input` completely (for the hash and checks), discarding the output.

@@ -6,9 +6,12 @@
 //! encryption, other methods, multi-disk archives — is a clear error when an entry is read.
 //!
 //! Opening checks the structure before anything is read: the end records agree with the file
-//! size, every entry's local header matches its central record, entries lie inside the file and
-//! before the central directory, no two entries overlap, names are unique, and declared sizes
-//! respect the [`Limits`]. Entry names are never used as paths.
+//! size, entries lie inside the file and before the central directory, each local header and
+//! its data fit before the next local header (no two entries overlap), names are unique, and
+//! declared sizes respect the [`Limits`]. [`ZipArchive::open`] also reads every local header
+//! and checks it against its central record and the exact data end;
+//! [`ZipArchive::open_deferred`] makes those checks when an entry is first read. Entry names
+//! are never used as paths.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -160,8 +163,12 @@ pub struct Entry {
     pub usize: u64,
     /// Offset of the local header.
     pub header_offset: u64,
-    /// Offset of the data (after the local header).
+    /// Offset of the data (after the local header); 0 until the local header was read (an
+    /// archive opened with [`ZipArchive::open_deferred`] reads it when the entry is read).
     pub data_offset: u64,
+    /// Where the entry's data must end at the latest: the next local header in the file, or the
+    /// central directory.
+    pub data_limit: u64,
     /// The central record carries a zip64 extra.
     pub zip64_central: bool,
     /// The local header carries a zip64 extra.
@@ -271,8 +278,19 @@ impl ZipArchive {
         &self.path
     }
 
-    /// Open and check an archive (see the module docs for what is checked).
+    /// Open and check an archive (see the module docs for what is checked), reading every
+    /// local header now.
     pub fn open(path: &Path, limits: &Limits) -> Result<ZipArchive> {
+        let mut z = Self::open_deferred(path, limits)?;
+        z.resolve_local_headers()?;
+        Ok(z)
+    }
+
+    /// Open and check an archive from its central directory alone; each local header is read
+    /// and checked when its entry is first read (for a bulk import: no separate pass over a
+    /// million scattered headers before the work starts). An entry whose local header turns out
+    /// bad then fails alone, naming itself.
+    pub fn open_deferred(path: &Path, limits: &Limits) -> Result<ZipArchive> {
         let file = File::open(path).map_err(|e| ArchiveError::io(path, "open", e))?;
         let len = file
             .metadata()
@@ -287,7 +305,6 @@ impl ZipArchive {
             cd_offset: 0,
         };
         z.read_central_directory(limits)?;
-        z.resolve_local_headers()?;
         z.check_layout(limits)?;
         Ok(z)
     }
@@ -457,6 +474,7 @@ impl ZipArchive {
                 usize: usize_,
                 header_offset: offset,
                 data_offset: 0,
+                data_limit: 0,
                 zip64_central,
                 zip64_local: false,
             });
@@ -478,74 +496,11 @@ impl ZipArchive {
     /// Read every local header (in parallel): data offsets, and consistency with the central
     /// directory.
     fn resolve_local_headers(&mut self) -> Result<()> {
-        let cd_offset = self.cd_offset;
         let me = &*self;
         let resolved: Vec<(u64, bool)> = me
             .entries
             .par_iter()
-            .map(|e| {
-                // The name as text only for messages (formatting it allocates).
-                let name = || e.name.as_str();
-                if e.header_offset
-                    .checked_add(LOCAL_LEN as u64)
-                    .is_none_or(|x| x > cd_offset)
-                {
-                    return Err(me.malformed(format!(
-                        "entry {name}: local header at {} lies outside the data area",
-                        e.header_offset,
-                        name = name()
-                    )));
-                }
-                // One read for the header, the name (as long as the central one) and a likely
-                // extra field; a second one only when the local extra field is longer.
-                let guess = (LOCAL_LEN + e.name.byte_len() + LOCAL_EXTRA_GUESS) as u64;
-                let first = guess.min(cd_offset - e.header_offset) as usize;
-                let mut small = [0u8; 160];
-                let mut big = Vec::new();
-                let h: &mut [u8] = if first <= small.len() {
-                    &mut small[..first]
-                } else {
-                    big.resize(first, 0);
-                    &mut big
-                };
-                me.read_exact_at(e.header_offset, h)?;
-                let mut h: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&*h);
-                if u32_at(&h, 0) != SIG_LOCAL {
-                    return Err(me.malformed(format!(
-                        "entry {name}: no local header at offset {}",
-                        e.header_offset,
-                        name = name()
-                    )));
-                }
-                if u16_at(&h, 8) != e.method {
-                    return Err(me.malformed(format!(
-                        "entry {name}: local and central headers disagree on the method",
-                        name = name()
-                    )));
-                }
-                let nlen = u16_at(&h, 26) as usize;
-                let xlen = u16_at(&h, 28) as usize;
-                if LOCAL_LEN + nlen + xlen > h.len() {
-                    let more = me.read_at(
-                        e.header_offset + h.len() as u64,
-                        LOCAL_LEN + nlen + xlen - h.len(),
-                    )?;
-                    h.to_mut().extend(more);
-                }
-                let var = &h[LOCAL_LEN..LOCAL_LEN + nlen + xlen];
-                if EntryName::from_bytes(&var[..nlen]) != e.name {
-                    return Err(me.malformed(format!(
-                        "entry {name}: local header names another file ({})",
-                        String::from_utf8_lossy(&var[..nlen]),
-                        name = name()
-                    )));
-                }
-                let zip64_local = Zip64Extra::find(&var[nlen..]).is_some();
-                Ok((
-                    e.header_offset + (LOCAL_LEN + nlen + xlen) as u64,
-                    zip64_local,
-                ))
-            })
+            .map(|e| me.resolve_entry(e))
             .collect::<Result<_>>()?;
         for (e, (data_offset, z64)) in self.entries.iter_mut().zip(resolved) {
             e.data_offset = data_offset;
@@ -554,21 +509,138 @@ impl ZipArchive {
         Ok(())
     }
 
-    fn check_layout(&self, limits: &Limits) -> Result<()> {
+    /// Read and check an entry's local header: where its data starts (which must leave room
+    /// for its compressed size before `data_limit`), and whether it has a zip64 extra field.
+    fn resolve_entry(&self, e: &Entry) -> Result<(u64, bool)> {
+        // The name as text only for messages (formatting it allocates).
+        let name = || e.name.as_str();
+        if e.header_offset
+            .checked_add(LOCAL_LEN as u64)
+            .is_none_or(|x| x > self.cd_offset)
+        {
+            return Err(self.malformed(format!(
+                "entry {name}: local header at {} lies outside the data area",
+                e.header_offset,
+                name = name()
+            )));
+        }
+        // One read for the header, the name (as long as the central one) and a likely
+        // extra field; a second one only when the local extra field is longer.
+        let guess = (LOCAL_LEN + e.name.byte_len() + LOCAL_EXTRA_GUESS) as u64;
+        let first = guess.min(self.cd_offset - e.header_offset) as usize;
+        let mut small = [0u8; 160];
+        let mut big = Vec::new();
+        let h: &mut [u8] = if first <= small.len() {
+            &mut small[..first]
+        } else {
+            big.resize(first, 0);
+            &mut big
+        };
+        self.read_exact_at(e.header_offset, h)?;
+        let mut h: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&*h);
+        if u32_at(&h, 0) != SIG_LOCAL {
+            return Err(self.malformed(format!(
+                "entry {name}: no local header at offset {}",
+                e.header_offset,
+                name = name()
+            )));
+        }
+        if u16_at(&h, 8) != e.method {
+            return Err(self.malformed(format!(
+                "entry {name}: local and central headers disagree on the method",
+                name = name()
+            )));
+        }
+        let nlen = u16_at(&h, 26) as usize;
+        let xlen = u16_at(&h, 28) as usize;
+        if LOCAL_LEN + nlen + xlen > h.len() {
+            let more = self.read_at(
+                e.header_offset + h.len() as u64,
+                LOCAL_LEN + nlen + xlen - h.len(),
+            )?;
+            h.to_mut().extend(more);
+        }
+        let var = &h[LOCAL_LEN..LOCAL_LEN + nlen + xlen];
+        if EntryName::from_bytes(&var[..nlen]) != e.name {
+            return Err(self.malformed(format!(
+                "entry {name}: local header names another file ({})",
+                String::from_utf8_lossy(&var[..nlen]),
+                name = name()
+            )));
+        }
+        let zip64_local = Zip64Extra::find(&var[nlen..]).is_some();
+        let data_offset = e.header_offset + (LOCAL_LEN + nlen + xlen) as u64;
+        if data_offset
+            .checked_add(e.csize)
+            .is_none_or(|end| end > e.data_limit)
+        {
+            return Err(self.malformed(if e.data_limit >= self.cd_offset {
+                format!(
+                    "entry {name}: {} bytes of data at {data_offset} run past the data area",
+                    e.csize,
+                    name = name()
+                )
+            } else {
+                format!(
+                    "entry {name}: {} bytes of data at {data_offset} overlap the next entry \
+                     (its local header is at {})",
+                    e.csize,
+                    e.data_limit,
+                    name = name()
+                )
+            }));
+        }
+        Ok((data_offset, zip64_local))
+    }
+
+    /// Where an entry's data starts (reading its local header if not done yet).
+    pub fn data_offset(&self, e: &Entry) -> Result<u64> {
+        if e.data_offset != 0 {
+            return Ok(e.data_offset);
+        }
+        Ok(self.resolve_entry(e)?.0)
+    }
+
+    fn check_layout(&mut self, limits: &Limits) -> Result<()> {
+        // Each entry's data must end before the next local header in the file (entries that
+        // overlap are a classic zip-bomb construction), the last one before the central
+        // directory.
+        let mut order: Vec<usize> = (0..self.entries.len()).collect();
+        order.sort_unstable_by_key(|&i| self.entries[i].header_offset);
+        for w in 0..order.len() {
+            let limit = order
+                .get(w + 1)
+                .map_or(self.cd_offset, |&j| self.entries[j].header_offset);
+            self.entries[order[w]].data_limit = limit;
+        }
         let mut total = 0u64;
         for e in &self.entries {
             // The name as text only for messages (formatting it allocates).
             let name = || e.name.as_str();
-            if e.data_offset
-                .checked_add(e.csize)
-                .is_none_or(|end| end > self.cd_offset)
+            // A local header and the data after it must fit before the next local header (the
+            // exact check, with the local header's own lengths, is made when it is read).
+            if e.header_offset
+                .checked_add(LOCAL_LEN as u64 + e.csize)
+                .is_none_or(|end| end > e.data_limit)
             {
-                return Err(self.malformed(format!(
-                    "entry {name}: {} bytes of data at {} run past the data area",
-                    e.csize,
-                    e.data_offset,
-                    name = name()
-                )));
+                return Err(self.malformed(if e.data_limit >= self.cd_offset {
+                    format!(
+                        "entry {name}: {} bytes of data after the local header at {} run past \
+                         the data area",
+                        e.csize,
+                        e.header_offset,
+                        name = name()
+                    )
+                } else {
+                    format!(
+                        "entry {name}: {} bytes of data after the local header at {} overlap \
+                         the next entry (its local header is at {})",
+                        e.csize,
+                        e.header_offset,
+                        e.data_limit,
+                        name = name()
+                    )
+                }));
             }
             if e.usize > limits.max_entry_size {
                 return Err(ArchiveError::Limit {
@@ -616,29 +688,22 @@ impl ZipArchive {
                 ),
             });
         }
-        // No two entries may overlap (a classic zip-bomb construction).
-        let mut order: Vec<&Entry> = self.entries.iter().collect();
-        order.sort_unstable_by_key(|e| e.header_offset);
-        for w in order.windows(2) {
-            if w[0].data_offset + w[0].csize > w[1].header_offset {
-                return Err(self.malformed(format!(
-                    "entries {} and {} overlap",
-                    w[0].name.as_str(),
-                    w[1].name.as_str()
-                )));
-            }
-        }
         Ok(())
     }
 
     /// A reader of an entry's stored (compressed) bytes.
-    pub fn raw_reader(&self, e: &Entry) -> PackRangeReader {
-        PackRangeReader::new(self.file.clone(), e.data_offset, e.csize)
+    pub fn raw_reader(&self, e: &Entry) -> Result<PackRangeReader> {
+        Ok(PackRangeReader::new(
+            self.file.clone(),
+            self.data_offset(e)?,
+            e.csize,
+        ))
     }
 
     /// Read an entry's stored bytes into `buf` (exactly `csize` bytes long).
     pub fn read_raw_into(&self, e: &Entry, buf: &mut [u8]) -> Result<()> {
-        read_exact_at(&self.file, buf, e.data_offset).map_err(|err| {
+        let at = self.data_offset(e)?;
+        read_exact_at(&self.file, buf, at).map_err(|err| {
             if err.kind() == io::ErrorKind::UnexpectedEof {
                 self.malformed(format!("truncated inside entry {}", e.name.as_str()))
             } else {
@@ -650,7 +715,7 @@ impl ZipArchive {
     /// Read an entry's stored bytes whole.
     pub fn read_raw(&self, e: &Entry) -> Result<Vec<u8>> {
         self.read_at(
-            e.data_offset,
+            self.data_offset(e)?,
             usize::try_from(e.csize).unwrap_or(usize::MAX),
         )
     }
@@ -664,7 +729,7 @@ impl ZipArchive {
                 detail: format!("entry {} {why}", e.name.as_str()),
             });
         }
-        let raw = BufReader::with_capacity(256 * 1024, self.raw_reader(e));
+        let raw = BufReader::with_capacity(256 * 1024, self.raw_reader(e)?);
         let inner: Box<dyn Read + Send> = if e.method == METHOD_DEFLATE {
             Box::new(flate2::bufread::DeflateDecoder::new(raw))
         } else {

@@ -186,7 +186,14 @@ fn referenced_only_imports_what_nodes_use() {
 
 #[test]
 fn bad_entries_are_named_and_never_visible() {
-    for scenario in ["bad-crc", "wrong-content", "bomb", "bzip2", "encrypted"] {
+    for scenario in [
+        "bad-crc",
+        "wrong-content",
+        "bad-local-header",
+        "bomb",
+        "bzip2",
+        "encrypted",
+    ] {
         for compress in [CompressMode::No, CompressMode::Yes] {
             let d = tempfile::tempdir().unwrap();
             let (a, made) = make(d.path(), scenario);
@@ -207,6 +214,7 @@ fn bad_entries_are_named_and_never_visible() {
             let expected = match scenario {
                 "bad-crc" => "CRC-32",
                 "wrong-content" => "does not match its name",
+                "bad-local-header" => "local header names another file",
                 "bomb" => "declared size",
                 "bzip2" => "bzip2",
                 _ => "encrypted",

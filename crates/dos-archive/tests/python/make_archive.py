@@ -173,6 +173,18 @@ def main():
         open(out, "wb").write(bytes(data))
         bad.append(f"repo/{victim}")
         objs.pop(victim)
+    elif scenario == "bad-local-header":
+        # One entry's local header names another file: found when that entry is read (the
+        # importer reads local headers lazily), so only that entry fails.
+        aiida_zip(out, objs)
+        victim = next(k for k, o in objs.items() if len(o) > 100)
+        data = bytearray(open(out, "rb").read())
+        info = zipfile.ZipFile(out).getinfo(f"repo/{victim}")
+        name_at = info.header_offset + 30 + len("repo/")
+        data[name_at] = ord("0") if data[name_at] != ord("0") else ord("1")
+        open(out, "wb").write(bytes(data))
+        bad.append(f"repo/{victim}")
+        objs.pop(victim)
     elif scenario == "wrong-content":
         victim = next(k for k, o in objs.items() if len(o) > 100)
         objs2 = dict(objs)
