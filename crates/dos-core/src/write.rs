@@ -244,7 +244,8 @@ pub struct PackWriteOptions {
     /// With `skip_existing`: the caller has checked that no item's expected key was packed, at
     /// this [`Container::index_version`] (read *before* the check), and promises that expected
     /// keys are distinct. While no other connection has committed since, the writer does not
-    /// look those keys up again, which saves one index probe per object. (Were the promise
+    /// look those keys up again, which saves one index probe per object. (The version is asked
+    /// once per chunk, except while this call's own commit holds the index.) (Were the promise
     /// broken, a repeated key would be stored twice, the second copy an unreferenced hole, as
     /// without `skip_existing`.)
     pub absent_as_of: Option<i64>,
@@ -593,6 +594,8 @@ struct Writer<'c, 'p> {
     committer: Option<Committer>,
     /// Whether a batch was handed to the committer and its result not yet collected.
     in_flight: bool,
+    /// Whether the index was still at `opts.absent_as_of` when last asked.
+    fresh: bool,
 }
 
 /// A batch whose pack bytes are durable, for the committer thread to commit to the index.
@@ -768,8 +771,16 @@ impl<'c, 'p> Writer<'c, 'p> {
     fn write_chunk(&mut self, chunk: Vec<Prepared>) -> Result<()> {
         self.poll_commit()?;
         // Keys the caller checked, with the index unchanged by others since, need no probe.
+        // While a commit of ours is in flight the committer holds the index: keep the last
+        // answer rather than wait for it (a commit by another process is then noticed one
+        // commit later; at worst its objects are stored again, as without `skip_existing`).
         let fresh = match self.opts.absent_as_of {
-            Some(v) if self.opts.skip_existing => self.c.index().data_version()? == v,
+            Some(v) if self.opts.skip_existing => {
+                if self.fresh && !self.in_flight {
+                    self.fresh = self.c.index().data_version()? == v;
+                }
+                self.fresh
+            }
             _ => false,
         };
         let existing: HashSet<String> = if self.opts.skip_existing {
@@ -1166,6 +1177,7 @@ impl Container {
             summary: PackWriteSummary::default(),
             committer: None,
             in_flight: false,
+            fresh: true,
         };
         let sources = sources.into_iter();
         let result = std::thread::scope(|s| {
