@@ -620,7 +620,8 @@ impl ZipArchive {
             // A local header and the data after it must fit before the next local header (the
             // exact check, with the local header's own lengths, is made when it is read).
             if e.header_offset
-                .checked_add(LOCAL_LEN as u64 + e.csize)
+                .checked_add(LOCAL_LEN as u64)
+                .and_then(|x| x.checked_add(e.csize))
                 .is_none_or(|end| end > e.data_limit)
             {
                 return Err(self.malformed(if e.data_limit >= self.cd_offset {

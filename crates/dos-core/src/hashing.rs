@@ -57,6 +57,12 @@ impl HashType {
         h.finalize_hex()
     }
 
+    /// Whether `key` is already a key in canonical form (hex of the right length, lowercase):
+    /// what [`Self::parse_key`] would accept and return unchanged, without allocating.
+    pub fn is_canonical_key(self, key: &str) -> bool {
+        key.len() == self.hex_len() && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
     /// Check that `key` is a well-formed key of this hash type and return it in canonical
     /// (lowercase) form. Uppercase hex is accepted from users and lowered.
     pub fn parse_key(self, key: &str) -> Result<String> {
@@ -151,5 +157,25 @@ mod tests {
         assert!(HashType::Sha256.parse_key("abc").is_err());
         assert!(HashType::Sha1.parse_key(&"g".repeat(40)).is_err());
         assert!(HashType::Sha256.parse_key(&"0".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn canonical_keys_are_what_parse_key_returns_unchanged() {
+        let k = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        for key in [
+            k.to_string(),
+            k.to_ascii_uppercase(),
+            k[..63].to_string(),
+            format!("{}g", &k[..63]),
+            "0".repeat(40),
+            String::new(),
+        ] {
+            for h in [HashType::Sha256, HashType::Sha1] {
+                let same = h.parse_key(&key).is_ok_and(|c| c == key);
+                assert_eq!(h.is_canonical_key(&key), same, "{h} {key}");
+            }
+        }
+        assert!(HashType::Sha256.is_canonical_key(k));
+        assert!(HashType::Sha1.is_canonical_key(&"a".repeat(40)));
     }
 }

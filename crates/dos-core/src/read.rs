@@ -253,7 +253,7 @@ impl Container {
         let mut order: Vec<(&str, usize)> = keys
             .iter()
             .enumerate()
-            .filter(|(_, k)| hash.parse_key(k.as_ref()).is_ok_and(|c| c == k.as_ref()))
+            .filter(|(_, k)| hash.is_canonical_key(k.as_ref()))
             .map(|(i, k)| (k.as_ref(), i))
             .collect();
         order.par_sort_unstable();

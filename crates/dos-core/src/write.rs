@@ -243,11 +243,13 @@ pub struct PackWriteOptions {
     pub total_hint: u64,
     /// With `skip_existing`: the caller has checked that no item's expected key was packed, at
     /// this [`Container::index_version`] (read *before* the check), and promises that expected
-    /// keys are distinct. While no other connection has committed since, the writer does not
-    /// look those keys up again, which saves one index probe per object. (The version is asked
-    /// once per chunk, except while this call's own commit holds the index.) (Were the promise
-    /// broken, a repeated key would be stored twice, the second copy an unreferenced hole, as
-    /// without `skip_existing`.)
+    /// keys are distinct and differ from the content key of every item without an expected key.
+    /// While no other connection has committed since, the writer does not look those keys up
+    /// again, which saves one index probe per object. (The version is asked once per chunk,
+    /// except while this call's own commit holds the index; commits made through this same
+    /// `Container` meanwhile, e.g. by a concurrent `add_to_pack`, do not change it.) Were the
+    /// promise broken, a repeated key would be stored twice, the second copy an unreferenced
+    /// hole, as without `skip_existing`.
     pub absent_as_of: Option<i64>,
 }
 
@@ -539,9 +541,8 @@ impl Write for AppendWriter<'_> {
 }
 
 /// A key in 32 bytes, for the writer's sets of keys seen (a third of a `String`'s footprint).
-/// Keys the writer computes are lowercase hex of at most 64 digits (SHA-256, SHA-1), which map
-/// one-to-one to their bytes, zero-padded (all keys of a container have one length); anything
-/// else is mapped through SHA-256 of its text.
+/// A SHA-256 key (64 lowercase hex digits) maps to its own bytes; any other text to the SHA-256
+/// of the text, so two different keys collide only as SHA-256 does.
 type KeyBin = [u8; 32];
 
 fn key_bin(key: &str) -> KeyBin {
@@ -551,19 +552,18 @@ fn key_bin(key: &str) -> KeyBin {
         b'a'..=b'f' => Some(c - b'a' + 10),
         _ => None,
     };
-    let mut out = [0u8; 32];
-    if b.len() <= 64 && b.len().is_multiple_of(2) {
-        let mut ok = true;
-        for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+    if b.len() == 64 {
+        let mut out = [0u8; 32];
+        let decoded = out.iter_mut().zip(b.chunks_exact(2)).all(|(o, pair)| {
             match (nib(pair[0]), nib(pair[1])) {
-                (Some(h), Some(l)) => *o = (h << 4) | l,
-                _ => {
-                    ok = false;
-                    break;
+                (Some(h), Some(l)) => {
+                    *o = (h << 4) | l;
+                    true
                 }
+                _ => false,
             }
-        }
-        if ok {
+        });
+        if decoded {
             return out;
         }
     }
@@ -1162,7 +1162,7 @@ impl Container {
         let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Prepared>>>(3);
         progress.start(opts.total_hint, Unit::Bytes, "Writing to packs");
 
-        let mut w = Writer {
+        let w = Writer {
             c: self,
             opts,
             progress,
@@ -1180,7 +1180,10 @@ impl Container {
             fresh: true,
         };
         let sources = sources.into_iter();
-        let result = std::thread::scope(|s| {
+        let (result, mut w) = std::thread::scope(|s| {
+            // The writer is moved in: should anything below panic, unwinding drops it and with it
+            // the committer's job channel, so the committer thread ends and the scope can finish.
+            let mut w = w;
             let (job_tx, job_rx) = crossbeam_channel::bounded::<CommitJob>(1);
             let (done_tx, done_rx) = crossbeam_channel::bounded::<CommitDone>(1);
             s.spawn(move || run_committer(self, &job_rx, &done_tx));
@@ -1242,13 +1245,11 @@ impl Container {
             // let the committer thread end.
             let waited = w.wait_commit();
             w.committer = None;
-            let r = r.and(waited);
-            if r.is_ok() {
-                for (i, o) in w.done.drain(..) {
-                    on_object(i, o.as_ref());
-                }
+            // Whatever was committed is reported, also when the call fails afterwards.
+            for (i, o) in w.done.drain(..) {
+                on_object(i, o.as_ref());
             }
-            r
+            (r.and(waited), w)
         });
         if let Err(e) = result {
             w.roll_back();

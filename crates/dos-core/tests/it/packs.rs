@@ -611,3 +611,39 @@ fn absent_as_of_is_trusted_only_while_the_index_is_unchanged() {
         total.total_size_packfiles_on_disk
     );
 }
+
+/// A panic inside `add_to_pack` (here: in the caller's callback, while the committer thread may
+/// be waiting for work) propagates as a panic instead of hanging the call, and what was
+/// committed before stays valid.
+#[test]
+fn a_panicking_callback_panics_instead_of_hanging() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let c = new_container(&path, InitOptions::default());
+        let data = Rng::new(5).objects(200, 5_000);
+        let opts = PackWriteOptions {
+            batch_objects: 10,
+            ..small_pipeline(CompressMode::No)
+        };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.add_to_pack(
+                data.into_iter().map(ObjectSource::Bytes),
+                &opts,
+                &NoProgress,
+                |_, _| panic!("callback failure"),
+            )
+        }));
+        let _ = tx.send(r.is_err());
+    });
+    let panicked = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("add_to_pack hung after a panic");
+    assert!(panicked);
+    let c = dos_core::Container::open(&d.path().join("c")).unwrap();
+    let r = c
+        .validate(&dos_core::maintain::ValidateOptions::default(), &NoProgress)
+        .unwrap();
+    assert!(r.is_valid(), "{r:?}");
+}
