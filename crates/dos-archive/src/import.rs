@@ -167,7 +167,7 @@ pub fn import_archive(
         }
         let referenced: Vec<[u8; 32]> = referenced
             .iter()
-            .filter_map(|k| crate::zip::parse_hex32(k.as_bytes()))
+            .filter_map(|k| dos_core::hashing::from_hex32(k.as_bytes()))
             .collect();
         let before = repo.len();
         repo.retain(|(k, _)| referenced.binary_search(k).is_ok());

@@ -79,7 +79,7 @@ impl EntryName {
     fn from_bytes(b: &[u8]) -> Self {
         if let Some(hex) = b.strip_prefix(b"repo/")
             && hex.len() == 64
-            && let Some(key) = parse_hex32(hex)
+            && let Some(key) = dos_core::hashing::from_hex32(hex)
         {
             return EntryName::Repo(key);
         }
@@ -109,41 +109,6 @@ impl EntryName {
             EntryName::Other(_) => None,
         }
     }
-}
-
-/// Value of each byte as a lowercase hex digit, 0xFF when it is not one.
-const HEX_VALUE: [u8; 256] = {
-    let mut t = [0xFFu8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
-
-/// 64 lowercase hex characters (only) to bytes.
-pub(crate) fn parse_hex32(hex: &[u8]) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    let mut bad = 0u8;
-    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let (hi, lo) = (
-            HEX_VALUE[usize::from(pair[0])],
-            HEX_VALUE[usize::from(pair[1])],
-        );
-        // 0xFF marks a non-digit: its high bit survives the OR.
-        bad |= hi | lo;
-        *o = (hi << 4) | (lo & 0x0F);
-    }
-    (bad & 0x80 == 0).then_some(out)
 }
 
 /// One entry, as the central directory (and its local header) describe it.
@@ -836,19 +801,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hex_keys_parse_exactly_lowercase_hex() {
+    fn repo_names_are_kept_as_keys() {
         let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37));
         let hex = dos_core::hashing::to_hex(&key);
-        assert_eq!(parse_hex32(hex.as_bytes()), Some(key));
-        assert_eq!(parse_hex32(&[b'f'; 64]), Some([0xFF; 32]));
-        for bad in [b'A', b'g', b'/', b':', b'`', 0xFF, 0x00, b' '] {
-            for at in [0, 1, 37, 63] {
-                let mut h = hex.clone().into_bytes();
-                h[at] = bad;
-                assert_eq!(parse_hex32(&h), None, "byte {bad:#x} at {at}");
-            }
-        }
-        assert_eq!(parse_hex32(&hex.as_bytes()[..62]), None);
         assert_eq!(
             EntryName::from_bytes(format!("repo/{hex}").as_bytes()),
             EntryName::Repo(key)

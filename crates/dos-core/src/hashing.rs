@@ -60,7 +60,7 @@ impl HashType {
     /// Whether `key` is already a key in canonical form (hex of the right length, lowercase):
     /// what [`Self::parse_key`] would accept and return unchanged, without allocating.
     pub fn is_canonical_key(self, key: &str) -> bool {
-        key.len() == self.hex_len() && key.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        key.len() == self.hex_len() && is_lower_hex(key)
     }
 
     /// Check that `key` is a well-formed key of this hash type and return it in canonical
@@ -121,6 +121,42 @@ pub fn to_hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Value of each byte as a lowercase hex digit, 0xFF when it is not one.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The 32 bytes a SHA-256 key of exactly 64 lowercase hex digits stands for; `None` for
+/// anything else.
+pub fn from_hex32(hex: &[u8]) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (hi, lo) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        // 0xFF marks a non-digit: its high bit survives the OR.
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0F);
+    }
+    (bad & 0x80 == 0).then_some(out)
+}
+
 /// True if `s` is non-empty lowercase hex (the form keys take on disk and in the index).
 pub fn is_lower_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -157,6 +193,22 @@ mod tests {
         assert!(HashType::Sha256.parse_key("abc").is_err());
         assert!(HashType::Sha1.parse_key(&"g".repeat(40)).is_err());
         assert!(HashType::Sha256.parse_key(&"0".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn hex_keys_parse_exactly_lowercase_hex() {
+        let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37));
+        let hex = to_hex(&key);
+        assert_eq!(from_hex32(hex.as_bytes()), Some(key));
+        assert_eq!(from_hex32(&[b'f'; 64]), Some([0xFF; 32]));
+        for bad in [b'A', b'g', b'/', b':', b'`', 0xFF, 0x00, b' '] {
+            for at in [0, 1, 37, 63] {
+                let mut h = hex.clone().into_bytes();
+                h[at] = bad;
+                assert_eq!(from_hex32(&h), None, "byte {bad:#x} at {at}");
+            }
+        }
+        assert_eq!(from_hex32(&hex.as_bytes()[..62]), None);
     }
 
     #[test]

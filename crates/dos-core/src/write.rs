@@ -546,28 +546,8 @@ impl Write for AppendWriter<'_> {
 type KeyBin = [u8; 32];
 
 fn key_bin(key: &str) -> KeyBin {
-    let b = key.as_bytes();
-    let nib = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    if b.len() == 64 {
-        let mut out = [0u8; 32];
-        let decoded = out.iter_mut().zip(b.chunks_exact(2)).all(|(o, pair)| {
-            match (nib(pair[0]), nib(pair[1])) {
-                (Some(h), Some(l)) => {
-                    *o = (h << 4) | l;
-                    true
-                }
-                _ => false,
-            }
-        });
-        if decoded {
-            return out;
-        }
-    }
-    <sha2::Sha256 as sha2::Digest>::digest(b).into()
+    crate::hashing::from_hex32(key.as_bytes())
+        .unwrap_or_else(|| <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes()).into())
 }
 
 /// The single ordered writer of one `add_to_pack` call.

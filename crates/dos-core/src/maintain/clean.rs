@@ -12,7 +12,6 @@ use serde::Serialize;
 use crate::container::Container;
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
-use crate::hashing::is_lower_hex;
 use crate::lock::LockMode;
 use crate::pack;
 use crate::progress::{Progress, Unit};
@@ -132,7 +131,7 @@ impl Container {
         for (key, mut files) in groups {
             // Sorted, so "the first valid copy" is deterministic.
             files.sort();
-            let valid_key = key.len() == hash.hex_len() && is_lower_hex(&key);
+            let valid_key = hash.is_canonical_key(&key);
             let object_ok = valid_key
                 && match self.get_object_content(&key) {
                     Ok(c) => hash.key_of(&c) == key,
