@@ -70,9 +70,10 @@ pub enum CompressMode {
 pub const AUTO_RATIO_THRESHOLD: f64 = 0.9;
 
 /// A reusable whole-buffer zlib compressor (keeps its allocations between objects): libdeflate,
-/// or zlib-rs should libdeflate fail to allocate.
+/// or zlib-rs should libdeflate fail to allocate or to compress.
 pub struct Compressor {
     inner: Backend,
+    level: ZlibLevel,
 }
 
 enum Backend {
@@ -87,14 +88,21 @@ impl Compressor {
             Some(c) => Backend::Libdeflate(c),
             None => Backend::ZlibRs(Compress::new(level.backend_level(), true)),
         };
-        Self { inner }
+        Self { inner, level }
     }
 
     /// Compress `input` as one complete zlib stream, appending to `out`.
     pub fn compress_into(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        let c = match &mut self.inner {
-            Backend::Libdeflate(c) => return c.compress_into(input, out),
-            Backend::ZlibRs(c) => c,
+        if let Backend::Libdeflate(c) = &mut self.inner {
+            if c.compress_into(input, out) {
+                return;
+            }
+            // Not expected (the output has libdeflate's own worst-case room), but never store
+            // an empty stream: compress with zlib-rs from now on.
+            self.inner = Backend::ZlibRs(Compress::new(self.level.backend_level(), true));
+        }
+        let Backend::ZlibRs(c) = &mut self.inner else {
+            return;
         };
         c.reset();
         let start_in = c.total_in();

@@ -203,8 +203,9 @@ impl ZlibCompressor {
         NonNull::new(p).map(Self)
     }
 
-    /// Compress `input` as one complete zlib stream, appending it to `out`.
-    pub(crate) fn compress_into(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    /// Compress `input` as one complete zlib stream, appending it to `out`. Returns false (and
+    /// leaves `out` as it was) if libdeflate produced nothing.
+    pub(crate) fn compress_into(&mut self, input: &[u8], out: &mut Vec<u8>) -> bool {
         // SAFETY: the compressor is live and used by this `&mut self` only.
         #[allow(unsafe_code)]
         let bound = unsafe { libdeflate_zlib_compress_bound(self.0.as_ptr(), input.len()) };
@@ -222,9 +223,10 @@ impl ZlibCompressor {
                 bound,
             )
         };
-        // `bound` is libdeflate's own worst case for this input, so `n` is never 0 here; were it
-        // 0, the output would be left empty and the caller's decode check would refuse it.
+        // `bound` is libdeflate's own worst case for this input, so `n` should never be 0; if it
+        // is, report it rather than leave an empty stream.
         out.truncate(start + n);
+        n != 0
     }
 }
 
@@ -309,7 +311,7 @@ mod tests {
         for level in [1, 6, 12] {
             let mut c = ZlibCompressor::new(level).unwrap();
             let mut z = b"prefix".to_vec();
-            c.compress_into(&data, &mut z);
+            assert!(c.compress_into(&data, &mut z));
             let z = &z[6..];
             assert!(z.len() < data.len() / 2);
             // zlib-rs (flate2) decodes libdeflate's stream ...
@@ -335,7 +337,7 @@ mod tests {
         }
         // The empty input is a valid stream too.
         let mut z = Vec::new();
-        ZlibCompressor::new(1).unwrap().compress_into(b"", &mut z);
+        assert!(ZlibCompressor::new(1).unwrap().compress_into(b"", &mut z));
         assert_eq!(
             inflate_zlib(&z, &mut []),
             Inflated::Done {

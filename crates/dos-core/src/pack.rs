@@ -295,8 +295,12 @@ pub struct PackAppender {
     base: u64,
     /// Size of the file as we have written it: the file holds our bytes up to here.
     flushed: u64,
-    /// Size of the file when we took the lock: bytes below are never touched.
+    /// Size of the file when we took the lock: bytes below are never changed. (Direct writes
+    /// rewrite the block holding `start`, and later the partial last block, with the bytes the
+    /// file already holds there, read back into the buffer: the content stays the same.)
     start: u64,
+    /// `DOS_NO_WRITEBACK` was set when the pack was opened.
+    no_writeback: bool,
     /// Bytes from here to `flushed` have not been handed to writeback yet.
     writeback_from: u64,
     created: bool,
@@ -334,6 +338,30 @@ fn open_direct(path: &Path) -> Option<File> {
     }
 }
 
+/// Positional write of all of `buf` that works on every platform.
+fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+    }
+    #[cfg(windows)]
+    {
+        let (mut buf, mut offset) = (buf, offset);
+        while !buf.is_empty() {
+            match std::os::windows::fs::FileExt::seek_write(file, buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    offset += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 impl PackAppender {
     /// Lock pack `id` (waiting up to `lock_timeout`) and open it for appending.
     pub fn open(layout: &Layout, id: u64, lock_timeout: Duration) -> Result<Self> {
@@ -367,6 +395,7 @@ impl PackAppender {
             flushed: end,
             start: end,
             writeback_from: end,
+            no_writeback: std::env::var_os("DOS_NO_WRITEBACK").is_some(),
             created,
             lock,
         };
@@ -437,7 +466,7 @@ impl PackAppender {
     pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
             if self.len == WRITE_BUF {
-                self.spill()?;
+                self.flush()?;
             }
             let n = (WRITE_BUF - self.len).min(data.len());
             let at = self.len;
@@ -448,12 +477,22 @@ impl PackAppender {
         Ok(())
     }
 
-    /// Append `len` bytes of `src` starting at `offset`.
-    pub fn append_from(&mut self, src: &File, mut offset: u64, len: u64) -> Result<()> {
+    /// Append `len` bytes of `src` starting at `offset`. On error nothing is appended.
+    pub fn append_from(&mut self, src: &File, offset: u64, len: u64) -> Result<()> {
+        let before = self.pos();
+        let r = self.copy_from(src, offset, len);
+        if r.is_err() {
+            // A part may have been copied (and even flushed) before the source failed.
+            let _ = self.truncate_to(before);
+        }
+        r
+    }
+
+    fn copy_from(&mut self, src: &File, mut offset: u64, len: u64) -> Result<()> {
         let mut left = len;
         while left > 0 {
             if self.len == WRITE_BUF {
-                self.spill()?;
+                self.flush()?;
             }
             let n = ((WRITE_BUF - self.len) as u64).min(left) as usize;
             let at = self.mem_off + self.len;
@@ -478,33 +517,15 @@ impl PackAppender {
     /// Write `buf[from..to]` to the file at `base + from`: directly when possible (then `from`
     /// and `to - from` must be aligned), else, or if that fails, through the ordinary descriptor.
     fn write_range(&mut self, from: usize, to: usize) -> Result<()> {
-        use std::os::unix::fs::FileExt;
         if let Some(d) = &self.direct {
             let bytes = &self.mem[self.mem_off + from..self.mem_off + to];
-            if d.write_all_at(bytes, self.base + from as u64).is_ok() {
+            if write_all_at(d, bytes, self.base + from as u64).is_ok() {
                 return Ok(());
             }
             // Whatever the direct write left behind is rewritten below.
             self.direct = None;
         }
         self.write_range_buffered(from, to)
-    }
-
-    /// Write the whole (full) buffer and start an empty one after it.
-    fn spill(&mut self) -> Result<()> {
-        let len = self.len;
-        // In buffered mode, bytes below `flushed` are already in the file.
-        let from = if self.direct.is_some() {
-            0
-        } else {
-            (self.flushed.saturating_sub(self.base) as usize).min(len)
-        };
-        self.write_range(from, len)?;
-        self.base += len as u64;
-        self.len = 0;
-        self.flushed = self.flushed.max(self.base);
-        self.kick_writeback();
-        Ok(())
     }
 
     /// Write buffered bytes to the file, so that it holds everything appended so far.
@@ -545,19 +566,16 @@ impl PackAppender {
     }
 
     fn write_range_buffered(&mut self, from: usize, to: usize) -> Result<()> {
-        use std::os::unix::fs::FileExt;
         let at = self.base + from as u64;
         let bytes = &self.buf()[from..to];
-        self.file
-            .write_all_at(bytes, at)
-            .ctx(&self.path, "write pack")
+        write_all_at(&self.file, bytes, at).ctx(&self.path, "write pack")
     }
 
     /// Hand every full stretch of buffered-written bytes to the disk early, so the final fsync of
     /// a batch does not have to write gigabytes at once.
     fn kick_writeback(&mut self) {
         if self.direct.is_none()
-            && std::env::var_os("DOS_NO_WRITEBACK").is_none()
+            && !self.no_writeback
             && self.flushed >= self.writeback_from + WRITEBACK_STEP
         {
             durable::start_writeback(

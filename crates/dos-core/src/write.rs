@@ -605,7 +605,14 @@ fn run_committer(
     for mut job in jobs {
         let r = c.index().insert_batch(&job.rows).map(|_| {
             crate::fault::point("index.commit.after");
-            // `record` pushed rows and `Written` outcomes in the same order.
+            // `record` pushed rows and `Written` outcomes in the same order, one each.
+            debug_assert_eq!(
+                job.rows.len(),
+                job.pending
+                    .iter()
+                    .filter(|(_, o)| matches!(o, Outcome::Written(..)))
+                    .count()
+            );
             let mut keys = job.rows.drain(..).map(|r| r.key);
             for (_, o) in &mut job.pending {
                 if let Outcome::Written(k, _) = o
