@@ -299,9 +299,11 @@ fn for_each_existence(
     keys: &[[u8; 32]],
     mut f: impl FnMut(&[u8; 32], bool),
 ) -> Result<()> {
+    // One listing of the loose folder for all chunks (it may hold a million files).
+    let loose = c.list_loose()?;
     for chunk in keys.chunks(1 << 16) {
         let hex: Vec<String> = chunk.iter().map(|k| dos_core::hashing::to_hex(k)).collect();
-        let have = c.has_objects(&hex)?;
+        let have = c.has_objects_with_loose(&hex, &loose)?;
         for (k, h) in chunk.iter().zip(have) {
             f(k, h);
         }

@@ -360,3 +360,34 @@ fn export_round_trip_read_by_python_zipfile() {
         assert!(e.to_string().contains("already exists"), "{e}");
     }
 }
+
+/// Objects the container holds loose are found present (one listing of the loose folder serves
+/// every chunk of keys) and not imported again.
+#[test]
+fn loose_objects_count_as_present() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, made) = make(d.path(), "plain");
+    let c = container(d.path());
+    let z = dos_archive::ZipArchive::open(&a, &dos_archive::Limits::default()).unwrap();
+    let mut loose = Vec::new();
+    for e in z
+        .entries
+        .iter()
+        .filter(|e| e.name.repo_key().is_some())
+        .take(3)
+    {
+        let key = c.add_object(&z.read_entry(e).unwrap()).unwrap();
+        assert_eq!(Some(key.clone()), e.name.repo_key());
+        loose.push(key);
+    }
+    let s = import_archive(&c, &a, &opts(CompressMode::No), &NoProgress).unwrap();
+    assert_eq!(s.already_present, 3, "{s:?}");
+    assert_eq!(s.imported as usize, made.objects.len() - 3);
+    for k in &loose {
+        assert!(
+            c.get_object_meta(k).unwrap().location.is_none(),
+            "{k} was packed again"
+        );
+    }
+    check_exact(&c, &made.objects);
+}

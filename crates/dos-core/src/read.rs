@@ -249,6 +249,26 @@ impl Container {
     /// index (or indexed lookups when few), then loose files for the rest (one listing when many).
     /// Malformed keys are reported as absent.
     pub fn has_objects<S: AsRef<str>>(&self, keys: &[S]) -> Result<Vec<bool>> {
+        self.has_objects_given(keys, None)
+    }
+
+    /// [`Self::has_objects`] with a listing of the loose objects taken earlier
+    /// ([`Self::list_loose`]), for callers that ask about many chunks of keys in a row: loose
+    /// objects are then looked up in it instead of listing the folder again for every chunk.
+    /// (An object written loose after the listing counts as absent, as if asked before.)
+    pub fn has_objects_with_loose<S: AsRef<str>>(
+        &self,
+        keys: &[S],
+        loose: &[String],
+    ) -> Result<Vec<bool>> {
+        self.has_objects_given(keys, Some(loose))
+    }
+
+    fn has_objects_given<S: AsRef<str>>(
+        &self,
+        keys: &[S],
+        loose: Option<&[String]>,
+    ) -> Result<Vec<bool>> {
         let hash = self.config.hash_type;
         let mut order: Vec<(&str, usize)> = keys
             .iter()
@@ -274,8 +294,16 @@ impl Container {
         if rest.is_empty() {
             return Ok(result);
         }
-        let loose_found: Vec<bool> = if rest.len() > 20_000 {
-            let listing = loose::list(&self.layout, self.config.loose_prefix_len, hash)?;
+        let listed;
+        let listing = match loose {
+            Some(l) => Some(l),
+            None if rest.len() > 20_000 => {
+                listed = loose::list(&self.layout, self.config.loose_prefix_len, hash)?;
+                Some(listed.as_slice())
+            }
+            None => None,
+        };
+        let loose_found: Vec<bool> = if let Some(listing) = listing {
             rest.iter()
                 .map(|&j| {
                     listing
