@@ -502,7 +502,7 @@ impl ZipArchive {
             &mut big
         };
         self.read_exact_at(e.header_offset, h)?;
-        let mut h: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&*h);
+        let mut h: Cow<'_, [u8]> = Cow::Borrowed(&*h);
         if u32_at(&h, 0) != SIG_LOCAL {
             return Err(self.malformed(format!(
                 "entry {name}: no local header at offset {}",
@@ -535,27 +535,39 @@ impl ZipArchive {
         }
         let zip64_local = Zip64Extra::find(&var[nlen..]).is_some();
         let data_offset = e.header_offset + (LOCAL_LEN + nlen + xlen) as u64;
-        if data_offset
-            .checked_add(e.csize)
-            .is_none_or(|end| end > e.data_limit)
-        {
-            return Err(self.malformed(if e.data_limit >= self.cd_offset {
-                format!(
-                    "entry {name}: {} bytes of data at {data_offset} run past the data area",
-                    e.csize,
-                    name = name()
-                )
-            } else {
-                format!(
-                    "entry {name}: {} bytes of data at {data_offset} overlap the next entry \
-                     (its local header is at {})",
-                    e.csize,
-                    e.data_limit,
-                    name = name()
-                )
-            }));
-        }
+        self.check_data_end(e, Some(data_offset), || format!("at {data_offset}"))?;
         Ok((data_offset, zip64_local))
+    }
+
+    /// The entry's data, starting at `start` (or right after a local header with no name or
+    /// extra field at least: the bound checkable from the central directory), must end by its
+    /// `data_limit`. `at` says where the data starts, for the message (formatted only then).
+    fn check_data_end(
+        &self,
+        e: &Entry,
+        start: Option<u64>,
+        at: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let start = start.or_else(|| e.header_offset.checked_add(LOCAL_LEN as u64));
+        if start
+            .and_then(|s| s.checked_add(e.csize))
+            .is_some_and(|end| end <= e.data_limit)
+        {
+            return Ok(());
+        }
+        let (name, at) = (e.name.as_str(), at());
+        Err(self.malformed(if e.data_limit >= self.cd_offset {
+            format!(
+                "entry {name}: {} bytes of data {at} run past the data area",
+                e.csize
+            )
+        } else {
+            format!(
+                "entry {name}: {} bytes of data {at} overlap the next entry (its local header \
+                 is at {})",
+                e.csize, e.data_limit
+            )
+        }))
     }
 
     /// Where an entry's data starts (reading its local header if not done yet).
@@ -584,30 +596,9 @@ impl ZipArchive {
             let name = || e.name.as_str();
             // A local header and the data after it must fit before the next local header (the
             // exact check, with the local header's own lengths, is made when it is read).
-            if e.header_offset
-                .checked_add(LOCAL_LEN as u64)
-                .and_then(|x| x.checked_add(e.csize))
-                .is_none_or(|end| end > e.data_limit)
-            {
-                return Err(self.malformed(if e.data_limit >= self.cd_offset {
-                    format!(
-                        "entry {name}: {} bytes of data after the local header at {} run past \
-                         the data area",
-                        e.csize,
-                        e.header_offset,
-                        name = name()
-                    )
-                } else {
-                    format!(
-                        "entry {name}: {} bytes of data after the local header at {} overlap \
-                         the next entry (its local header is at {})",
-                        e.csize,
-                        e.header_offset,
-                        e.data_limit,
-                        name = name()
-                    )
-                }));
-            }
+            self.check_data_end(e, None, || {
+                format!("after the local header at {}", e.header_offset)
+            })?;
             if e.usize > limits.max_entry_size {
                 return Err(ArchiveError::Limit {
                     path: self.path.clone(),

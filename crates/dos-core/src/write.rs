@@ -338,19 +338,25 @@ enum Prepared {
 }
 
 thread_local! {
-    static COMPRESSOR: RefCell<Option<(ZlibLevel, Compressor)>> = const { RefCell::new(None) };
+    /// Per worker: compressors by level. Two are kept, as AUTO samples large objects at level 1
+    /// before compressing them at the container's level.
+    static COMPRESSORS: RefCell<Vec<(ZlibLevel, Compressor)>> = const { RefCell::new(Vec::new()) };
 }
 
 pub(crate) fn with_compressor<T>(level: ZlibLevel, f: impl FnOnce(&mut Compressor) -> T) -> T {
-    COMPRESSOR.with(|c| {
+    COMPRESSORS.with(|c| {
         let mut c = c.borrow_mut();
-        if c.as_ref().is_none_or(|(l, _)| *l != level) {
-            *c = Some((level, Compressor::new(level)));
-        }
-        match c.as_mut() {
-            Some((_, comp)) => f(comp),
-            None => f(&mut Compressor::new(level)),
-        }
+        let at = match c.iter().position(|(l, _)| *l == level) {
+            Some(at) => at,
+            None => {
+                if c.len() >= 2 {
+                    c.remove(0);
+                }
+                c.push((level, Compressor::new(level)));
+                c.len() - 1
+            }
+        };
+        f(&mut c[at].1)
     })
 }
 
