@@ -887,8 +887,8 @@ fn probe(a: &ChildArgs, items: &[String], out: &mut serde_json::Map<String, Valu
     out.insert("compressed_bytes".into(), json!(zbytes));
     out.insert("sha256_1core_mbs".into(), json!(rate(sha1)));
     out.insert("sha256_2core_mbs".into(), json!(rate(sha2)));
-    out.insert("compress_l2_1core_mbs".into(), json!(rate(z1)));
-    out.insert("compress_l2_2core_mbs".into(), json!(rate(z2)));
+    out.insert("compress_zlib1_1core_mbs".into(), json!(rate(z1)));
+    out.insert("compress_zlib1_2core_mbs".into(), json!(rate(z2)));
     out.insert("inflate_1core_mbs".into(), json!(rate(i1)));
     out.insert("inflate_2core_mbs".into(), json!(rate(i2)));
     out.insert("inflate_sha256_1core_mbs".into(), json!(rate(ih1)));
@@ -1838,7 +1838,7 @@ fn probe_text(p: &Value) -> String {
         ("SHA-256", "sha256"),
         ("zlib inflate", "inflate"),
         ("zlib inflate + SHA-256", "inflate_sha256"),
-        ("libdeflate level 1 compress (zlib+1)", "compress_l2"),
+        ("libdeflate level 1 compress (zlib+1)", "compress_zlib1"),
     ] {
         let _ = writeln!(
             t,

@@ -191,16 +191,17 @@ impl Container {
             if mode == RepackCompress::Keep {
                 // Runs of back-to-back objects are copied as they are, one range at a time.
                 let loc = self.row_loc(&rows[i])?;
-                let mut j = i + 1;
+                let mut run = vec![loc];
                 let mut end = loc.offset + loc.length;
-                while let Some(next) = rows.get(j) {
+                while let Some(next) = rows.get(i + run.len()) {
                     let l = self.row_loc(next)?;
                     if l.offset != end {
                         break;
                     }
                     end += l.length;
-                    j += 1;
+                    run.push(l);
                 }
+                let j = i + run.len();
                 let dest = out.pos();
                 out.append_from(&old_file, loc.offset, end - loc.offset)
                     .map_err(|e| match e {
@@ -215,8 +216,7 @@ impl Container {
                         }
                         e => e,
                     })?;
-                for r in &rows[i..j] {
-                    let l = self.row_loc(r)?;
+                for (r, l) in rows[i..j].iter().zip(run) {
                     moves.push((
                         r.id,
                         PackedLocation {
