@@ -135,6 +135,10 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Read packs with pread instead of mapping them (mapping is faster; a pack file cut
+        /// by hand during the run would then kill the process with SIGBUS).
+        #[arg(long)]
+        no_mmap: bool,
     },
     /// Remove loose copies of packed objects, resolved duplicates, stale sandbox files and locks.
     Clean {

@@ -120,9 +120,13 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             report(*json, &s, &human)?;
             Ok(Outcome::Success)
         }
-        Command::Validate { json } => {
+        Command::Validate { json, no_mmap } => {
             let c = open(&cli.path)?;
-            let r = c.validate(&ValidateOptions::default(), &bars)?;
+            let opts = ValidateOptions {
+                map_packs: !*no_mmap,
+                ..ValidateOptions::default()
+            };
+            let r = c.validate(&opts, &bars)?;
             if *json {
                 report(true, &r, "")?;
             } else {

@@ -377,6 +377,121 @@ fn validate_finds_every_kind_of_problem() {
     assert_eq!(r.stale_locks, vec!["7.lock".to_string()]);
 }
 
+/// Validate the same damaged container through both ways of walking the index (rows sorted in
+/// memory and mapped packs; SQLite's sort and `pread`): the reports must be identical, and
+/// each kind of damage must be in them.
+#[test]
+fn validate_sorts_in_memory_and_through_sqlite_alike() {
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(d.path(), InitOptions::default());
+    let mut rng = Rng::new(21);
+    let data: Vec<Vec<u8>> = (0..40).map(|i| rng.content(300 + i * 37)).collect();
+    let keys = c
+        .add_objects_to_pack(data.clone(), &PackWriteOptions::default())
+        .unwrap();
+    let empty = c
+        .add_objects_to_pack(vec![Vec::new()], &PackWriteOptions::default())
+        .unwrap()
+        .remove(0);
+    let loc = |k: &str| c.get_object_meta(k).unwrap().location.unwrap();
+    let pack_len = fs::metadata(c.layout().pack(0)).unwrap().len() as i64;
+    let conn = rusqlite_connection(c.layout());
+    let set = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+        assert_eq!(conn.execute(sql, p).unwrap(), 1, "{sql}");
+    };
+    let add = |key: &str, offset: i64, length: i64, size: i64, pack: i64| {
+        conn.execute(
+            "INSERT INTO db_object (hashkey, compressed, size, \"offset\", length, pack_id) \
+             VALUES (?1, 0, ?2, ?3, ?4, ?5)",
+            rusqlite::params![key, size, offset, length, pack],
+        )
+        .unwrap();
+    };
+    // Overlap: object 5 starts one byte into object 4 (and so also hashes wrong).
+    let (l4, l5) = (loc(&keys[4]), loc(&keys[5]));
+    set(
+        "UPDATE db_object SET \"offset\" = ?1 WHERE hashkey = ?2",
+        &[&((l4.offset + 1) as i64), &keys[5]],
+    );
+    assert!(l5.length > 1);
+    // The empty object tied with object 7's offset: it comes after it (higher id), so it
+    // overlaps, as Python's validate sees it.
+    set(
+        "UPDATE db_object SET \"offset\" = ?1 WHERE hashkey = ?2",
+        &[&(loc(&keys[7]).offset as i64), &empty],
+    );
+    // A wrong size, a range past the end, a malformed row, a missing pack, a pack -1 row.
+    set(
+        "UPDATE db_object SET size = size + 1 WHERE hashkey = ?1",
+        &[&keys[9]],
+    );
+    add(&sha256(b"past the end"), pack_len + 5, 10, 10, 0);
+    add(&sha256(b"negative"), -5, 10, 10, 0);
+    add(&sha256(b"in a missing pack"), 0, 10, 10, 77);
+    add(&sha256(b"during a python repack"), 0, 10, 10, -1);
+    // Corrupt bytes of object 12.
+    let l12 = loc(&keys[12]);
+    let p = c.layout().pack(0);
+    let mut bytes = fs::read(&p).unwrap();
+    bytes[(l12.offset + l12.length / 2) as usize] ^= 0x5a;
+    fs::write(&p, &bytes).unwrap();
+
+    let run = |max_rows_in_memory: usize, map_packs: bool| {
+        let opts = ValidateOptions {
+            max_rows_in_memory,
+            map_packs,
+            ..ValidateOptions::default()
+        };
+        let r = c.validate(&opts, &NoProgress).unwrap();
+        serde_json::to_value(&r).unwrap()
+    };
+    let fast = run(1_000_000, true);
+    assert_eq!(fast, run(0, false));
+    assert_eq!(fast, run(0, true));
+    assert_eq!(fast, run(1_000_000, false));
+    // Fewer rows allowed in memory than there are: SQLite's sort, same report.
+    assert_eq!(fast, run(10, true));
+    let list = |field: &str| -> Vec<String> {
+        let v = &fast[field];
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.get("key").unwrap_or(x).as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut overlapping = vec![keys[5].clone(), empty.clone()];
+    overlapping.sort();
+    let mut got = list("overlapping_packed");
+    got.sort();
+    assert_eq!(got, overlapping);
+    assert!(list("invalid_hashes_packed").contains(&keys[12]));
+    assert!(list("invalid_hashes_packed").contains(&keys[5]));
+    assert_eq!(list("invalid_sizes_packed"), vec![keys[9].clone()]);
+    let mut unreadable = list("unreadable_packed");
+    unreadable.sort();
+    let mut want = vec![sha256(b"past the end"), sha256(b"negative")];
+    want.sort();
+    assert_eq!(unreadable, want);
+    assert_eq!(fast["missing_packs"][0]["pack_id"], 77);
+    assert_eq!(fast["rows_in_pack_minus_one"], 1);
+
+    // A key that is not lowercase hex cannot be held in 32 bytes: SQLite's sort is used, and
+    // the row is reported (its content does not hash to it) the same way.
+    set(
+        "UPDATE db_object SET hashkey = ?1 WHERE hashkey = ?2",
+        &[&keys[20].to_uppercase(), &keys[20]],
+    );
+    let upper = run(1_000_000, true);
+    assert_eq!(upper, run(0, false));
+    let bad: Vec<String> = upper["invalid_hashes_packed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    assert!(bad.contains(&keys[20].to_uppercase()), "{bad:?}");
+}
+
 #[test]
 fn import_objects_between_containers() {
     let d = tempfile::tempdir().unwrap();
