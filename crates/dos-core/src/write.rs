@@ -564,6 +564,10 @@ struct Writer<'c, 'p> {
     appender: Option<PackAppender>,
     /// Position of the pack after the last commit (what an error rolls back to).
     committed_pos: u64,
+    /// A full pack whose last batch is being committed, with the position an error rolls it
+    /// back to: its lock is kept until that commit is collected, while the writer goes on in
+    /// the next pack.
+    retiring: Option<(PackAppender, u64)>,
     rows: Vec<NewRow>,
     /// Keys written and not yet committed.
     batch_keys: HashSet<KeyBin>,
@@ -645,11 +649,15 @@ impl<'c, 'p> Writer<'c, 'p> {
         let target = self.c.config.pack_size_target;
         let full = self.appender.as_ref().is_some_and(|a| a.pos() >= target);
         if full {
-            // A pack boundary ends the batch: its rows are committed and its lock released.
+            // A pack boundary ends the batch. The writer does not wait for its commit: the full
+            // pack (and its lock) retires until the commit is collected.
             self.commit()?;
-            self.wait_commit()?;
             let next = self.appender.as_ref().map_or(0, |a| a.id() + 1);
-            self.appender = None;
+            if let Some(old) = self.appender.take() {
+                if self.in_flight {
+                    self.retiring = Some((old, self.committed_pos));
+                }
+            }
             self.open_pack(next)?;
         } else if self.appender.is_none() {
             self.open_pack(0)?;
@@ -749,7 +757,11 @@ impl<'c, 'p> Writer<'c, 'p> {
         self.in_flight = false;
         let (outcomes, pos) = done?;
         self.summary.commits += 1;
-        self.committed_pos = pos;
+        // The commit in flight was either the retiring pack's last (now durable: its lock goes)
+        // or the current pack's.
+        if self.retiring.take().is_none() {
+            self.committed_pos = pos;
+        }
         self.done.extend(outcomes);
         Ok(())
     }
@@ -1098,6 +1110,9 @@ impl<'c, 'p> Writer<'c, 'p> {
         if let Some(a) = self.appender.as_mut() {
             let _ = a.truncate_to(self.committed_pos);
         }
+        if let Some((mut a, pos)) = self.retiring.take() {
+            let _ = a.truncate_to(pos);
+        }
         self.rows.clear();
         self.pending.clear();
     }
@@ -1161,6 +1176,7 @@ impl Container {
             progress,
             appender: None,
             committed_pos: 0,
+            retiring: None,
             rows: Vec::new(),
             batch_keys: HashSet::new(),
             chunk_committed: HashSet::new(),
