@@ -653,10 +653,10 @@ impl<'c, 'p> Writer<'c, 'p> {
             // pack (and its lock) retires until the commit is collected.
             self.commit()?;
             let next = self.appender.as_ref().map_or(0, |a| a.id() + 1);
-            if let Some(old) = self.appender.take() {
-                if self.in_flight {
-                    self.retiring = Some((old, self.committed_pos));
-                }
+            if let Some(old) = self.appender.take()
+                && self.in_flight
+            {
+                self.retiring = Some((old, self.committed_pos));
             }
             self.open_pack(next)?;
         } else if self.appender.is_none() {
