@@ -19,12 +19,13 @@ use dos_core::{
     PackItem, PackWriteOptions, Progress, StoreOutcome,
 };
 use flate2::{Decompress, FlushDecompress, Status};
+use rayon::slice::ParallelSliceMut;
 use serde::Serialize;
 use sha2::Digest;
 
 use crate::aiida::{self, FormatKind};
 use crate::error::{ArchiveError, Result};
-use crate::zip::{Entry, EntryName, Limits, METHOD_DEFLATE, METHOD_STORED, ZipArchive};
+use crate::zip::{Entry, EntryName, Limits, METHOD_DEFLATE, METHOD_STORED, ZipArchive, key_order};
 use dos_core::libdeflate::Inflated;
 
 /// Options of [`import_archive`].
@@ -153,7 +154,9 @@ pub fn import_archive(
         .collect();
     s.repo_entries = repo.len() as u64;
     s.ignored_entries = s.entries - s.repo_entries;
-    repo.sort_unstable();
+    // On both cores, comparing keys as two integers (a slice compare calls memcmp): at 840k
+    // entries this sort was a fifth of a second of the serial start.
+    repo.par_sort_unstable_by(|a, b| key_order(&a.0, &b.0).then(a.1.cmp(&b.1)));
 
     if opts.referenced_only {
         let db = aiida::extract_db(&z, &c.layout().sandbox)?;
@@ -191,19 +194,24 @@ pub fn import_archive(
     // The index version read first lets the writer trust this check while nobody else commits.
     let checked_at = c.index_version()?;
     let keys: Vec<[u8; 32]> = repo.iter().map(|(k, _)| *k).collect();
-    let mut todo: Vec<usize> = Vec::with_capacity(repo.len());
+    let mut wanted = vec![false; z.entries.len()];
     let mut n = 0;
     for_each_existence(c, &keys, |_, have| {
         if !have {
-            todo.push(repo[n].1 as usize);
+            wanted[repo[n].1 as usize] = true;
         }
         n += 1;
     })?;
     drop(keys);
     drop(repo);
+    // Archive order: sequential reads. Central directories list entries in file order (then
+    // this is one pass); any other order is sorted.
+    let mut todo: Vec<usize> = (0..z.entries.len()).filter(|&i| wanted[i]).collect();
+    drop(wanted);
+    if !todo.is_sorted_by_key(|&i| z.entries[i].header_offset) {
+        todo.par_sort_unstable_by_key(|&i| z.entries[i].header_offset);
+    }
     s.already_present = s.repo_entries - s.unreferenced_skipped - todo.len() as u64;
-    // Archive order: sequential reads.
-    todo.sort_unstable_by_key(|i| z.entries[*i].header_offset);
 
     let mode = opts.compress;
     let need: u64 = todo
@@ -301,6 +309,13 @@ fn for_each_existence(
 ) -> Result<()> {
     // One listing of the loose folder for all chunks (it may hold a million files).
     let loose = c.list_loose()?;
+    if loose.is_empty() && c.no_packed_objects()? {
+        // A new container (the common first import): nothing to look up.
+        for k in keys {
+            f(k, false);
+        }
+        return Ok(());
+    }
     for chunk in keys.chunks(1 << 16) {
         let hex: Vec<String> = chunk.iter().map(|k| dos_core::hashing::to_hex(k)).collect();
         let have = c.has_objects_with_loose(&hex, &loose)?;

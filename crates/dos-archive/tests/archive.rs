@@ -237,7 +237,8 @@ fn bad_entries_are_named_and_never_visible() {
 #[test]
 fn broken_archives_are_refused_before_anything_is_written() {
     for (scenario, message) in [
-        ("duplicate", "duplicate entry name"),
+        ("duplicate", "duplicate entry name repo/"),
+        ("duplicate-other", "duplicate entry name metadata.json"),
         ("overlap", "overlap"),
         ("truncated", "truncated"),
         ("lying-zip64", "zip64 end record"),

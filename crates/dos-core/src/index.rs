@@ -625,6 +625,15 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
+    /// Whether no object is packed (without counting them).
+    pub fn is_empty(&self) -> Result<bool> {
+        self.conn
+            .query_row("SELECT NOT EXISTS (SELECT 1 FROM db_object)", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))
+    }
+
     /// Number of packed objects.
     pub fn count(&self) -> Result<u64> {
         let n: i64 = self

@@ -245,6 +245,11 @@ impl Container {
         self.index().data_version()
     }
 
+    /// Whether the index holds no object at all (one probe, not a count).
+    pub fn no_packed_objects(&self) -> Result<bool> {
+        self.index().is_empty()
+    }
+
     /// Existence of many objects, in input order. Keys are looked up by one sorted pass over the
     /// index (or indexed lookups when few), then loose files for the rest (one listing when many).
     /// Malformed keys are reported as absent.

@@ -236,6 +236,12 @@ def main():
             import warnings
             warnings.simplefilter("ignore")
             z.writestr(f"repo/{next(iter(objs))}", b"shadowing content")
+    elif scenario == "duplicate-other":
+        aiida_zip(out, objs)
+        with zipfile.ZipFile(out, "a") as z:
+            import warnings
+            warnings.simplefilter("ignore")
+            z.writestr("metadata.json", b"{}")
     elif scenario == "overlap":
         # Entry B's local header sits inside entry A's data.
         b_data = b"B" * 10
