@@ -688,8 +688,21 @@ impl<'c, 'p> Writer<'c, 'p> {
             .push((idx, Outcome::Written(String::new(), loc)));
     }
 
+    /// Bytes per batch: `batch_bytes`, or, when the total is known, the total split evenly
+    /// into as many batches as `batch_bytes` asks for. The last commit is the one nothing
+    /// overlaps (the workers are done): even batches keep it from being the large remainder
+    /// of a batch that began late, or leaving a large batch committing as the input ends.
+    fn batch_limit(&self) -> u64 {
+        let (total, max) = (self.opts.total_hint, self.opts.batch_bytes.max(1));
+        if total == 0 {
+            return max;
+        }
+        let n = total.div_ceil(max);
+        total.div_ceil(n).min(max)
+    }
+
     fn maybe_commit(&mut self) -> Result<()> {
-        if self.batch_bytes >= self.opts.batch_bytes || self.rows.len() >= self.opts.batch_objects {
+        if self.batch_bytes >= self.batch_limit() || self.rows.len() >= self.opts.batch_objects {
             self.commit()?;
         }
         Ok(())
