@@ -2,8 +2,9 @@
 //!
 //! Packed objects are visited in `(pack, offset)` order (sorted in memory up to
 //! [`ValidateOptions::max_rows_in_memory`] rows, by SQLite beyond, whose memory stays bounded) and
-//! cut into work units of contiguous rows spanning at most [`UNIT`] bytes; rayon workers read each
-//! unit with one `pread` and verify its objects, while this thread checks overlaps and pack files.
+//! cut into work units of contiguous rows spanning at most [`UNIT`] bytes; rayon workers map each
+//! unit read-only (or read it with one `pread`, see [`ValidateOptions::map_packs`]) and verify its
+//! objects, while this thread checks overlaps and pack files.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
