@@ -606,6 +606,11 @@ struct Committer {
     results: crossbeam_channel::Receiver<CommitDone>,
 }
 
+/// The error when the committer thread is gone while the writer still needs it.
+fn committer_stopped() -> Error {
+    Error::InvalidArgument("internal: the index committer stopped".into())
+}
+
 /// Commit each job's rows, in order, until the writer hangs up.
 fn run_committer(
     c: &Container,
@@ -734,9 +739,8 @@ impl<'c, 'p> Writer<'c, 'p> {
             self.done.extend(job.pending);
             return Ok(());
         }
-        let stopped = || Error::InvalidArgument("internal: the index committer stopped".into());
-        let c = self.committer.as_ref().ok_or_else(stopped)?;
-        c.jobs.send(job).map_err(|_| stopped())?;
+        let c = self.committer.as_ref().ok_or_else(committer_stopped)?;
+        c.jobs.send(job).map_err(|_| committer_stopped())?;
         self.in_flight = true;
         Ok(())
     }
@@ -756,15 +760,20 @@ impl<'c, 'p> Writer<'c, 'p> {
         if !self.in_flight {
             return Ok(());
         }
-        let stopped = || Error::InvalidArgument("internal: the index committer stopped".into());
-        let results = &self.committer.as_ref().ok_or_else(stopped)?.results;
+        let results = &self
+            .committer
+            .as_ref()
+            .ok_or_else(committer_stopped)?
+            .results;
         let done = if block {
-            results.recv().map_err(|_| stopped())?
+            results.recv().map_err(|_| committer_stopped())?
         } else {
             match results.try_recv() {
                 Ok(d) => d,
                 Err(crossbeam_channel::TryRecvError::Empty) => return Ok(()),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => return Err(stopped()),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    return Err(committer_stopped());
+                }
             }
         };
         self.in_flight = false;

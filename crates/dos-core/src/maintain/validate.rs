@@ -27,31 +27,14 @@ use crate::reader::{PackRangeReader, ZlibObjectReader, read_exact_at};
 
 /// Per-pack totals of rows sorted by pack id (what [`crate::index::Index::pack_stats`] returns).
 fn stats_of_sorted(rows: &[CompactRow]) -> Vec<PackStats> {
-    let mut out: Vec<PackStats> = Vec::new();
-    let mut sum: i64 = 0;
-    for r in rows {
-        match out.last_mut() {
-            Some(s) if s.pack_id == r.pack_id => {
-                s.objects += 1;
-                sum = sum.saturating_add(r.length);
-            }
-            _ => {
-                if let Some(s) = out.last_mut() {
-                    s.bytes = u64::try_from(sum).unwrap_or(0);
-                }
-                sum = r.length;
-                out.push(PackStats {
-                    pack_id: r.pack_id,
-                    objects: 1,
-                    bytes: 0,
-                });
-            }
-        }
-    }
-    if let Some(s) = out.last_mut() {
-        s.bytes = u64::try_from(sum).unwrap_or(0);
-    }
-    out
+    rows.chunk_by(|a, b| a.pack_id == b.pack_id)
+        .map(|g| PackStats {
+            pack_id: g[0].pack_id,
+            objects: g.len() as u64,
+            bytes: u64::try_from(g.iter().fold(0i64, |s, r| s.saturating_add(r.length)))
+                .unwrap_or(0),
+        })
+        .collect()
 }
 
 /// Map `span` bytes of `file` from `start`, read-only and with the page tables filled up front,
