@@ -16,11 +16,12 @@ use serde_json::json;
 
 use crate::Outcome;
 use crate::cli::{Cli, Command, CompressArg, HashArg, RepackArg};
+use crate::env::Env;
 use crate::output::{meta_json, meta_line, print_json};
 use crate::progress::Bars;
 
 /// Run the parsed command.
-pub fn run(cli: &Cli) -> Result<Outcome> {
+pub fn run(cli: &Cli, env: &Env) -> Result<Outcome> {
     let bars = Bars::new(cli.quiet);
     match &cli.command {
         Command::Init {
@@ -30,6 +31,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             compression,
             json,
         } => init(
+            env,
             &cli.path,
             *pack_size_target,
             *loose_prefix_len,
@@ -48,22 +50,30 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             if let Some(list) = files_from {
                 files.extend(read_list(list)?);
             }
-            add(&open(&cli.path)?, *pack, *compress, *json, &files, &bars)
+            add(
+                env,
+                &env.open(&cli.path)?,
+                *pack,
+                *compress,
+                *json,
+                &files,
+                &bars,
+            )
         }
-        Command::Cat { hashkey } => cat(&open(&cli.path)?, hashkey),
-        Command::Ls => ls(&open(&cli.path)?),
-        Command::Meta { hashkeys, json } => meta(&open(&cli.path)?, hashkeys, *json),
-        Command::Status { json } => status(&open(&cli.path)?, *json),
+        Command::Cat { hashkey } => cat(&env.open(&cli.path)?, hashkey),
+        Command::Ls => ls(&env.open(&cli.path)?),
+        Command::Meta { hashkeys, json } => meta(&env.open(&cli.path)?, hashkeys, *json),
+        Command::Status { json } => status(&env.open(&cli.path)?, *json),
         Command::Pack {
             compress,
             clean_loose,
             json,
         } => {
-            let c = open(&cli.path)?;
+            let c = env.open(&cli.path)?;
             let opts = PackLooseOptions {
                 compress: compress_mode(Some(*compress)),
                 clean_loose: *clean_loose,
-                write: write_options(CompressMode::No),
+                write: write_options(env, CompressMode::No),
             };
             let s = c.pack_all_loose(&opts, &bars)?;
             let human = format!(
@@ -98,13 +108,12 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             force,
             json,
         } => {
-            let c = open(&cli.path)?;
-            crate::GRACEFUL.store(true, std::sync::atomic::Ordering::SeqCst);
+            let c = env.open(&cli.path)?;
             let s = c.repack(
                 &RepackOptions {
                     compress: repack_mode(*compress),
                     force: *force,
-                    interrupt: Some(&dos_core::progress::GLOBAL_INTERRUPT),
+                    interrupt: env.interrupt(),
                 },
                 &bars,
             )?;
@@ -121,7 +130,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             Ok(Outcome::Success)
         }
         Command::Validate { json, no_mmap } => {
-            let c = open(&cli.path)?;
+            let c = env.open(&cli.path)?;
             let opts = ValidateOptions {
                 map_packs: !*no_mmap,
                 ..ValidateOptions::default()
@@ -143,7 +152,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             sandbox_age,
             json,
         } => {
-            let c = open(&cli.path)?;
+            let c = env.open(&cli.path)?;
             let s = c.clean(
                 &CleanOptions {
                     vacuum: *vacuum,
@@ -167,7 +176,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             })
         }
         Command::Delete { hashkeys, json } => {
-            let c = open(&cli.path)?;
+            let c = env.open(&cli.path)?;
             let deleted = c.delete_objects(hashkeys)?;
             let human = deleted.join("\n");
             report(*json, &json!({"deleted": deleted}), &human)?;
@@ -182,7 +191,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             repack_compress,
             json,
         } => {
-            let c = open(&cli.path)?;
+            let c = env.open(&cli.path)?;
             let s = c.optimize(
                 compress_mode(Some(*compress)),
                 repack_mode(*repack_compress),
@@ -208,7 +217,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             max_total_size,
             json,
         } => {
-            let c = open(&cli.path)?;
+            let c = env.open(&cli.path)?;
             let mut limits = dos_archive::Limits::default();
             if let Some(m) = max_entry_size {
                 limits.max_entry_size = *m;
@@ -220,7 +229,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
                 compress: compress_mode(Some(*compress)),
                 referenced_only: *referenced_only,
                 limits,
-                write: write_options(compress_mode(Some(*compress))),
+                write: write_options(env, compress_mode(Some(*compress))),
                 check_free_space: true,
             };
             let s = dos_archive::import_archive(&c, archive, &opts, &bars)?;
@@ -264,7 +273,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
         }
         Command::ArchiveInfo { archive, json } => {
             let c = if cli.path.join("config.json").exists() {
-                Some(open(&cli.path)?)
+                Some(env.open(&cli.path)?)
             } else {
                 None
             };
@@ -328,7 +337,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             overwrite,
             json,
         } => {
-            let c = open(&cli.path)?;
+            let c = env.open(&cli.path)?;
             let metadata = match metadata {
                 Some(p) => {
                     Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?)
@@ -362,12 +371,12 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
             compress,
             json,
         } => {
-            let c = open(&cli.path)?;
-            let src = open(source)?;
+            let c = env.open(&cli.path)?;
+            let src = env.open(source)?;
             let s = c.import_objects(
                 &src,
                 None,
-                &write_options(compress_mode(Some(*compress))),
+                &write_options(env, compress_mode(Some(*compress))),
                 &bars,
                 |_, _| {},
             )?;
@@ -428,11 +437,10 @@ fn repack_mode(c: RepackArg) -> RepackCompress {
     }
 }
 
-fn write_options(compress: CompressMode) -> PackWriteOptions {
-    crate::GRACEFUL.store(true, std::sync::atomic::Ordering::SeqCst);
+fn write_options(env: &Env, compress: CompressMode) -> PackWriteOptions {
     PackWriteOptions {
         compress,
-        interrupt: Some(&dos_core::progress::GLOBAL_INTERRUPT),
+        interrupt: env.interrupt(),
         ..PackWriteOptions::default()
     }
 }
@@ -532,11 +540,8 @@ fn print_validation(r: &ValidationReport) -> Result<()> {
     Ok(())
 }
 
-fn open(path: &Path) -> Result<Container> {
-    Ok(Container::open(path)?)
-}
-
 fn init(
+    env: &Env,
     path: &Path,
     pack_size_target: u64,
     loose_prefix_len: usize,
@@ -556,7 +561,7 @@ fn init(
         },
         compression: level,
     };
-    let c = Container::init(path, &opts)?;
+    let c = env.init(path, &opts)?;
     let mut out = io::stdout().lock();
     if json {
         print_json(
@@ -575,6 +580,7 @@ fn init(
 }
 
 fn add(
+    env: &Env,
     c: &Container,
     pack: bool,
     compress: Option<CompressArg>,
@@ -593,7 +599,7 @@ fn add(
     }
     let mut keys: Vec<String> = vec![String::new(); files.len()];
     if pack {
-        let opts = write_options(compress_mode(compress));
+        let opts = write_options(env, compress_mode(compress));
         let sources = files.iter().map(|f| {
             if f.as_os_str() == "-" {
                 ObjectSource::Reader {

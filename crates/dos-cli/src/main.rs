@@ -6,12 +6,12 @@
 
 mod cli;
 mod commands;
+mod env;
 mod output;
 mod progress;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
@@ -24,21 +24,10 @@ pub enum Outcome {
     Negative,
 }
 
-/// Set by commands that poll `GLOBAL_INTERRUPT` and can stop gracefully on Ctrl-C.
-pub static GRACEFUL: AtomicBool = AtomicBool::new(false);
-
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    let _ = ctrlc::set_handler(|| {
-        // Stopping at any instant is safe (everything is crash-safe), but commands that poll the
-        // flag stop more tidily: they cut uncommitted bytes and release their locks. A second
-        // Ctrl-C, or one during a command that does not poll, exits at once.
-        if !GRACEFUL.load(Ordering::SeqCst) || dos_core::progress::GLOBAL_INTERRUPT.is_set() {
-            std::process::exit(130);
-        }
-        dos_core::progress::GLOBAL_INTERRUPT.trigger();
-    });
-    match commands::run(&args) {
+    let result = env::Env::from_process().and_then(|env| commands::run(&args, &env));
+    match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Negative) => ExitCode::from(1),
         Err(e) => report(&e),

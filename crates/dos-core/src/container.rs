@@ -9,6 +9,7 @@ use crate::codec::ZlibLevel;
 use crate::config::{self, Config, DEFAULT_LOOSE_PREFIX_LEN, DEFAULT_PACK_SIZE_TARGET};
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
+use crate::fault::FaultPlan;
 use crate::hashing::HashType;
 use crate::index::Index;
 use crate::layout::{Layout, REQUIRED_DIRS};
@@ -37,6 +38,30 @@ impl Default for InitOptions {
     }
 }
 
+/// How a container does its I/O: choices of the program that opens it (the library reads no
+/// environment). The defaults are what a user wants; crash tests and benchmarks change them.
+#[derive(Debug, Clone)]
+pub struct IoOptions {
+    /// Write full pack buffers with O_DIRECT where the platform and filesystem allow it (see
+    /// `docs/durability.md`); off, every pack byte goes through the page cache.
+    pub direct_io: bool,
+    /// Hand pack bytes written through the page cache to the disk in 16 MiB stretches as they
+    /// are written, so that the fsync ending a batch has little left to do.
+    pub early_writeback: bool,
+    /// Where to stop the process, for crash tests (empty by default).
+    pub faults: FaultPlan,
+}
+
+impl Default for IoOptions {
+    fn default() -> Self {
+        Self {
+            direct_io: true,
+            early_writeback: true,
+            faults: FaultPlan::default(),
+        }
+    }
+}
+
 /// An open container.
 ///
 /// All methods take `&self`; the container can be shared between threads. Many processes may
@@ -44,6 +69,7 @@ impl Default for InitOptions {
 pub struct Container {
     pub(crate) layout: Layout,
     pub(crate) config: Config,
+    pub(crate) io: IoOptions,
     index: Mutex<Index>,
 }
 
@@ -63,6 +89,11 @@ impl Container {
     /// `config.json` is written last and atomically, so a crash leaves either no container or a
     /// complete one.
     pub fn init(path: &Path, opts: &InitOptions) -> Result<Container> {
+        Self::init_with(path, opts, IoOptions::default())
+    }
+
+    /// [`Container::init`], doing I/O as `io` asks.
+    pub fn init_with(path: &Path, opts: &InitOptions, io: IoOptions) -> Result<Container> {
         if opts.pack_size_target == 0 {
             return Err(Error::InvalidArgument(
                 "pack_size_target must be > 0".into(),
@@ -98,7 +129,7 @@ impl Container {
             let p = path.join(d);
             fs::create_dir(&p).ctx(&p, "create folder")?;
         }
-        let index = Index::create(&layout.index)?;
+        let index = Index::create(&layout.index, io.faults.clone())?;
         let config = Config {
             container_version: 1,
             loose_prefix_len: opts.loose_prefix_len,
@@ -112,12 +143,18 @@ impl Container {
         Ok(Container {
             layout,
             config,
+            io,
             index: Mutex::new(index),
         })
     }
 
     /// Open an existing container, checking its configuration, folders and index.
     pub fn open(path: &Path) -> Result<Container> {
+        Self::open_with(path, IoOptions::default())
+    }
+
+    /// [`Container::open`], doing I/O as `io` asks.
+    pub fn open_with(path: &Path, io: IoOptions) -> Result<Container> {
         let layout = Layout::new(path);
         let bytes = match fs::read(&layout.config) {
             Ok(b) => b,
@@ -146,10 +183,11 @@ impl Container {
                 });
             }
         }
-        let index = Index::open(&layout.index)?;
+        let index = Index::open(&layout.index, io.faults.clone())?;
         Ok(Container {
             layout,
             config,
+            io,
             index: Mutex::new(index),
         })
     }

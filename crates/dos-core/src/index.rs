@@ -13,6 +13,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::error::{Error, Result};
+use crate::fault::FaultPlan;
 
 /// The `CREATE TABLE` statement exactly as SQLAlchemy emits it for Python disk-objectstore.
 pub const CREATE_TABLE_SQL: &str = "CREATE TABLE db_object (\n\tid INTEGER NOT NULL, \n\thashkey VARCHAR NOT NULL, \n\tcompressed BOOLEAN NOT NULL, \n\tsize INTEGER NOT NULL, \n\t\"offset\" INTEGER NOT NULL, \n\tlength INTEGER NOT NULL, \n\tpack_id INTEGER NOT NULL, \n\tPRIMARY KEY (id)\n)";
@@ -130,6 +131,7 @@ pub struct PackStats {
 pub struct Index {
     conn: Connection,
     path: PathBuf,
+    faults: FaultPlan,
 }
 
 impl std::fmt::Debug for Index {
@@ -169,10 +171,11 @@ impl Index {
         }
     }
 
-    fn setup(conn: Connection, path: &Path) -> Result<Self> {
+    fn setup(conn: Connection, path: &Path, faults: FaultPlan) -> Result<Self> {
         let me = Self {
             conn,
             path: path.to_path_buf(),
+            faults,
         };
         me.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| me.err(e))?;
         let mode: String = me
@@ -192,8 +195,9 @@ impl Index {
         Ok(me)
     }
 
-    /// Create a new, empty index at `path` (which must not exist).
-    pub fn create(path: &Path) -> Result<Self> {
+    /// Create a new, empty index at `path` (which must not exist); its commits pass the fault
+    /// points of `faults`.
+    pub fn create(path: &Path, faults: FaultPlan) -> Result<Self> {
         if path.exists() {
             return Err(Error::Layout {
                 path: path.to_path_buf(),
@@ -204,7 +208,7 @@ impl Index {
             path: path.to_path_buf(),
             source: e,
         })?;
-        let me = Self::setup(conn, path)?;
+        let me = Self::setup(conn, path, faults)?;
         me.conn
             .execute_batch(&format!(
                 "BEGIN; {CREATE_TABLE_SQL}; {CREATE_INDEX_SQL}; COMMIT;"
@@ -213,8 +217,9 @@ impl Index {
         Ok(me)
     }
 
-    /// Open an existing index and check its schema.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Open an existing index and check its schema; its commits pass the fault points of
+    /// `faults`.
+    pub fn open(path: &Path, faults: FaultPlan) -> Result<Self> {
         if !path.is_file() {
             return Err(Error::Layout {
                 path: path.to_path_buf(),
@@ -229,7 +234,7 @@ impl Index {
             path: path.to_path_buf(),
             source: e,
         })?;
-        let me = Self::setup(conn, path)?;
+        let me = Self::setup(conn, path, faults)?;
         me.check_schema()?;
         Ok(me)
     }
@@ -673,7 +678,7 @@ impl Index {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
         let out = f(&tx).map_err(err)?;
-        crate::fault::point(fault);
+        self.faults.point(fault);
         tx.commit().map_err(err)?;
         Ok(out)
     }
@@ -732,7 +737,7 @@ mod tests {
     fn create_insert_lookup() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("packs.idx");
-        let mut idx = Index::create(&p).unwrap();
+        let mut idx = Index::create(&p, FaultPlan::default()).unwrap();
         let keys: Vec<String> = (0..3000).map(|i| format!("{i:064x}")).collect();
         let rows: Vec<NewRow> = keys
             .iter()
@@ -753,7 +758,7 @@ mod tests {
         assert_eq!(idx.get(&"f".repeat(64)).unwrap(), None);
         drop(idx);
 
-        let idx = Index::open(&p).unwrap();
+        let idx = Index::open(&p, FaultPlan::default()).unwrap();
         assert_eq!(idx.count().unwrap(), 3000);
         // Both lookup strategies agree.
         let missing = "f".repeat(64);
@@ -779,11 +784,16 @@ mod tests {
     fn schema_checks() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("packs.idx");
-        assert!(matches!(Index::open(&p), Err(Error::Layout { .. })));
+        assert!(matches!(
+            Index::open(&p, FaultPlan::default()),
+            Err(Error::Layout { .. })
+        ));
         let c = Connection::open(&p).unwrap();
         c.execute_batch("CREATE TABLE other (x)").unwrap();
         drop(c);
-        let e = Index::open(&p).unwrap_err().to_string();
+        let e = Index::open(&p, FaultPlan::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("db_object is missing"), "{e}");
 
         // The legacy schema with a CHECK constraint is accepted.
@@ -797,7 +807,7 @@ mod tests {
         )
         .unwrap();
         drop(c);
-        let mut idx = Index::open(&p2).unwrap();
+        let mut idx = Index::open(&p2, FaultPlan::default()).unwrap();
         idx.insert_batch(&[NewRow {
             key: "a".repeat(64),
             loc: loc(0, 0),

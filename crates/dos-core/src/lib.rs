@@ -40,7 +40,7 @@ mod write;
 
 pub use codec::{CompressMode, ZlibLevel};
 pub use config::Config;
-pub use container::{Container, InitOptions};
+pub use container::{Container, InitOptions, IoOptions};
 pub use error::{Error, Result};
 pub use hashing::HashType;
 pub use index::PackedLocation;

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
+use crate::fault::FaultPlan;
 use crate::hashing::{HashType, is_lower_hex};
 use crate::layout::Layout;
 use crate::progress::{Progress, Unit};
@@ -99,6 +100,7 @@ fn publish(
     prefix_len: usize,
     mut guard: SandboxFile,
     key: &str,
+    faults: &FaultPlan,
 ) -> Result<PathBuf> {
     let dest = loose_path(layout, prefix_len, key);
     let parent = dest.parent().unwrap_or(&layout.loose).to_path_buf();
@@ -110,10 +112,10 @@ fn publish(
         }
     }
     // Replacing an existing file is harmless: both hold the bytes whose hash is the name.
-    crate::fault::point("loose.rename.before");
+    faults.point("loose.rename.before");
     fs::rename(&guard.path, &dest).ctx(&dest, "rename into place")?;
     guard.armed = false;
-    crate::fault::point("loose.rename.after");
+    faults.point("loose.rename.after");
     Ok(parent)
 }
 
@@ -123,12 +125,13 @@ pub fn write_stream(
     prefix_len: usize,
     hash_type: HashType,
     reader: &mut dyn Read,
+    faults: &FaultPlan,
 ) -> Result<(String, u64)> {
     let (guard, file, key, size) =
         stream_to_sandbox(layout, hash_type, reader, &|| "input stream".to_string())?;
     file.sync_all().ctx(&guard.path, "fsync")?;
     drop(file);
-    let shard = publish(layout, prefix_len, guard, &key)?;
+    let shard = publish(layout, prefix_len, guard, &key, faults)?;
     durable::sync_dir(&shard)?;
     Ok((key, size))
 }
@@ -152,6 +155,7 @@ pub fn write_files(
     hash_type: HashType,
     paths: &[PathBuf],
     progress: &dyn Progress,
+    faults: &FaultPlan,
 ) -> Result<Vec<WrittenFile>> {
     progress.start(paths.len() as u64, Unit::Objects, "Adding loose objects");
     let mut out = Vec::with_capacity(paths.len());
@@ -182,7 +186,7 @@ pub fn write_files(
         }
         let mut shards = Vec::new();
         for (guard, key, size) in staged {
-            shards.push(publish(layout, prefix_len, guard, &key)?);
+            shards.push(publish(layout, prefix_len, guard, &key, faults)?);
             out.push(WrittenFile { key, size });
         }
         // Barrier 2: the renames durable.

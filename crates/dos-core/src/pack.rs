@@ -10,8 +10,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::container::IoOptions;
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
+use crate::fault::FaultPlan;
 use crate::layout::Layout;
 
 /// Parse a pack file name: a decimal integer without leading zeros.
@@ -86,7 +88,7 @@ impl PackLock {
     /// like O_EXCL, fails if the name exists). A crash can therefore never leave an ownerless
     /// dos lock (which would look like Python's and block appends for good). Where hard links
     /// are not supported, the lock is created with O_EXCL directly.
-    pub fn try_acquire(path: &Path) -> Result<Option<PackLock>> {
+    pub fn try_acquire(path: &Path, faults: &FaultPlan) -> Result<Option<PackLock>> {
         let token = crate::config::new_container_id().unwrap_or_default();
         let content = format!("dos pid={} token={token}\n", std::process::id());
         let file_name = path
@@ -107,16 +109,16 @@ impl PackLock {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        crate::fault::point("pack.lock.prepared");
+        faults.point("pack.lock.prepared");
         let linked = fs::hard_link(&tmp, path);
         let _ = fs::remove_file(&tmp);
         match linked {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
-            Err(_) => return Self::try_acquire_excl(path, content),
+            Err(_) => return Self::try_acquire_excl(path, content, faults),
         }
         let m = f.metadata().ctx(path, "stat lock")?;
-        crate::fault::point("pack.lock.acquired");
+        faults.point("pack.lock.acquired");
         Ok(Some(PackLock {
             path: path.to_path_buf(),
             identity: file_identity(&m),
@@ -126,7 +128,11 @@ impl PackLock {
     }
 
     /// Fallback without hard links: O_EXCL create, flock, then write the owner.
-    fn try_acquire_excl(path: &Path, content: String) -> Result<Option<PackLock>> {
+    fn try_acquire_excl(
+        path: &Path,
+        content: String,
+        faults: &FaultPlan,
+    ) -> Result<Option<PackLock>> {
         match OpenOptions::new().write(true).create_new(true).open(path) {
             Ok(mut f) => {
                 let locked = f.try_lock();
@@ -141,7 +147,7 @@ impl PackLock {
                 locked.map_err(|e| Error::io(path, "flock lock", e.into()))?;
                 written.ctx(path, "write lock")?;
                 m.ctx(path, "stat lock")?;
-                crate::fault::point("pack.lock.acquired");
+                faults.point("pack.lock.acquired");
                 Ok(Some(lock))
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
@@ -152,11 +158,11 @@ impl PackLock {
     /// Create the lock, waiting up to `timeout` for another holder to release it. A lock left by a
     /// dead dos process is removed (see [`remove_if_stale`]); a lock of any other holder (a live
     /// process, or Python, whose locks carry no owner) is waited for.
-    pub fn acquire(path: &Path, timeout: Duration) -> Result<PackLock> {
+    pub fn acquire(path: &Path, timeout: Duration, faults: &FaultPlan) -> Result<PackLock> {
         let start = Instant::now();
         let mut delay = Duration::from_millis(5);
         loop {
-            if let Some(l) = Self::try_acquire(path)? {
+            if let Some(l) = Self::try_acquire(path, faults)? {
                 return Ok(l);
             }
             if remove_if_stale(path)? {
@@ -271,7 +277,7 @@ const WRITEBACK_STEP: u64 = 16 << 20;
 /// An append handle on one pack, held under its lock. Tracks the logical end itself, so that an
 /// uncommitted tail can be cut back (never below what was there when we took the lock).
 ///
-/// Where the filesystem supports it (Linux, not disabled by `DOS_NO_DIRECT_IO`), full buffers are
+/// Where the filesystem supports it (Linux, unless [`IoOptions::direct_io`] is off), full buffers are
 /// written with O_DIRECT from memory aligned to [`DIRECT_ALIGN`]: the bytes go from our buffer to
 /// the device without a page-cache copy, which on the benchmark machine is 6× faster than
 /// buffered writes followed by fdatasync (2.2 GB/s against 0.33 GB/s, `docs/performance.md`).
@@ -299,7 +305,7 @@ pub struct PackAppender {
     /// rewrite the block holding `start`, and later the partial last block, with the bytes the
     /// file already holds there, read back into the buffer: the content stays the same.)
     start: u64,
-    /// `DOS_NO_WRITEBACK` was set when the pack was opened.
+    /// Early writeback is off ([`IoOptions::early_writeback`]).
     no_writeback: bool,
     /// Bytes from here to `flushed` have not been handed to writeback yet.
     writeback_from: u64,
@@ -319,9 +325,6 @@ impl std::fmt::Debug for PackAppender {
 
 /// Open `path` for O_DIRECT writes, if this platform and filesystem allow it.
 fn open_direct(path: &Path) -> Option<File> {
-    if std::env::var_os("DOS_NO_DIRECT_IO").is_some() {
-        return None;
-    }
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -363,9 +366,10 @@ fn write_all_at(file: &File, buf: &[u8], offset: u64) -> io::Result<()> {
 }
 
 impl PackAppender {
-    /// Lock pack `id` (waiting up to `lock_timeout`) and open it for appending.
-    pub fn open(layout: &Layout, id: u64, lock_timeout: Duration) -> Result<Self> {
-        let lock = PackLock::acquire(&layout.pack_lock(id), lock_timeout)?;
+    /// Lock pack `id` (waiting up to `lock_timeout`) and open it for appending, writing as `io`
+    /// asks (direct I/O, early writeback).
+    pub fn open(layout: &Layout, id: u64, lock_timeout: Duration, io: &IoOptions) -> Result<Self> {
+        let lock = PackLock::acquire(&layout.pack_lock(id), lock_timeout, &io.faults)?;
         let path = layout.pack(id);
         let created = !path.exists();
         let file = OpenOptions::new()
@@ -378,7 +382,7 @@ impl PackAppender {
         let end = file.metadata().ctx(&path, "stat")?.len();
         let mem = vec![0u8; WRITE_BUF + DIRECT_ALIGN];
         let mem_off = mem.as_ptr().align_offset(DIRECT_ALIGN);
-        let direct = if mem_off < DIRECT_ALIGN {
+        let direct = if io.direct_io && mem_off < DIRECT_ALIGN {
             open_direct(&path)
         } else {
             None
@@ -395,7 +399,7 @@ impl PackAppender {
             flushed: end,
             start: end,
             writeback_from: end,
-            no_writeback: std::env::var_os("DOS_NO_WRITEBACK").is_some(),
+            no_writeback: !io.early_writeback,
             created,
             lock,
         };
@@ -658,9 +662,16 @@ mod tests {
     fn lock_protocol() {
         let (_d, l) = layout();
         let p = l.pack_lock(0);
-        let a = PackLock::try_acquire(&p).unwrap().unwrap();
-        assert!(PackLock::try_acquire(&p).unwrap().is_none());
-        let e = PackLock::acquire(&p, Duration::from_millis(30)).unwrap_err();
+        let a = PackLock::try_acquire(&p, &FaultPlan::default())
+            .unwrap()
+            .unwrap();
+        assert!(
+            PackLock::try_acquire(&p, &FaultPlan::default())
+                .unwrap()
+                .is_none()
+        );
+        let e =
+            PackLock::acquire(&p, Duration::from_millis(30), &FaultPlan::default()).unwrap_err();
         assert!(matches!(e, Error::PackLocked { .. }));
         // The failed attempts did not remove the holder's lock.
         assert!(p.exists() && a.still_ours());
@@ -668,9 +679,13 @@ mod tests {
         assert!(!p.exists());
 
         // A lock replaced behind our back is not ours and is left alone on drop.
-        let a = PackLock::try_acquire(&p).unwrap().unwrap();
+        let a = PackLock::try_acquire(&p, &FaultPlan::default())
+            .unwrap()
+            .unwrap();
         fs::remove_file(&p).unwrap();
-        let b = PackLock::try_acquire(&p).unwrap().unwrap();
+        let b = PackLock::try_acquire(&p, &FaultPlan::default())
+            .unwrap()
+            .unwrap();
         assert!(!a.still_ours());
         drop(a);
         assert!(p.exists() && b.still_ours());
@@ -681,7 +696,9 @@ mod tests {
         let (_d, l) = layout();
         let p = l.pack_lock(3);
         assert_eq!(inspect_lock(&p).unwrap(), LockState::Missing);
-        let a = PackLock::try_acquire(&p).unwrap().unwrap();
+        let a = PackLock::try_acquire(&p, &FaultPlan::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(inspect_lock(&p).unwrap(), LockState::Live);
         assert!(!remove_if_stale(&p).unwrap());
         // A holder that died without cleaning up: simulate by leaking the file content without
@@ -696,11 +713,11 @@ mod tests {
         fs::write(&p, b"").unwrap();
         assert_eq!(inspect_lock(&p).unwrap(), LockState::Unknown);
         assert!(!remove_if_stale(&p).unwrap());
-        assert!(PackLock::acquire(&p, Duration::from_millis(20)).is_err());
+        assert!(PackLock::acquire(&p, Duration::from_millis(20), &FaultPlan::default()).is_err());
         fs::remove_file(&p).unwrap();
         // acquire() takes over a stale dos lock.
         fs::write(&p, b"dos pid=999999 token=x\n").unwrap();
-        let b = PackLock::acquire(&p, Duration::ZERO).unwrap();
+        let b = PackLock::acquire(&p, Duration::ZERO, &FaultPlan::default()).unwrap();
         assert!(b.still_ours());
     }
 
@@ -708,7 +725,7 @@ mod tests {
     fn choose_and_append() {
         let (_d, l) = layout();
         assert_eq!(choose_pack(&l, 0, 10).unwrap(), 0);
-        let mut w = PackAppender::open(&l, 0, Duration::ZERO).unwrap();
+        let mut w = PackAppender::open(&l, 0, Duration::ZERO, &IoOptions::default()).unwrap();
         w.write(b"0123456789ab").unwrap();
         w.sync().unwrap();
         assert_eq!(w.pos(), 12);
@@ -723,7 +740,7 @@ mod tests {
         assert_eq!(choose_pack(&l, 0, 100).unwrap(), 0);
 
         // Growth behind our back is detected before anything is committed.
-        let mut w = PackAppender::open(&l, 0, Duration::ZERO).unwrap();
+        let mut w = PackAppender::open(&l, 0, Duration::ZERO, &IoOptions::default()).unwrap();
         w.write(b"x").unwrap();
         w.flush().unwrap();
         OpenOptions::new()

@@ -3,6 +3,7 @@
 //! The library never draws anything; the `dos` CLI implements [`Progress`] with progress bars.
 //! Implementations must be cheap: `inc` may be called from several worker threads.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a progress total counts.
@@ -34,15 +35,16 @@ pub struct NoProgress;
 
 impl Progress for NoProgress {}
 
-/// A cooperative cancellation flag (set it from a signal handler to stop long operations at the
-/// next safe point; committed work stays committed).
-#[derive(Debug, Default)]
-pub struct Interrupt(AtomicBool);
+/// A cooperative cancellation flag, shared by its clones: a front end keeps one (e.g. set from
+/// its Ctrl-C handler) and passes it to long operations, which stop at their next safe point.
+/// Committed work stays committed. The default flag is never set unless triggered.
+#[derive(Debug, Default, Clone)]
+pub struct Interrupt(Arc<AtomicBool>);
 
 impl Interrupt {
     /// A flag that is not set.
-    pub const fn new() -> Self {
-        Self(AtomicBool::new(false))
+    pub fn new() -> Self {
+        Self::default()
     }
     /// Ask running operations to stop.
     pub fn trigger(&self) {
@@ -53,6 +55,3 @@ impl Interrupt {
         self.0.load(Ordering::Relaxed)
     }
 }
-
-/// A process-wide interrupt flag, for front ends that install a signal handler.
-pub static GLOBAL_INTERRUPT: Interrupt = Interrupt::new();

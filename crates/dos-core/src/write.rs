@@ -238,7 +238,7 @@ pub struct PackWriteOptions {
     /// How long to wait for another process's pack lock.
     pub lock_timeout: Duration,
     /// Cooperative cancellation: checked between objects.
-    pub interrupt: Option<&'static Interrupt>,
+    pub interrupt: Interrupt,
     /// Total bytes expected, for progress reporting (0 = unknown).
     pub total_hint: u64,
     /// With `skip_existing`: the caller has checked that no item's expected key was packed, at
@@ -265,7 +265,7 @@ impl Default for PackWriteOptions {
             memory_budget: 96 * 1024 * 1024,
             large_object: 8 * 1024 * 1024,
             lock_timeout: Duration::from_secs(30),
-            interrupt: None,
+            interrupt: Interrupt::default(),
             total_hint: 0,
             absent_as_of: None,
         }
@@ -619,7 +619,7 @@ fn run_committer(
 ) {
     for mut job in jobs {
         let r = c.index().insert_batch(&job.rows).map(|_| {
-            crate::fault::point("index.commit.after");
+            c.io.faults.point("index.commit.after");
             // `record` pushed rows and `Written` outcomes in the same order, one each.
             debug_assert_eq!(
                 job.rows.len(),
@@ -646,7 +646,7 @@ fn run_committer(
 
 impl<'c, 'p> Writer<'c, 'p> {
     fn interrupted(&self) -> bool {
-        self.opts.interrupt.is_some_and(Interrupt::is_set)
+        self.opts.interrupt.is_set()
     }
 
     /// The appender to write the next object to, rolling over to a new pack when full.
@@ -675,7 +675,7 @@ impl<'c, 'p> Writer<'c, 'p> {
     fn open_pack(&mut self, start: u64) -> Result<()> {
         let target = self.c.config.pack_size_target;
         let id = choose_pack(&self.c.layout, start, target)?;
-        let a = PackAppender::open(&self.c.layout, id, self.opts.lock_timeout)?;
+        let a = PackAppender::open(&self.c.layout, id, self.opts.lock_timeout, &self.c.io)?;
         self.committed_pos = a.pos();
         self.appender = Some(a);
         Ok(())
@@ -717,7 +717,7 @@ impl<'c, 'p> Writer<'c, 'p> {
     /// the committer thread when there is one (the writer goes on appending meanwhile; an
     /// earlier batch's commit is collected first, so at most one is in flight).
     fn commit(&mut self) -> Result<()> {
-        crate::fault::point("pack.sync.before");
+        self.c.io.faults.point("pack.sync.before");
         let pos = match self.appender.as_mut() {
             Some(a) => {
                 a.sync()?;
@@ -725,7 +725,7 @@ impl<'c, 'p> Writer<'c, 'p> {
             }
             None => self.committed_pos,
         };
-        crate::fault::point("pack.sync.after");
+        self.c.io.faults.point("pack.sync.after");
         self.wait_commit()?;
         self.chunk_committed.extend(self.batch_keys.drain());
         self.batch_bytes = 0;
@@ -883,10 +883,11 @@ impl<'c, 'p> Writer<'c, 'p> {
                         self.pending.push((idx, Outcome::Known(key)));
                         continue;
                     }
+                    let c = self.c;
                     let a = self.appender()?;
                     let offset = a.pos();
                     a.write(&data)?;
-                    crate::fault::point("pack.append");
+                    c.io.faults.point("pack.append");
                     let pack_id = a.id();
                     self.record(
                         idx,
@@ -956,7 +957,7 @@ impl<'c, 'p> Writer<'c, 'p> {
             CompressMode::Auto => auto_should_compress(&prefix[..prefix.len().min(131_072)]),
         };
         let progress = self.progress;
-        let interrupt = self.opts.interrupt;
+        let interrupt = self.opts.interrupt.clone();
         let a = self.appender()?;
         let pack_id = a.id();
         let offset = a.pos();
@@ -974,7 +975,7 @@ impl<'c, 'p> Writer<'c, 'p> {
             let mut pump = |sink: &mut dyn Write| -> std::result::Result<(), PumpError> {
                 feed(&prefix, sink)?;
                 loop {
-                    if interrupt.is_some_and(Interrupt::is_set) {
+                    if interrupt.is_set() {
                         return Err(PumpError::Fatal(Error::Interrupted));
                     }
                     let n = match rest.read(&mut buf) {
@@ -1024,13 +1025,13 @@ impl<'c, 'p> Writer<'c, 'p> {
     ) -> Result<()> {
         let compressed = stream.compressed();
         let progress = self.progress;
-        let interrupt = self.opts.interrupt;
+        let interrupt = self.opts.interrupt.clone();
         let a = self.appender()?;
         let pack_id = a.id();
         let offset = a.pos();
         let mut buf = vec![0u8; STREAM_CHUNK];
         loop {
-            if interrupt.is_some_and(Interrupt::is_set) {
+            if interrupt.is_set() {
                 return Err(Error::Interrupted);
             }
             match stream.read_stored(&mut buf) {
@@ -1320,6 +1321,7 @@ impl Container {
             self.config.loose_prefix_len,
             self.config.hash_type,
             reader,
+            &self.io.faults,
         )
         .map(|(k, _)| k)
     }
@@ -1337,6 +1339,7 @@ impl Container {
             self.config.hash_type,
             paths,
             progress,
+            &self.io.faults,
         )
     }
 }

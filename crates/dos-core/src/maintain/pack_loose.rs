@@ -155,7 +155,7 @@ impl Container {
     /// Delete a loose file; `Ok(false)` if it was already gone.
     pub(crate) fn remove_loose(&self, key: &str) -> Result<bool> {
         let p = self.loose_path(key);
-        crate::fault::point("loose.delete");
+        self.io.faults.point("loose.delete");
         match fs::remove_file(&p) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),

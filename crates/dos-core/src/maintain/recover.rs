@@ -101,8 +101,11 @@ impl Container {
                 // pointing at a complete file.
                 let new_id = self.next_free_pack_id()?;
                 let dest = self.layout.pack(new_id);
-                let lock =
-                    PackLock::acquire(&self.layout.pack_lock(new_id), std::time::Duration::ZERO)?;
+                let lock = PackLock::acquire(
+                    &self.layout.pack_lock(new_id),
+                    std::time::Duration::ZERO,
+                    &self.io.faults,
+                )?;
                 link_or_copy(&minus_one, &dest)?;
                 durable::sync_dir(&self.layout.packs)?;
                 let n = self.index().rename_pack(PYTHON_REPACK_ID, new_id as i64)?;

@@ -63,7 +63,7 @@ pub struct RepackOptions {
     pub force: bool,
     /// Cooperative cancellation, checked between packs and before each switch (an interrupted
     /// pack is rolled back: its new copy is removed).
-    pub interrupt: Option<&'static crate::progress::Interrupt>,
+    pub interrupt: crate::progress::Interrupt,
 }
 
 /// What [`Container::repack`] did.
@@ -107,7 +107,7 @@ impl Container {
         let mut s = RepackSummary::default();
         let stats = self.index().pack_stats()?;
         for id in pack::list_pack_ids(&self.layout)? {
-            if opts.interrupt.is_some_and(|i| i.is_set()) {
+            if opts.interrupt.is_set() {
                 return Err(Error::Interrupted);
             }
             s.packs_examined += 1;
@@ -119,7 +119,10 @@ impl Container {
                     .ok()
                     .and_then(|m| SystemTime::now().duration_since(m).ok())
                     .is_some_and(|age| age >= ORPHAN_MIN_AGE);
-                if old && let Some(lock) = PackLock::try_acquire(&self.layout.pack_lock(id))? {
+                if old
+                    && let Some(lock) =
+                        PackLock::try_acquire(&self.layout.pack_lock(id), &self.io.faults)?
+                {
                     if self.index().rows_in_pack(id as i64)?.is_empty() {
                         remove_if_exists(&path)?;
                         durable::sync_dir(&self.layout.packs)?;
@@ -168,7 +171,11 @@ impl Container {
         let mode = opts.compress;
         let old_path = self.layout.pack(id);
         // 1. Nobody appends to N from now on; its rows are stable.
-        let old_lock = PackLock::acquire(&self.layout.pack_lock(id), Duration::from_secs(30))?;
+        let old_lock = PackLock::acquire(
+            &self.layout.pack_lock(id),
+            Duration::from_secs(30),
+            &self.io.faults,
+        )?;
         let old_len = fs::metadata(&old_path).ctx(&old_path, "stat")?.len();
         let rows = self.index().rows_in_pack(id as i64)?;
         let old_file = Arc::new(File::open(&old_path).ctx(&old_path, "open pack")?);
@@ -179,7 +186,7 @@ impl Container {
             old: id,
             new: new_id,
         })?;
-        crate::fault::point("repack.journal.after");
+        self.io.faults.point("repack.journal.after");
 
         // 3. Copy / transform the live objects, in offset order.
         let total: u64 = rows.iter().map(|r| r.length.max(0) as u64).sum();
@@ -299,21 +306,21 @@ impl Container {
             i = j;
         }
         progress.finish();
-        crate::fault::point("repack.write.after");
+        self.io.faults.point("repack.write.after");
         out.sync()?;
         durable::sync_dir(&self.layout.packs)?;
         let new_len = out.pos();
         drop(out);
 
         // 4. The switch (or, if asked to stop, the roll-back: the new pack was never referenced).
-        if opts.interrupt.is_some_and(|i| i.is_set()) {
+        if opts.interrupt.is_set() {
             remove_if_exists(&self.layout.pack(new_id))?;
             self.remove_journal()?;
             return Err(Error::Interrupted);
         }
-        crate::fault::point("repack.switch.before");
+        self.io.faults.point("repack.switch.before");
         self.index().relocate(&moves)?;
-        crate::fault::point("repack.switch.after");
+        self.io.faults.point("repack.switch.after");
 
         // 5. Drop the old pack — unless someone appended to it behind our lock (a Python process
         // whose failed lock attempt deleted our lock file, followed by another one): then its new
@@ -326,7 +333,7 @@ impl Container {
         } else {
             s.packs_kept.push(id);
         }
-        crate::fault::point("repack.unlink.after");
+        self.io.faults.point("repack.unlink.after");
         self.remove_journal()?;
         drop(old_lock);
         s.packs_rewritten.push((id, new_id));
@@ -353,12 +360,12 @@ impl Container {
         loop {
             let path = self.layout.pack(id);
             if !path.exists() {
-                let lock = PackLock::try_acquire(&self.layout.pack_lock(id))?;
+                let lock = PackLock::try_acquire(&self.layout.pack_lock(id), &self.io.faults)?;
                 if let Some(lock) = lock {
                     match OpenOptions::new().write(true).create_new(true).open(&path) {
                         Ok(_) => {
                             drop(lock);
-                            let a = PackAppender::open(&self.layout, id, Duration::ZERO)?;
+                            let a = PackAppender::open(&self.layout, id, Duration::ZERO, &self.io)?;
                             return Ok((id, a));
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

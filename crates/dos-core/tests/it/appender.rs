@@ -41,7 +41,13 @@ fn run(seed: u64, buffered: bool) {
     fs::write(layout.pack(0), &model).unwrap();
     let mut committed = model.len();
     let open = || {
-        let mut a = PackAppender::open(&layout, 0, Duration::from_secs(5)).unwrap();
+        let mut a = PackAppender::open(
+            &layout,
+            0,
+            Duration::from_secs(5),
+            &dos_core::IoOptions::default(),
+        )
+        .unwrap();
         if buffered {
             a.use_buffered_writes().unwrap();
         }

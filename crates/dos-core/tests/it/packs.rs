@@ -241,13 +241,13 @@ fn failing_source_rolls_back_uncommitted_bytes() {
 fn interruption_stops_cleanly() {
     let d = tempfile::tempdir().unwrap();
     let c = new_container(d.path(), InitOptions::default());
-    let flag: &'static Interrupt = Box::leak(Box::new(Interrupt::new()));
+    let flag = Interrupt::new();
     flag.trigger();
     let e = c
         .add_objects_to_pack(
             vec![b"a".to_vec(), b"b".to_vec()],
             &PackWriteOptions {
-                interrupt: Some(flag),
+                interrupt: flag,
                 ..PackWriteOptions::default()
             },
         )
