@@ -1,6 +1,6 @@
 //! Criterion benchmarks of `dos-core` on small generated AiiDA-like data sets (seed 42):
 //!
-//! - `add_to_pack/10k/{plain,zlib}`: 10,000 in-memory objects written straight to a fresh
+//! - `pack_writer/10k/{plain,zlib}`: 10,000 in-memory objects written straight to a fresh
 //!   container's packs (`skip_existing: false`, as Python's default);
 //! - `read_objects/10k`: bulk read of every object of a packed container;
 //! - `has_objects/100k`: existence of 100,000 keys (the container's plus absent ones, shuffled);
@@ -16,7 +16,8 @@ use anyhow::Result;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use dos_bench::{GenOptions, Plan, Rng};
 use dos_core::{
-    CompressMode, Container, InitOptions, NoProgress, ObjectContent, ObjectSource, PackWriteOptions,
+    CompressMode, Container, InitOptions, NoProgress, ObjectContent, ObjectKey, ObjectSource,
+    PackWriteOptions,
 };
 
 const SEED: u64 = 42;
@@ -52,10 +53,10 @@ fn pack_opts(compress: CompressMode) -> PackWriteOptions {
     }
 }
 
-fn bench_add_to_pack(c: &mut Criterion, contents: &[Vec<u8>]) {
+fn bench_pack_writer(c: &mut Criterion, contents: &[Vec<u8>]) {
     let bytes: u64 = contents.iter().map(|v| v.len() as u64).sum();
     let keep = Keep::default();
-    let mut g = c.benchmark_group("add_to_pack/10k");
+    let mut g = c.benchmark_group("pack_writer/10k");
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .measurement_time(Duration::from_secs(9))
@@ -69,12 +70,11 @@ fn bench_add_to_pack(c: &mut Criterion, contents: &[Vec<u8>]) {
                     (dir, cont, contents.to_vec())
                 },
                 |(dir, cont, data)| {
-                    let summary = must(cont.add_to_pack(
-                        data.into_iter().map(ObjectSource::Bytes),
-                        &opts,
-                        &NoProgress,
-                        |_, _| {},
-                    ));
+                    let mut w = must(cont.pack_writer(&opts, &NoProgress, |_, _| {}));
+                    for d in data {
+                        must(w.push(ObjectSource::Bytes(d)));
+                    }
+                    let summary = must(w.finish());
                     assert_eq!(summary.objects, contents.len() as u64);
                     keep.borrow_mut().push(dir);
                     cont
@@ -123,15 +123,13 @@ fn bench_reads(c: &mut Criterion, contents: Vec<Vec<u8>>) -> Result<()> {
 
     // 100k keys: the container's unique keys plus absent random ones, shuffled.
     let mut rng = Rng::new(SEED);
-    let mut probe: Vec<String> = unique.clone();
+    let mut probe: Vec<ObjectKey> = unique.clone();
     while probe.len() < 100_000 {
-        probe.push(format!(
-            "{:016x}{:016x}{:016x}{:016x}",
-            rng.next_u64(),
-            rng.next_u64(),
-            rng.next_u64(),
-            rng.next_u64()
-        ));
+        let mut k = [0u8; 32];
+        for part in k.chunks_exact_mut(8) {
+            part.copy_from_slice(&rng.next_u64().to_be_bytes());
+        }
+        probe.push(ObjectKey::sha256(k));
     }
     for i in (1..probe.len()).rev() {
         probe.swap(i, rng.below(i as u64 + 1) as usize);
@@ -195,7 +193,7 @@ fn run(c: &mut Criterion) -> Result<()> {
         seed: SEED,
     })
     .contents();
-    bench_add_to_pack(c, &contents);
+    bench_pack_writer(c, &contents);
     bench_reads(c, contents)?;
     bench_loose(c)?;
     Ok(())

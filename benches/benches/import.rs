@@ -121,7 +121,7 @@ fn bench_import(c: &mut Criterion, name: &str, root: &Path, n: usize, large: boo
 }
 
 fn check(
-    s: &dos_archive::ImportSummary,
+    s: &dos_archive::ArchiveImportSummary,
     info: &ArchiveInfo,
     mode: CompressMode,
     nonempty: u64,

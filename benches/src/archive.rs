@@ -30,6 +30,7 @@ use anyhow::{Context, Result, bail, ensure};
 use dos_archive::export::ArchiveWriter;
 use dos_archive::zip::{METHOD_DEFLATE, METHOD_STORED};
 use dos_archive::{Limits, ZipArchive};
+use dos_core::ObjectKey;
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -175,7 +176,7 @@ fn write_db(ds: &Dataset, path: &Path) -> Result<u64> {
             let count = (rng.range(5, 15) as usize).min(ds.len() - i);
             let mut tree = Map::new();
             for (name, e) in NODE_FILES.iter().zip(&ds.entries[i..i + count]) {
-                insert_file(&mut tree, name, &e.sha256);
+                insert_file(&mut tree, name, &e.sha256.to_string());
             }
             let meta = json!({ "o": tree }).to_string();
             let uuid = format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64());
@@ -227,7 +228,7 @@ fn metadata(ds: &Dataset, level: u32) -> Vec<u8> {
 }
 
 /// Read the files of `batch` (indices into `ds`) in parallel, checking each against the manifest.
-fn read_batch(ds: &Dataset, batch: &[usize]) -> Result<Vec<(String, Vec<u8>)>> {
+fn read_batch(ds: &Dataset, batch: &[usize]) -> Result<Vec<(ObjectKey, Vec<u8>)>> {
     batch
         .par_iter()
         .map(|&i| {
@@ -286,7 +287,7 @@ pub fn generate(ds: &Dataset, level: u32) -> Result<ArchiveInfo> {
             };
             w.add_object_stream(&e.sha256, &mut r, e.size)?;
             ensure!(
-                r.hasher.finalize_hex() == e.sha256,
+                r.hasher.finalize() == e.sha256,
                 "{}: content differs from the manifest (regenerate the data set)",
                 path.display()
             );
@@ -340,7 +341,7 @@ pub fn generate(ds: &Dataset, level: u32) -> Result<ArchiveInfo> {
         METHOD_DEFLATE
     };
     for (e, &i) in repo.iter().zip(&uniq) {
-        if e.name.repo_key().as_deref() != Some(ds.entries[i].sha256.as_str())
+        if e.name.repo_key() != Some(ds.entries[i].sha256)
             || e.usize != ds.entries[i].size
             || e.method != method
         {
@@ -418,7 +419,7 @@ mod tests {
         write_db(&ds, db.path())?;
         let (keys, bad) = dos_archive::aiida::referenced_keys(db.path())?;
         assert!(bad.is_empty());
-        let mut want: Vec<String> = ds.entries.iter().map(|e| e.sha256.clone()).collect();
+        let mut want: Vec<ObjectKey> = ds.entries.iter().map(|e| e.sha256).collect();
         want.sort_unstable();
         want.dedup();
         assert_eq!(keys, want);

@@ -21,6 +21,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use dos_core::ObjectKey;
 use rayon::prelude::*;
 
 /// Version of the generated content; part of the manifest header, so a cached data set made by
@@ -352,7 +353,7 @@ impl Plan {
                 h.update(&buf);
             }
         }
-        let mut hex = h.finalize_hex();
+        let mut hex = h.finalize().to_string();
         hex.truncate(16);
         hex
     }
@@ -673,8 +674,8 @@ pub struct Entry {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
-    /// Hex SHA-256 of the content.
-    pub sha256: String,
+    /// SHA-256 of the content.
+    pub sha256: ObjectKey,
 }
 
 /// A generated data set: files under `<dir>/files/` and their manifest.
@@ -749,7 +750,9 @@ impl Dataset {
             entries.push(Entry {
                 path: p.to_string(),
                 size: s.parse()?,
-                sha256: h.to_string(),
+                sha256: h
+                    .parse()
+                    .with_context(|| format!("{}: malformed line {line:?}", path.display()))?,
             });
         }
         if entries.len() != n {
@@ -869,7 +872,7 @@ impl Dataset {
     pub fn unique_indices(&self) -> Vec<usize> {
         let mut seen = std::collections::HashSet::with_capacity(self.len());
         (0..self.len())
-            .filter(|&i| seen.insert(self.entries[i].sha256.as_str()))
+            .filter(|&i| seen.insert(self.entries[i].sha256))
             .collect()
     }
 }

@@ -70,8 +70,8 @@ use dos_bench::rss;
 use dos_core::codec::{Compressor, Decompressor};
 use dos_core::maintain::{PackLooseOptions, RepackOptions, ValidateOptions};
 use dos_core::{
-    CompressMode, Container, HashType, InitOptions, NoProgress, ObjectContent, ObjectSource,
-    ObjectType, PackWriteOptions, ZlibLevel,
+    CompressMode, Container, HashType, InitOptions, NoProgress, ObjectContent, ObjectKey,
+    ObjectSource, ObjectType, PackWriteOptions, ZlibLevel,
 };
 use rayon::prelude::*;
 use serde_json::{Value, json};
@@ -414,7 +414,20 @@ fn digest<S: AsRef<str>>(keys: &[S]) -> String {
         h.update(k.as_ref().as_bytes());
         h.update(b"\n");
     }
-    h.finalize_hex()
+    h.finalize().to_string()
+}
+
+/// The keys of `items` (hex, one per list line) for `c`.
+fn keys_of(c: &Container, items: &[String]) -> Result<Vec<ObjectKey>> {
+    Ok(items
+        .iter()
+        .map(|k| c.parse_key(k))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Keys as hex text.
+fn hex_keys(keys: &[ObjectKey]) -> Vec<String> {
+    keys.iter().map(ToString::to_string).collect()
 }
 
 /// Memory state at the start of a timed section.
@@ -467,7 +480,7 @@ fn child(a: &ChildArgs) -> Result<()> {
             let t = Instant::now();
             let written = c.add_files_loose(&paths, &NoProgress)?;
             seconds = t.elapsed().as_secs_f64();
-            let keys: Vec<&str> = written.iter().map(|w| w.key.as_str()).collect();
+            let keys: Vec<String> = written.iter().map(|w| w.key.to_string()).collect();
             out.insert("objects".into(), json!(written.len()));
             out.insert(
                 "bytes".into(),
@@ -504,9 +517,13 @@ fn child(a: &ChildArgs) -> Result<()> {
             let mut keys = vec![String::new(); n];
             mem = op_start();
             let t = Instant::now();
-            let summary = c.add_to_pack(sources, &opts, &NoProgress, |i, k| {
-                keys[i] = k.key().unwrap_or_default().to_string();
+            let mut w = c.pack_writer(&opts, &NoProgress, |i, o| {
+                keys[i] = o.key().map(|k| k.to_string()).unwrap_or_default();
             })?;
+            for source in sources {
+                w.push(source)?;
+            }
+            let summary = w.finish()?;
             seconds = t.elapsed().as_secs_f64();
             out.insert("objects".into(), json!(summary.objects));
             out.insert("bytes".into(), json!(summary.bytes_in));
@@ -520,7 +537,8 @@ fn child(a: &ChildArgs) -> Result<()> {
             let mut total = 0u64;
             let mut count = 0u64;
             let mut big = Vec::new();
-            let missing = c.read_objects(&items, |_k, content, _meta| {
+            let keys = keys_of(&c, &items)?;
+            let missing = c.read_objects(&keys, |_k, content, _meta| {
                 match content {
                     ObjectContent::Bytes(b) => total += b.len() as u64,
                     ObjectContent::Reader(r) => {
@@ -545,7 +563,7 @@ fn child(a: &ChildArgs) -> Result<()> {
             let c = Container::open(&a.container)?;
             mem = op_start();
             let t = Instant::now();
-            let found = c.has_objects(&items)?;
+            let found = c.has_objects(&keys_of(&c, &items)?)?;
             seconds = t.elapsed().as_secs_f64();
             out.insert("objects".into(), json!(found.len()));
             out.insert(
@@ -621,7 +639,7 @@ fn child(a: &ChildArgs) -> Result<()> {
         "delete" => {
             // Untimed preparation of `repack`.
             let c = Container::open(&a.container)?;
-            let deleted = c.delete_objects(&items)?;
+            let deleted = c.delete_objects(&keys_of(&c, &items)?)?;
             out.insert("deleted".into(), json!(deleted.len()));
             println!("{}", Value::Object(out));
             return Ok(());
@@ -657,13 +675,13 @@ fn child(a: &ChildArgs) -> Result<()> {
         if a.op == "pack-loose"
             && let Some(p) = &a.keys
         {
-            let wanted = read_lines(p)?;
-            let mut packed: Vec<&str> = c
+            let wanted = keys_of(&c, &read_lines(p)?)?;
+            let mut packed: Vec<String> = c
                 .get_objects_meta(&wanted)?
                 .iter()
                 .zip(&wanted)
                 .filter(|(m, _)| m.kind == ObjectType::Packed)
-                .map(|(_, k)| k.as_str())
+                .map(|(_, k)| k.to_string())
                 .collect();
             packed.sort_unstable();
             out.insert("packed_digest".into(), json!(digest(&packed)));
@@ -674,14 +692,15 @@ fn child(a: &ChildArgs) -> Result<()> {
         "read" | "has" | "pack-loose" | "validate" | "repack" | "import"
     ) {
         let c = Container::open(&a.container)?;
-        let keys = c.list_all_objects()?;
+        let keys = hex_keys(&c.list_all_objects()?);
         out.insert("keyset_count".into(), json!(keys.len()));
         out.insert("keyset_digest".into(), json!(digest(&keys)));
     }
     if a.op == "import"
         && let Some(p) = &a.keys
     {
-        let (ok, bad, bytes) = verify_sample(&Container::open(&a.container)?, &read_lines(p)?)?;
+        let c = Container::open(&a.container)?;
+        let (ok, bad, bytes) = verify_sample(&c, &keys_of(&c, &read_lines(p)?)?)?;
         out.insert("verified".into(), json!(ok));
         out.insert("verify_bad".into(), json!(bad));
         out.insert("verified_bytes".into(), json!(bytes));
@@ -692,7 +711,7 @@ fn child(a: &ChildArgs) -> Result<()> {
 
 /// Read `keys` back from `c` and hash them (untimed check of the stored bytes): objects whose
 /// content hashes to their key, objects missing or not, and bytes read.
-fn verify_sample(c: &Container, keys: &[String]) -> Result<(u64, u64, u64)> {
+fn verify_sample(c: &Container, keys: &[ObjectKey]) -> Result<(u64, u64, u64)> {
     let (mut ok, mut bad, mut bytes) = (0u64, 0u64, 0u64);
     let mut big = Vec::new();
     let missing = c.read_objects(keys, |k, content, _meta| {
@@ -709,7 +728,7 @@ fn verify_sample(c: &Container, keys: &[String]) -> Result<(u64, u64, u64)> {
             }
         };
         bytes += data.len() as u64;
-        if sha256_hex(data) == k {
+        if HashType::Sha256.key_of(data) == k {
             ok += 1;
         } else {
             bad += 1;
@@ -739,9 +758,7 @@ fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    let mut h = HashType::Sha256.hasher();
-    h.update(data);
-    h.finalize_hex()
+    HashType::Sha256.key_of(data).to_string()
 }
 
 /// Machine probes on the sample of the data set listed in `items` (one object per file, each
@@ -2031,10 +2048,9 @@ fn compare(a: &RunArgs) -> Result<()> {
     write_list(&runs.join("files-all.txt"), (0..ds.len()).map(path_of))?;
     write_list(&runs.join("files-loose.txt"), (0..loose_n).map(path_of))?;
     let uniq = ds.unique_indices();
-    let unique_keys: Vec<&str> = uniq
-        .iter()
-        .map(|&i| ds.entries[i].sha256.as_str())
-        .collect();
+    // Keys as the text both sides read from the lists.
+    let hex: Vec<String> = ds.entries.iter().map(|e| e.sha256.to_string()).collect();
+    let unique_keys: Vec<&str> = uniq.iter().map(|&i| hex[i].as_str()).collect();
     write_list(&runs.join("keys-unique.txt"), &unique_keys)?;
     let has_n = a.has_n.max(unique_keys.len());
     {
@@ -2072,7 +2088,7 @@ fn compare(a: &RunArgs) -> Result<()> {
     // Repack input: every 10th key of the sorted unique keys is deleted first.
     let mut sorted_unique: Vec<(&str, u64)> = uniq
         .iter()
-        .map(|&i| (ds.entries[i].sha256.as_str(), ds.entries[i].size))
+        .map(|&i| (hex[i].as_str(), ds.entries[i].size))
         .collect();
     sorted_unique.sort_unstable();
     let (deleted, surviving): (Vec<_>, Vec<_>) = sorted_unique
@@ -2099,7 +2115,7 @@ fn compare(a: &RunArgs) -> Result<()> {
     write_list(&runs.join("keys-verify.txt"), &verify)?;
     let unique_nonempty = uniq.iter().filter(|&&i| ds.entries[i].size > 0).count() as u64;
     let sorted_unique: Vec<&str> = sorted_unique.iter().map(|(k, _)| *k).collect();
-    let all_keys: Vec<&str> = ds.entries.iter().map(|e| e.sha256.as_str()).collect();
+    let all_keys: Vec<&str> = hex.iter().map(String::as_str).collect();
     let inp = Inputs {
         n: ds.len(),
         loose_n,

@@ -4,6 +4,7 @@
 use std::io;
 use std::path::Path;
 
+use dos_core::{HashType, ObjectKey};
 use serde_json::Value;
 
 use crate::error::{ArchiveError, Result};
@@ -102,7 +103,7 @@ pub fn extract_db(z: &ZipArchive, dir: &Path) -> Result<tempfile::NamedTempFile>
 
 /// Every object key referenced by `db_dbnode.repository_metadata` of an archive database, sorted
 /// and unique. Keys that are not 64 lowercase hex characters are returned in `malformed`.
-pub fn referenced_keys(db: &Path) -> Result<(Vec<String>, Vec<String>)> {
+pub fn referenced_keys(db: &Path) -> Result<(Vec<ObjectKey>, Vec<String>)> {
     let err = |e: rusqlite::Error| ArchiveError::Content {
         path: db.to_path_buf(),
         detail: format!("cannot read the archive database: {e}"),
@@ -135,13 +136,12 @@ pub fn referenced_keys(db: &Path) -> Result<(Vec<String>, Vec<String>)> {
 }
 
 /// Walk a serialised repository tree: `{"o": {name: child}}` for folders, `{"k": key}` for files.
-fn collect_keys(v: &Value, keys: &mut Vec<String>, malformed: &mut Vec<String>) {
+fn collect_keys(v: &Value, keys: &mut Vec<ObjectKey>, malformed: &mut Vec<String>) {
     let Value::Object(map) = v else { return };
     if let Some(Value::String(k)) = map.get("k") {
-        if k.len() == 64 && dos_core::hashing::is_lower_hex(k) {
-            keys.push(k.clone());
-        } else {
-            malformed.push(k.clone());
+        match ObjectKey::from_canonical(HashType::Sha256, k.as_bytes()) {
+            Some(key) => keys.push(key),
+            None => malformed.push(k.clone()),
         }
     }
     if let Some(Value::Object(children)) = map.get("o") {
@@ -175,6 +175,7 @@ mod tests {
         let (mut keys, mut bad) = (Vec::new(), Vec::new());
         collect_keys(&v, &mut keys, &mut bad);
         keys.sort();
+        let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
         assert_eq!(keys, vec![k1, k2]);
         assert_eq!(bad, vec!["../../etc/passwd".to_string()]);
     }

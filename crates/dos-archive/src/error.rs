@@ -68,3 +68,9 @@ impl ArchiveError {
         }
     }
 }
+
+impl From<dos_core::write::Error> for ArchiveError {
+    fn from(e: dos_core::write::Error) -> Self {
+        Self::Container(e.into())
+    }
+}

@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use dos_core::{Container, ObjectContent, Progress, Unit};
+use dos_core::{Container, ObjectContent, ObjectKey, Progress, Unit};
 use flate2::{Compress, Compression, FlushCompress, Status};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -473,7 +473,7 @@ impl ArchiveWriter {
     }
 
     /// Add repository objects `(key, content)`, deflated in parallel, written in the given order.
-    pub fn add_objects(&mut self, batch: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
+    pub fn add_objects(&mut self, batch: &mut Vec<(ObjectKey, Vec<u8>)>) -> Result<()> {
         let level = self.level;
         let encoded: Vec<(u32, Vec<u8>)> = batch
             .par_iter()
@@ -503,7 +503,12 @@ impl ArchiveWriter {
     }
 
     /// Add one (large) repository object streamed from `r`, which yields exactly `size` bytes.
-    pub fn add_object_stream(&mut self, key: &str, r: &mut dyn Read, size: u64) -> Result<()> {
+    pub fn add_object_stream(
+        &mut self,
+        key: &ObjectKey,
+        r: &mut dyn Read,
+        size: u64,
+    ) -> Result<()> {
         let level = self.level;
         self.w
             .stream_entry(format!("repo/{key}").into_bytes(), r, size, level)
@@ -585,7 +590,7 @@ pub fn export_archive(
         });
     }
     let have = c.has_objects(&keys)?;
-    let missing: Vec<&String> = keys
+    let missing: Vec<&ObjectKey> = keys
         .iter()
         .zip(&have)
         .filter(|(_, h)| !**h)
@@ -603,7 +608,7 @@ pub fn export_archive(
     }
     let mut w = ArchiveWriter::create(out_path, opts.level, opts.overwrite)?;
     progress.start(keys.len() as u64, Unit::Objects, "Exporting objects");
-    let mut batch: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut batch: Vec<(ObjectKey, Vec<u8>)> = Vec::new();
     let mut batch_bytes = 0usize;
     let mut bytes = 0u64;
     let mut failure: Option<ArchiveError> = None;
@@ -616,7 +621,7 @@ pub fn export_archive(
                 ObjectContent::Bytes(b) => {
                     bytes += b.len() as u64;
                     batch_bytes += b.len();
-                    batch.push((key.to_string(), b.to_vec()));
+                    batch.push((key, b.to_vec()));
                     if batch_bytes >= BATCH {
                         progress.inc(batch.len() as u64);
                         w.add_objects(&mut batch)?;
@@ -629,7 +634,7 @@ pub fn export_archive(
                     batch_bytes = 0;
                     let size = meta.size.unwrap_or(0);
                     bytes += size;
-                    w.add_object_stream(key, r, size)?;
+                    w.add_object_stream(&key, r, size)?;
                 }
             }
             Ok(())

@@ -10,14 +10,14 @@
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use dos_core::codec::AUTO_RATIO_THRESHOLD;
 use dos_core::lock::LockMode;
-use dos_core::{
-    CompressMode, Container, Deferred, EncodedObject, EncodedStream, HashType, ObjectSource,
-    PackItem, PackWriteOptions, Progress, StoreOutcome,
+use dos_core::write::{
+    EncodedObject, EncodedStream, ObjectSource, PackItem, PackWriteOptions, PrepareObject,
+    Prepared, Rejection, StoreOutcome, Stored, WriteTuning,
 };
+use dos_core::{CompressMode, Container, HashType, Interrupt, ObjectKey, Progress};
 use flate2::{Decompress, FlushDecompress, Status};
 use rayon::slice::ParallelSliceMut;
 use serde::Serialize;
@@ -25,7 +25,9 @@ use sha2::Digest;
 
 use crate::aiida::{self, FormatKind};
 use crate::error::{ArchiveError, Result};
-use crate::zip::{Entry, EntryName, Limits, METHOD_DEFLATE, METHOD_STORED, ZipArchive, key_order};
+use crate::zip::{
+    Entry, EntryName, Limits, METHOD_DEFLATE, METHOD_STORED, Unsupported, ZipArchive,
+};
 use dos_core::libdeflate::Inflated;
 
 /// Options of [`import_archive`].
@@ -37,10 +39,12 @@ pub struct ImportOptions {
     pub referenced_only: bool,
     /// Caps on declared sizes.
     pub limits: Limits,
-    /// Pipeline tuning (batch sizes, memory budget, interruption).
-    pub write: PackWriteOptions,
     /// Refuse to start when the container's filesystem lacks the room for the import.
     pub check_free_space: bool,
+    /// Pipeline tuning (batch sizes, memory budget, lock timeout).
+    pub tuning: WriteTuning,
+    /// Cooperative cancellation, checked between objects.
+    pub interrupt: Interrupt,
 }
 
 impl Default for ImportOptions {
@@ -49,8 +53,9 @@ impl Default for ImportOptions {
             compress: CompressMode::No,
             referenced_only: false,
             limits: Limits::default(),
-            write: PackWriteOptions::default(),
             check_free_space: true,
+            tuning: WriteTuning::default(),
+            interrupt: Interrupt::default(),
         }
     }
 }
@@ -64,9 +69,60 @@ pub struct BadEntry {
     pub reason: String,
 }
 
+/// What is wrong with one repository entry (it is then not imported; the others are).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntryProblem {
+    /// Encrypted, or compressed with a method other than stored and deflate.
+    #[error("entry {0}")]
+    Unsupported(Unsupported),
+    /// The archive could not be read at the entry (truncated, a bad local header, I/O).
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The content's CRC-32 is not the one declared.
+    #[error("bad CRC-32 (computed {computed:08x}, declared {declared:08x})")]
+    Crc {
+        /// CRC-32 of the content read.
+        computed: u32,
+        /// CRC-32 in the central directory.
+        declared: u32,
+    },
+    /// The deflate stream produces more than the declared size.
+    #[error("inflates past its declared size of {declared} bytes")]
+    TooLong {
+        /// The declared size.
+        declared: u64,
+    },
+    /// The content is not of the declared size.
+    #[error("inflates to {produced} bytes, declared {declared}")]
+    WrongSize {
+        /// Bytes of content.
+        produced: u64,
+        /// The declared size.
+        declared: u64,
+    },
+    /// The deflate stream ends before its declared size.
+    #[error("deflate stream ends after {produced} of {declared} bytes (truncated)")]
+    Truncated {
+        /// Bytes of content decoded.
+        produced: u64,
+        /// The declared size.
+        declared: u64,
+    },
+    /// The deflate stream is invalid.
+    #[error("corrupt or truncated deflate stream")]
+    CorruptDeflate,
+    /// Bytes follow the end of the deflate stream within the entry.
+    #[error("bytes after the end of the deflate stream")]
+    TrailingBytes,
+    /// Larger than this process can hold.
+    #[error("entry too large")]
+    TooLarge,
+}
+
 /// What [`import_archive`] did.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct ImportSummary {
+pub struct ArchiveImportSummary {
     /// The archive.
     pub archive: PathBuf,
     /// Its `export_version`.
@@ -82,7 +138,7 @@ pub struct ImportSummary {
     /// Repository entries no node references (skipped with `referenced_only`).
     pub unreferenced_skipped: u64,
     /// Referenced keys neither in the archive nor in the container.
-    pub missing_referenced: Vec<String>,
+    pub missing_referenced: Vec<ObjectKey>,
     /// Repository entries already in the container (not read).
     pub already_present: u64,
     /// Objects imported.
@@ -97,7 +153,7 @@ pub struct ImportSummary {
     pub bad_entries: Vec<BadEntry>,
 }
 
-impl ImportSummary {
+impl ArchiveImportSummary {
     /// True when every selected entry was imported and nothing referenced is missing.
     pub fn is_complete(&self) -> bool {
         self.bad_entries.is_empty() && self.missing_referenced.is_empty()
@@ -110,7 +166,7 @@ pub fn import_archive(
     path: &Path,
     opts: &ImportOptions,
     progress: &dyn Progress,
-) -> Result<ImportSummary> {
+) -> Result<ArchiveImportSummary> {
     if c.hash_type() != HashType::Sha256 {
         return Err(ArchiveError::Unsupported {
             path: c.path().to_path_buf(),
@@ -134,16 +190,16 @@ pub fn import_archive(
         });
     }
     let _lock = c.lock_maintenance(LockMode::Shared, "import-archive")?;
-    let mut s = ImportSummary {
+    let mut s = ArchiveImportSummary {
         archive: path.to_path_buf(),
         format_version: meta.export_version.clone(),
         entries: z.entries.len() as u64,
-        ..ImportSummary::default()
+        ..ArchiveImportSummary::default()
     };
 
-    // Repository entries as (binary key, index into z.entries), sorted by key: 36 bytes each
-    // (hex strings would cost three times as much at a million entries).
-    let mut repo: Vec<([u8; 32], u32)> = z
+    // Repository entries as (key, index into z.entries), sorted by key: 37 bytes each (hex
+    // strings would cost three times as much at a million entries).
+    let mut repo: Vec<(ObjectKey, u32)> = z
         .entries
         .iter()
         .enumerate()
@@ -154,9 +210,8 @@ pub fn import_archive(
         .collect();
     s.repo_entries = repo.len() as u64;
     s.ignored_entries = s.entries - s.repo_entries;
-    // On both cores, comparing keys as two integers (a slice compare calls memcmp): at 840k
-    // entries this sort was a fifth of a second of the serial start.
-    repo.par_sort_unstable_by(|a, b| key_order(&a.0, &b.0).then(a.1.cmp(&b.1)));
+    // On both cores: at 840k entries this sort was a fifth of a second of the serial start.
+    repo.par_sort_unstable();
 
     if opts.referenced_only {
         let db = aiida::extract_db(&z, &c.layout().sandbox)?;
@@ -168,21 +223,17 @@ pub fn import_archive(
                 reason: "not a sha256 key: ignored".into(),
             });
         }
-        let referenced: Vec<[u8; 32]> = referenced
-            .iter()
-            .filter_map(|k| dos_core::hashing::from_hex32(k.as_bytes()))
-            .collect();
         let before = repo.len();
         repo.retain(|(k, _)| referenced.binary_search(k).is_ok());
         s.unreferenced_skipped = (before - repo.len()) as u64;
         // Referenced keys the archive does not carry must already be in the container.
-        let absent: Vec<[u8; 32]> = referenced
+        let absent: Vec<ObjectKey> = referenced
             .into_iter()
             .filter(|k| repo.binary_search_by(|(rk, _)| rk.cmp(k)).is_err())
             .collect();
         for_each_existence(c, &absent, |k, have| {
             if !have {
-                s.missing_referenced.push(dos_core::hashing::to_hex(k));
+                s.missing_referenced.push(*k);
             }
         })?;
     }
@@ -193,7 +244,7 @@ pub fn import_archive(
     // Skip what the container already has (sorted passes over the index, in bounded chunks).
     // The index version read first lets the writer trust this check while nobody else commits.
     let checked_at = c.index_version()?;
-    let keys: Vec<[u8; 32]> = repo.iter().map(|(k, _)| *k).collect();
+    let keys: Vec<ObjectKey> = repo.iter().map(|(k, _)| *k).collect();
     let mut wanted = vec![false; z.entries.len()];
     let mut n = 0;
     for_each_existence(c, &keys, |_, have| {
@@ -206,18 +257,21 @@ pub fn import_archive(
     drop(repo);
     // Archive order: sequential reads. Central directories list entries in file order (then
     // this is one pass); any other order is sorted.
-    let mut todo: Vec<usize> = (0..z.entries.len()).filter(|&i| wanted[i]).collect();
+    let mut todo: Vec<u32> = (0..z.entries.len())
+        .filter(|&i| wanted[i])
+        .filter_map(|i| u32::try_from(i).ok())
+        .collect();
     drop(wanted);
-    if !todo.is_sorted_by_key(|&i| z.entries[i].header_offset) {
-        todo.par_sort_unstable_by_key(|&i| z.entries[i].header_offset);
+    if !todo.is_sorted_by_key(|&i| z.entries[i as usize].header_offset) {
+        todo.par_sort_unstable_by_key(|&i| z.entries[i as usize].header_offset);
     }
     s.already_present = s.repo_entries - s.unreferenced_skipped - todo.len() as u64;
 
     let mode = opts.compress;
     let need: u64 = todo
         .iter()
-        .map(|i| {
-            let e = &z.entries[*i];
+        .map(|&i| {
+            let e = &z.entries[i as usize];
             if mode == CompressMode::No {
                 e.usize
             } else {
@@ -238,56 +292,55 @@ pub fn import_archive(
         });
     }
 
-    let total: u64 = todo.iter().map(|i| z.entries[*i].usize).sum();
     let write = PackWriteOptions {
         compress: mode,
         skip_existing: true,
-        total_hint: total,
+        total_hint: todo.iter().map(|&i| z.entries[i as usize].usize).sum(),
         // Keys were checked above and are distinct (deduplicated).
         absent_as_of: Some(checked_at),
-        ..opts.write.clone()
+        interrupt: opts.interrupt.clone(),
+        tuning: opts.tuning.clone(),
     };
-    let large = write.large_object;
-    // Which items were stored as their archive deflate stream (set on the worker threads).
-    let passthrough: Arc<Vec<AtomicBool>> =
-        Arc::new((0..todo.len()).map(|_| AtomicBool::new(false)).collect());
-    let items = todo.iter().enumerate().map(|(n, &i)| {
-        let e = z.entries[i].clone();
-        let key = e.name.repo_key();
-        let zz = z.clone();
-        let flags = passthrough.clone();
-        PackItem {
-            source: ObjectSource::Deferred {
-                name: e.name.as_str().into_owned(),
-                size_hint: e.usize.saturating_add(e.csize),
-                prepare: Box::new(move || prepare_entry(&zz, &e, mode, large, &flags[n])),
-            },
-            expect: key,
-        }
-    });
+    let large = write.tuning.large_object;
     let mut bad: Vec<BadEntry> = Vec::new();
-    let written = c.add_to_pack(items, &write, progress, |n, outcome| {
-        let name = || z.entries[todo[n]].name.as_str().into_owned();
-        match outcome {
-            StoreOutcome::Written { location, .. } => {
-                s.imported += 1;
-                s.bytes_written += location.length;
-                if passthrough[n].load(Ordering::Relaxed) {
-                    s.passthrough += 1;
-                }
-            }
-            StoreOutcome::AlreadyPacked { .. } => s.already_present += 1,
-            StoreOutcome::Mismatch { actual, .. } => bad.push(BadEntry {
-                name: name(),
-                reason: format!("content does not match its name (its sha256 is {actual})"),
-            }),
-            StoreOutcome::Rejected { reason, .. } => bad.push(BadEntry {
-                name: name(),
-                reason: reason.to_string(),
-            }),
-            StoreOutcome::Vanished { .. } => {}
+    let (mut imported, mut bytes_written, mut passthrough, mut present) = (0, 0, 0, 0);
+    let name_of = |n: usize| z.entries[todo[n] as usize].name.as_str().into_owned();
+    let mut w = c.pack_writer(&write, progress, |n, outcome| match outcome {
+        StoreOutcome::Written {
+            location, stored, ..
+        } => {
+            imported += 1;
+            bytes_written += location.length;
+            passthrough += u64::from(stored == Stored::PassedThrough);
         }
+        StoreOutcome::AlreadyPacked { .. } => present += 1,
+        StoreOutcome::Mismatch { actual, .. } => bad.push(BadEntry {
+            name: name_of(n),
+            reason: format!("content does not match its name (its sha256 is {actual})"),
+        }),
+        StoreOutcome::Rejected { reason, .. } => bad.push(BadEntry {
+            name: name_of(n),
+            reason: reason.to_string(),
+        }),
+        StoreOutcome::Vanished { .. } => {}
     })?;
+    for &i in &todo {
+        let e = &z.entries[i as usize];
+        w.push(PackItem {
+            source: ObjectSource::Prepare(Box::new(EntryImport {
+                z: z.clone(),
+                index: i,
+                mode,
+                large,
+            })),
+            expect: e.name.repo_key(),
+        })?;
+    }
+    let written = w.finish()?;
+    s.imported = imported;
+    s.bytes_written = bytes_written;
+    s.passthrough = passthrough;
+    s.already_present += present;
     s.bytes_in = written.bytes_in;
     s.bad_entries.extend(bad);
     Ok(s)
@@ -301,11 +354,11 @@ thread_local! {
 }
 
 /// Report whether each of `keys` (sorted) is in the container, in order, checking 65,536 keys at
-/// a time so that only one chunk of hex strings exists at once.
+/// a time.
 fn for_each_existence(
     c: &Container,
-    keys: &[[u8; 32]],
-    mut f: impl FnMut(&[u8; 32], bool),
+    keys: &[ObjectKey],
+    mut f: impl FnMut(&ObjectKey, bool),
 ) -> Result<()> {
     // One listing of the loose folder for all chunks (it may hold a million files).
     let loose = c.list_loose()?;
@@ -317,8 +370,7 @@ fn for_each_existence(
         return Ok(());
     }
     for chunk in keys.chunks(1 << 16) {
-        let hex: Vec<String> = chunk.iter().map(|k| dos_core::hashing::to_hex(k)).collect();
-        let have = c.has_objects_with_loose(&hex, &loose)?;
+        let have = c.has_objects_with_loose(chunk, &loose)?;
         for (k, h) in chunk.iter().zip(have) {
             f(k, h);
         }
@@ -326,17 +378,56 @@ fn for_each_existence(
     Ok(())
 }
 
-/// Read, inflate and check one entry (on a worker thread). Sets `passthrough` when the stored
-/// bytes are the entry's own deflate stream.
+/// One repository entry to import: read, inflated and checked on a worker thread.
+struct EntryImport {
+    z: Arc<ZipArchive>,
+    index: u32,
+    mode: CompressMode,
+    large: u64,
+}
+
+impl PrepareObject for EntryImport {
+    fn size_hint(&self) -> u64 {
+        let e = &self.z.entries[self.index as usize];
+        e.usize.saturating_add(e.csize)
+    }
+
+    fn prepare(self: Box<Self>) -> Prepared {
+        let e = &self.z.entries[self.index as usize];
+        match prepare_entry(&self.z, e, self.mode, self.large) {
+            Ok(p) => p,
+            Err(problem) => Prepared::Rejected(Box::new(problem)),
+        }
+    }
+}
+
+/// The key of content that should be `e`: its SHA-256, once its CRC-32 is known to match.
+fn check(e: &Entry, data: &[u8]) -> std::result::Result<ObjectKey, EntryProblem> {
+    let key = ObjectKey::sha256(sha2::Sha256::digest(data).into());
+    // Content that hashes to its name is what the archive meant: its CRC-32 cannot add
+    // anything (and costs a pass over the bytes). Otherwise the CRC-32 tells a damaged
+    // archive from an entry that was stored under the wrong name.
+    if !matches!(&e.name, EntryName::Repo(k) if *k == key) {
+        let computed = crc32fast::hash(data);
+        if computed != e.crc32 {
+            return Err(EntryProblem::Crc {
+                computed,
+                declared: e.crc32,
+            });
+        }
+    }
+    Ok(key)
+}
+
+/// Read, inflate and check one entry (on a worker thread).
 fn prepare_entry(
     z: &ZipArchive,
     e: &Entry,
     mode: CompressMode,
     large: u64,
-    passthrough: &AtomicBool,
-) -> Deferred {
+) -> std::result::Result<Prepared, EntryProblem> {
     if let Some(why) = e.unsupported() {
-        return Deferred::Rejected(format!("entry {why}"));
+        return Err(EntryProblem::Unsupported(why));
     }
     let passthrough_pays = e.method == METHOD_DEFLATE
         && match mode {
@@ -345,121 +436,71 @@ fn prepare_entry(
             CompressMode::Auto => (e.csize as f64) < (e.usize as f64) * AUTO_RATIO_THRESHOLD,
         };
     if e.usize > large || e.csize > large {
-        if passthrough_pays {
-            return match Passthrough::new(z, e) {
-                Ok(p) => {
-                    passthrough.store(true, Ordering::Relaxed);
-                    Deferred::EncodedStream(Box::new(p))
-                }
-                Err(err) => Deferred::Rejected(err.to_string()),
-            };
-        }
-        return match z.entry_reader(e) {
-            Ok(r) => Deferred::Stream(Box::new(r)),
-            Err(err) => Deferred::Rejected(err.to_string()),
-        };
+        return Ok(if passthrough_pays {
+            Prepared::EncodedStream(Box::new(Passthrough::new(z, e)?))
+        } else {
+            Prepared::Stream(Box::new(z.entry_reader(e)?))
+        });
     }
-    let check = |data: &[u8]| -> std::result::Result<String, String> {
-        let digest: [u8; 32] = sha2::Sha256::digest(data).into();
-        // Content that hashes to its name is what the archive meant: its CRC-32 cannot add
-        // anything (and costs a pass over the bytes). Otherwise the CRC-32 tells a damaged
-        // archive from an entry that was stored under the wrong name.
-        if !matches!(&e.name, EntryName::Repo(k) if *k == digest) {
-            let crc = crc32fast::hash(data);
-            if crc != e.crc32 {
-                return Err(format!(
-                    "bad CRC-32 (computed {crc:08x}, declared {:08x})",
-                    e.crc32
-                ));
-            }
-        }
-        Ok(dos_core::hashing::to_hex(&digest))
-    };
     if e.method == METHOD_STORED {
         // Read straight into the buffer that will be stored.
-        let data = match z.read_raw(e) {
-            Ok(r) => r,
-            Err(err) => return Deferred::Rejected(err.to_string()),
-        };
-        let key = match check(&data) {
-            Ok(k) => k,
-            Err(why) => return Deferred::Rejected(why),
-        };
-        return if mode == CompressMode::No {
-            Deferred::Encoded(EncodedObject {
+        let data = z.read_raw(e)?;
+        let key = check(e, &data)?;
+        return Ok(if mode == CompressMode::No {
+            Prepared::Encoded(EncodedObject {
                 key,
                 size: data.len() as u64,
                 stored: data,
                 compressed: false,
             })
         } else {
-            Deferred::Content(data)
-        };
+            Prepared::Content(data)
+        });
     }
     if passthrough_pays {
         // The stored bytes: header, the raw deflate stream read in place, then the Adler-32.
         let csize = e.csize as usize;
         let mut stored = vec![0u8; csize + 6];
         stored[..2].copy_from_slice(&ZLIB_HEADER);
-        if let Err(err) = z.read_raw_into(e, &mut stored[2..2 + csize]) {
-            return Deferred::Rejected(err.to_string());
-        }
-        let verdict = SCRATCH.with(|s| {
+        z.read_raw_into(e, &mut stored[2..2 + csize])?;
+        let (key, adler, leftover) = SCRATCH.with(|s| {
             let inflated = &mut s.borrow_mut().0;
             let consumed_all = inflate_raw_into(&stored[2..2 + csize], e.usize, inflated)?;
-            let key = check(inflated)?;
+            let key = check(e, inflated)?;
             let adler = dos_core::libdeflate::adler32(1, inflated);
-            Ok::<_, String>((key, adler, consumed_all, inflated.clone_if(!consumed_all)))
-        });
-        return match verdict {
-            Err(why) => Deferred::Rejected(why),
-            Ok((key, adler, true, _)) => {
+            // Trailing bytes after the deflate stream: the content is compressed anew.
+            let leftover = (!consumed_all).then(|| inflated.clone());
+            Ok::<_, EntryProblem>((key, adler, leftover))
+        })?;
+        return Ok(match leftover {
+            None => {
                 stored[2 + csize..].copy_from_slice(&adler.to_be_bytes());
-                passthrough.store(true, Ordering::Relaxed);
-                Deferred::Encoded(EncodedObject {
+                Prepared::Encoded(EncodedObject {
                     key,
                     size: e.usize,
                     stored,
                     compressed: true,
                 })
             }
-            // Trailing bytes after the deflate stream: compress the content anew.
-            Ok((_, _, false, data)) => Deferred::Content(data),
-        };
+            Some(data) => Prepared::Content(data),
+        });
     }
     // Stored raw: the inflated content is what goes to the pack.
-    let inflated = SCRATCH.with(|s| {
+    let data = SCRATCH.with(|s| {
         let raw = &mut s.borrow_mut().1;
         raw.resize(e.csize as usize, 0);
-        z.read_raw_into(e, raw).map_err(|err| err.to_string())?;
+        z.read_raw_into(e, raw)?;
         let mut out = Vec::new();
         inflate_raw_into(raw, e.usize, &mut out)?;
-        Ok::<_, String>(out)
-    });
-    let data = match inflated {
-        Ok(d) => d,
-        Err(why) => return Deferred::Rejected(why),
-    };
-    match check(&data) {
-        Ok(key) => Deferred::Encoded(EncodedObject {
-            key,
-            size: data.len() as u64,
-            stored: data,
-            compressed: false,
-        }),
-        Err(why) => Deferred::Rejected(why),
-    }
-}
-
-/// `Vec::clone` only when asked (keeps the common path free of copies).
-trait CloneIf {
-    fn clone_if(&self, yes: bool) -> Vec<u8>;
-}
-
-impl CloneIf for Vec<u8> {
-    fn clone_if(&self, yes: bool) -> Vec<u8> {
-        if yes { self.clone() } else { Vec::new() }
-    }
+        Ok::<_, EntryProblem>(out)
+    })?;
+    let key = check(e, &data)?;
+    Ok(Prepared::Encoded(EncodedObject {
+        key,
+        size: data.len() as u64,
+        stored: data,
+        compressed: false,
+    }))
 }
 
 /// zlib header of a deflate stream with a 32 KiB window (CMF 0x78, FLG 0x9C: FCHECK valid).
@@ -472,28 +513,27 @@ fn inflate_raw_into(
     raw: &[u8],
     expected: u64,
     out: &mut Vec<u8>,
-) -> std::result::Result<bool, String> {
+) -> std::result::Result<bool, EntryProblem> {
     let cap = usize::try_from(expected)
         .ok()
         .and_then(|e| e.checked_add(1))
-        .ok_or_else(|| "entry too large".to_string())?;
+        .ok_or(EntryProblem::TooLarge)?;
     // One probe byte beyond the declared size catches entries that inflate past it.
     match dos_core::libdeflate::inflate_raw_vec(raw, cap, out) {
         Inflated::Done { consumed, produced } => {
             if produced as u64 > expected {
-                return Err(format!(
-                    "inflates past its declared size of {expected} bytes"
-                ));
+                return Err(EntryProblem::TooLong { declared: expected });
             }
             if produced as u64 != expected {
-                return Err(format!("inflates to {produced} bytes, declared {expected}"));
+                return Err(EntryProblem::WrongSize {
+                    produced: produced as u64,
+                    declared: expected,
+                });
             }
             Ok(consumed == raw.len())
         }
-        Inflated::TooLong => Err(format!(
-            "inflates past its declared size of {expected} bytes"
-        )),
-        Inflated::Corrupt => Err("corrupt or truncated deflate stream".into()),
+        Inflated::TooLong => Err(EntryProblem::TooLong { declared: expected }),
+        Inflated::Corrupt => Err(EntryProblem::CorruptDeflate),
     }
 }
 
@@ -544,7 +584,7 @@ impl Passthrough {
             let status = self
                 .inflater
                 .decompress(input, &mut self.scratch, FlushDecompress::None)
-                .map_err(|e| invalid(format!("corrupt deflate stream: {e}")))?;
+                .map_err(|_| invalid(EntryProblem::CorruptDeflate))?;
             let used = (self.inflater.total_in() - before_in) as usize;
             let made = (self.inflater.total_out() - before_out) as usize;
             let out = &self.scratch[..made];
@@ -552,15 +592,14 @@ impl Passthrough {
             self.crc.update(out);
             self.adler = dos_core::libdeflate::adler32(self.adler, out);
             if self.inflater.total_out() > self.expected {
-                return Err(invalid(format!(
-                    "inflates past its declared size of {} bytes",
-                    self.expected
-                )));
+                return Err(invalid(EntryProblem::TooLong {
+                    declared: self.expected,
+                }));
             }
             input = &input[used..];
             if status == Status::StreamEnd {
                 if !input.is_empty() || self.inflater.total_in() != self.csize {
-                    return Err(invalid("bytes after the end of the deflate stream".into()));
+                    return Err(invalid(EntryProblem::TrailingBytes));
                 }
                 return Ok(());
             }
@@ -592,13 +631,12 @@ impl EncodedStream for Passthrough {
                     let status = self
                         .inflater
                         .decompress(&[], &mut probe, FlushDecompress::Finish)
-                        .map_err(|e| invalid(format!("corrupt deflate stream: {e}")))?;
+                        .map_err(|_| invalid(EntryProblem::CorruptDeflate))?;
                     if status != Status::StreamEnd {
-                        return Err(invalid(format!(
-                            "deflate stream ends after {} of {} bytes (truncated)",
-                            self.inflater.total_out(),
-                            self.expected
-                        )));
+                        return Err(invalid(EntryProblem::Truncated {
+                            produced: self.inflater.total_out(),
+                            declared: self.expected,
+                        }));
                     }
                     let trailer = self.adler.to_be_bytes();
                     buf[..4].copy_from_slice(&trailer);
@@ -612,28 +650,32 @@ impl EncodedStream for Passthrough {
         }
     }
 
-    fn finish(self: Box<Self>) -> std::result::Result<(String, u64), String> {
-        if self.state != PassState::Done {
-            return Err("the stream was not read to its end".into());
-        }
+    fn finish(self: Box<Self>) -> std::result::Result<(ObjectKey, u64), Rejection> {
         let produced = self.inflater.total_out();
+        if self.state != PassState::Done {
+            return Err(Box::new(EntryProblem::Truncated {
+                produced,
+                declared: self.expected,
+            }));
+        }
         if produced != self.expected {
-            return Err(format!(
-                "inflates to {produced} bytes, declared {}",
-                self.expected
-            ));
+            return Err(Box::new(EntryProblem::WrongSize {
+                produced,
+                declared: self.expected,
+            }));
         }
-        let crc = self.crc.finalize();
-        if crc != self.declared_crc {
-            return Err(format!(
-                "bad CRC-32 (computed {crc:08x}, declared {:08x})",
-                self.declared_crc
-            ));
+        let computed = self.crc.finalize();
+        if computed != self.declared_crc {
+            return Err(Box::new(EntryProblem::Crc {
+                computed,
+                declared: self.declared_crc,
+            }));
         }
-        Ok((dos_core::hashing::to_hex(&self.sha.finalize()), produced))
+        Ok((ObjectKey::sha256(self.sha.finalize().into()), produced))
     }
 }
 
-fn invalid(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg)
+/// An entry's problem as the error of a read of its stream.
+fn invalid(problem: EntryProblem) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, problem)
 }

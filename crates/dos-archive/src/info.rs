@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dos_core::Container;
+use dos_core::{Container, ObjectKey};
 use serde::Serialize;
 
 use crate::aiida::{self, DB_NAME, FormatKind, META_NAME};
@@ -94,7 +94,7 @@ pub fn archive_info(
         new_objects: None,
         new_bytes: None,
     };
-    let mut repo_keys: Vec<(String, u64)> = Vec::new();
+    let mut repo_keys: Vec<(ObjectKey, u64)> = Vec::new();
     for (pos, e) in z.entries.iter().enumerate() {
         i.compressed_bytes += e.csize;
         i.uncompressed_bytes += e.usize;
@@ -190,7 +190,7 @@ pub fn archive_info(
     }
     if let Some(c) = container {
         repo_keys.sort_unstable();
-        let keys: Vec<&String> = repo_keys.iter().map(|(k, _)| k).collect();
+        let keys: Vec<ObjectKey> = repo_keys.iter().map(|(k, _)| *k).collect();
         let have = c.has_objects(&keys)?;
         let (mut n, mut b) = (0, 0);
         for ((_, size), h) in repo_keys.iter().zip(have) {

@@ -21,5 +21,5 @@ mod space;
 pub mod zip;
 
 pub use error::{ArchiveError, Result};
-pub use import::{ImportOptions, ImportSummary, import_archive};
+pub use import::{ArchiveImportSummary, EntryProblem, ImportOptions, import_archive};
 pub use zip::{Limits, ZipArchive};

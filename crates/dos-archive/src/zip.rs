@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dos_core::reader::{PackRangeReader, read_exact_at};
+use dos_core::{HashType, ObjectKey};
 use rayon::prelude::*;
 
 use crate::error::{ArchiveError, Result};
@@ -65,25 +66,12 @@ impl Default for Limits {
     }
 }
 
-/// The order of two keys (that of their bytes, so of their hex), compared as two integers
-/// (a slice compare calls `memcmp`).
-pub(crate) fn key_order(a: &[u8; 32], b: &[u8; 32]) -> std::cmp::Ordering {
-    let half = |k: &[u8; 32], i: usize| {
-        let mut h = [0u8; 16];
-        h.copy_from_slice(&k[i..i + 16]);
-        u128::from_be_bytes(h)
-    };
-    half(a, 0)
-        .cmp(&half(b, 0))
-        .then_with(|| half(a, 16).cmp(&half(b, 16)))
-}
-
-/// An entry name: repository entries (`repo/<64 lowercase hex>`) are kept as their 32-byte key,
-/// so that a million entries cost little memory.
+/// An entry name: repository entries (`repo/<64 lowercase hex>`) are kept as their key, so
+/// that a million entries cost little memory.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EntryName {
     /// `repo/<key>`.
-    Repo([u8; 32]),
+    Repo(ObjectKey),
     /// Anything else, as read (lossy UTF-8).
     Other(Box<str>),
 }
@@ -91,8 +79,7 @@ pub enum EntryName {
 impl EntryName {
     fn from_bytes(b: &[u8]) -> Self {
         if let Some(hex) = b.strip_prefix(b"repo/")
-            && hex.len() == 64
-            && let Some(key) = dos_core::hashing::from_hex32(hex)
+            && let Some(key) = ObjectKey::from_canonical(HashType::Sha256, hex)
         {
             return EntryName::Repo(key);
         }
@@ -102,7 +89,7 @@ impl EntryName {
     /// The name as text.
     pub fn as_str(&self) -> Cow<'_, str> {
         match self {
-            EntryName::Repo(k) => Cow::Owned(format!("repo/{}", dos_core::hashing::to_hex(k))),
+            EntryName::Repo(k) => Cow::Owned(format!("repo/{k}")),
             EntryName::Other(s) => Cow::Borrowed(s),
         }
     }
@@ -116,9 +103,9 @@ impl EntryName {
     }
 
     /// The object key of a repository entry.
-    pub fn repo_key(&self) -> Option<String> {
+    pub fn repo_key(&self) -> Option<ObjectKey> {
         match self {
-            EntryName::Repo(k) => Some(dos_core::hashing::to_hex(k)),
+            EntryName::Repo(k) => Some(*k),
             EntryName::Other(_) => None,
         }
     }
@@ -167,19 +154,34 @@ impl Entry {
         matches!(&self.name, EntryName::Other(n) if n.ends_with('/'))
     }
     /// Why this entry cannot be read, if it cannot.
-    pub fn unsupported(&self) -> Option<String> {
+    pub fn unsupported(&self) -> Option<Unsupported> {
         if self.encrypted() {
-            return Some("is encrypted".into());
+            return Some(Unsupported::Encrypted);
         }
         match self.method {
             METHOD_STORED | METHOD_DEFLATE => None,
-            9 => Some("uses deflate64 (method 9), which is not supported".into()),
-            12 => Some("uses bzip2 (method 12), which is not supported".into()),
-            14 => Some("uses lzma (method 14), which is not supported".into()),
-            m => Some(format!(
-                "uses compression method {m}, which is not supported"
-            )),
+            m => Some(Unsupported::Method(m)),
         }
+    }
+}
+
+/// Why an entry cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unsupported {
+    /// It is encrypted.
+    #[error("is encrypted")]
+    Encrypted,
+    /// Its compression method is neither stored nor deflate.
+    #[error("uses {}, which is not supported", method_name(*.0))]
+    Method(u16),
+}
+
+fn method_name(m: u16) -> String {
+    match m {
+        9 => "deflate64 (method 9)".into(),
+        12 => "bzip2 (method 12)".into(),
+        14 => "lzma (method 14)".into(),
+        m => format!("compression method {m}"),
     }
 }
 
@@ -460,7 +462,7 @@ impl ZipArchive {
         // Names must be unique: one entry would shadow another (zipfile reads the last one).
         // Repository keys are sorted by value on both cores (at a million entries, sorting
         // references to the names was a third of a second); a name maps to one variant only.
-        let mut keys: Vec<[u8; 32]> = Vec::new();
+        let mut keys: Vec<ObjectKey> = Vec::new();
         let mut others: Vec<&str> = Vec::new();
         for e in &entries {
             match &e.name {
@@ -468,7 +470,7 @@ impl ZipArchive {
                 EntryName::Other(s) => others.push(s),
             }
         }
-        keys.par_sort_unstable_by(key_order);
+        keys.par_sort_unstable();
         others.sort_unstable();
         let dup = keys
             .windows(2)
@@ -828,8 +830,8 @@ mod tests {
 
     #[test]
     fn repo_names_are_kept_as_keys() {
-        let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37));
-        let hex = dos_core::hashing::to_hex(&key);
+        let key = ObjectKey::sha256(std::array::from_fn(|i| (i as u8).wrapping_mul(37)));
+        let hex = key.to_string();
         assert_eq!(
             EntryName::from_bytes(format!("repo/{hex}").as_bytes()),
             EntryName::Repo(key)

@@ -9,7 +9,8 @@ use std::process::Command;
 
 use dos_archive::{ArchiveError, ImportOptions, import_archive};
 use dos_core::maintain::ValidateOptions;
-use dos_core::{CompressMode, Container, InitOptions, NoProgress, PackWriteOptions};
+use dos_core::write::{PackWriteOptions, WriteTuning};
+use dos_core::{CompressMode, Container, InitOptions, NoProgress, ObjectKey};
 use sha2::Digest;
 
 fn python() -> PathBuf {
@@ -56,6 +57,10 @@ fn sha(d: &[u8]) -> String {
     dos_core::hashing::to_hex(&sha2::Sha256::digest(d))
 }
 
+fn key(k: &str) -> ObjectKey {
+    k.parse().unwrap()
+}
+
 fn container(dir: &Path) -> Container {
     Container::init(&dir.join("c"), &InitOptions::default()).unwrap()
 }
@@ -64,21 +69,26 @@ fn container(dir: &Path) -> Container {
 fn opts(compress: CompressMode) -> ImportOptions {
     ImportOptions {
         compress,
-        write: PackWriteOptions {
+        tuning: WriteTuning {
             large_object: 256 * 1024,
             memory_budget: 4 << 20,
             batch_objects: 20,
-            ..PackWriteOptions::default()
+            ..WriteTuning::default()
         },
         ..ImportOptions::default()
     }
 }
 
 fn check_exact(c: &Container, objects: &BTreeMap<String, (u64, String)>) {
-    let listed = c.list_all_objects().unwrap();
+    let listed: Vec<String> = c
+        .list_all_objects()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(listed, objects.keys().cloned().collect::<Vec<_>>());
     for (k, (size, digest)) in objects {
-        let d = c.get_object_content(k).unwrap();
+        let d = c.get_object_content(&key(k)).unwrap();
         assert_eq!((d.len() as u64, sha(&d)), (*size, digest.clone()), "{k}");
     }
     let r = c
@@ -174,13 +184,13 @@ fn referenced_only_imports_what_nodes_use() {
     let half = keys.len() / 2;
     assert_eq!(s.imported as usize, half);
     assert_eq!(s.unreferenced_skipped as usize, keys.len() - half);
-    assert_eq!(s.missing_referenced, vec!["f".repeat(64)]);
+    assert_eq!(s.missing_referenced, vec![key(&"f".repeat(64))]);
     assert!(!s.is_complete());
     for k in &keys[..half] {
-        assert!(c.has_object(k).unwrap());
+        assert!(c.has_object(&key(k)).unwrap());
     }
     for k in &keys[half..] {
-        assert!(!c.has_object(k).unwrap());
+        assert!(!c.has_object(&key(k)).unwrap());
     }
 }
 
@@ -222,13 +232,13 @@ fn bad_entries_are_named_and_never_visible() {
             assert!(reason.contains(expected), "{what}: {reason}");
             for b in &made.bad {
                 assert!(
-                    !c.has_object(&b["repo/".len()..]).unwrap(),
+                    !c.has_object(&key(&b["repo/".len()..])).unwrap(),
                     "{what}: bad entry visible"
                 );
             }
             let mut expect = made.objects.clone();
             let p = b"precious";
-            expect.insert(before[0].clone(), (p.len() as u64, sha(p)));
+            expect.insert(before[0].to_string(), (p.len() as u64, sha(p)));
             check_exact(&c, &expect);
         }
     }
@@ -378,7 +388,7 @@ fn loose_objects_count_as_present() {
         .take(3)
     {
         let key = c.add_object(&z.read_entry(e).unwrap()).unwrap();
-        assert_eq!(Some(key.clone()), e.name.repo_key());
+        assert_eq!(Some(key), e.name.repo_key());
         loose.push(key);
     }
     let s = import_archive(&c, &a, &opts(CompressMode::No), &NoProgress).unwrap();

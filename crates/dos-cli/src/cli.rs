@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A fast, disk-objectstore compatible content-addressed object store.
 #[derive(Debug, Parser)]
@@ -49,189 +49,249 @@ pub enum CompressArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new container (the folder must be empty or missing).
-    Init {
-        /// Packs are closed for appends once they reach this many bytes.
-        #[arg(long, default_value_t = dos_core::config::DEFAULT_PACK_SIZE_TARGET)]
-        pack_size_target: u64,
-        /// Hex characters of the loose shard folder (0 = flat).
-        #[arg(long, default_value_t = dos_core::config::DEFAULT_LOOSE_PREFIX_LEN)]
-        loose_prefix_len: usize,
-        /// Hash type of object keys.
-        #[arg(long, value_enum, default_value = "sha256")]
-        hash_type: HashArg,
-        /// Compression of packed objects: zlib+1 .. zlib+9.
-        #[arg(long, default_value = "zlib+1")]
-        compression: String,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Init(InitArgs),
     /// Add files (or `-` for standard input); prints "<hashkey>  <path>" per file.
-    Add {
-        /// Write straight into pack files instead of loose objects.
-        #[arg(long)]
-        pack: bool,
-        /// Compress objects written to packs: `--compress` (= yes), `--compress=auto`, `--compress=no`.
-        #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "yes", requires = "pack")]
-        compress: Option<CompressArg>,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also add the files listed in this file, one path per line (`-` = standard input).
-        #[arg(long, value_name = "LIST")]
-        files_from: Option<PathBuf>,
-        /// Files to add.
-        #[arg(required_unless_present = "files_from")]
-        files: Vec<PathBuf>,
-    },
+    Add(AddArgs),
     /// Write the raw content of an object to standard output.
-    Cat {
-        /// The object's hash key.
-        hashkey: String,
-    },
+    Cat(CatArgs),
     /// List every object's hash key, one per line, sorted.
     Ls,
     /// Show where objects are stored and their sizes.
-    Meta {
-        /// Hash keys.
-        #[arg(required = true)]
-        hashkeys: Vec<String>,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Meta(MetaArgs),
     /// Show counts and sizes of the container.
-    Status {
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Status(StatusArgs),
     /// Move every loose object into packs (Python's pack_all_loose).
-    Pack {
-        /// Compression of the packed copies.
-        #[arg(long, value_enum, default_value = "no")]
-        compress: CompressArg,
-        /// Delete loose copies as soon as their pack's index commit is durable.
-        #[arg(long)]
-        clean_loose: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Pack(PackArgs),
     /// Rewrite packs that have holes (or need another compression), then VACUUM the index.
-    Repack {
-        /// Compression of the rewritten objects.
-        #[arg(long, value_enum, default_value = "keep")]
-        compress: RepackArg,
-        /// Rewrite every pack, even those without holes.
-        #[arg(long)]
-        force: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Repack(RepackArgs),
     /// Verify every object's hash and size, and the container's structure (exit 1 if invalid).
-    Validate {
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-        /// Read packs with pread instead of mapping them (mapping is faster; a pack file cut
-        /// by hand during the run would then kill the process with SIGBUS).
-        #[arg(long)]
-        no_mmap: bool,
-    },
+    Validate(ValidateArgs),
     /// Remove loose copies of packed objects, resolved duplicates, stale sandbox files and locks.
-    Clean {
-        /// VACUUM the index afterwards.
-        #[arg(long)]
-        vacuum: bool,
-        /// Keep sandbox files younger than this many seconds (they may belong to live writers).
-        #[arg(long, default_value_t = 3600)]
-        sandbox_age: u64,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Clean(CleanArgs),
     /// Delete objects (their packed bytes become holes until a repack).
-    Delete {
-        /// Hash keys.
-        #[arg(required = true)]
-        hashkeys: Vec<String>,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Delete(DeleteArgs),
     /// Pack (deleting loose copies), clean, repack and vacuum in one go.
-    Optimize {
-        /// Compression of newly packed objects.
-        #[arg(long, value_enum, default_value = "no")]
-        compress: CompressArg,
-        /// Compression of repacked objects.
-        #[arg(long, value_enum, default_value = "keep")]
-        repack_compress: RepackArg,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Optimize(OptimizeArgs),
     /// Import an AiiDA archive's repository files straight into packs (verified, in parallel).
-    ImportArchive {
-        /// The `.aiida` archive.
-        archive: PathBuf,
-        /// Compression of the stored objects (`yes`/`auto` keep the archive's deflate streams).
-        #[arg(long, value_enum, default_value = "no")]
-        compress: CompressArg,
-        /// Import only the objects the archive's database references.
-        #[arg(long)]
-        referenced_only: bool,
-        /// Refuse entries that declare more than this many bytes.
-        #[arg(long, value_name = "BYTES")]
-        max_entry_size: Option<u64>,
-        /// Refuse archives whose entries declare more than this many bytes in total.
-        #[arg(long, value_name = "BYTES")]
-        max_total_size: Option<u64>,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    ImportArchive(ImportArchiveArgs),
     /// Describe an AiiDA archive (with -p: also how many of its objects are new).
-    ArchiveInfo {
-        /// The `.aiida` archive.
-        archive: PathBuf,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    ArchiveInfo(ArchiveInfoArgs),
     /// Write an AiiDA archive of the objects an archive database references.
-    ExportArchive {
-        /// The archive to write.
-        out: PathBuf,
-        /// The archive database (`db.sqlite3`) whose nodes' files to export.
-        #[arg(long)]
-        db: PathBuf,
-        /// The `metadata.json` to include (default: a minimal one, export_version main_0001).
-        #[arg(long)]
-        metadata: Option<PathBuf>,
-        /// Deflate level (0 = store).
-        #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
-        level: u32,
-        /// Replace OUT if it exists.
-        #[arg(long)]
-        overwrite: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    ExportArchive(ExportArchiveArgs),
     /// Copy objects of another container straight into this one's packs.
-    ImportObjects {
-        /// The container to copy from.
-        source: PathBuf,
-        /// Compress the copies.
-        #[arg(long, value_enum, default_value = "no")]
-        compress: CompressArg,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    ImportObjects(ImportObjectsArgs),
+}
+
+/// Arguments of `dos init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Packs are closed for appends once they reach this many bytes.
+    #[arg(long, default_value_t = dos_core::config::DEFAULT_PACK_SIZE_TARGET)]
+    pub pack_size_target: u64,
+    /// Hex characters of the loose shard folder (0 = flat).
+    #[arg(long, default_value_t = dos_core::config::DEFAULT_LOOSE_PREFIX_LEN)]
+    pub loose_prefix_len: usize,
+    /// Hash type of object keys.
+    #[arg(long, value_enum, default_value = "sha256")]
+    pub hash_type: HashArg,
+    /// Compression of packed objects: zlib+1 .. zlib+9.
+    #[arg(long, default_value = "zlib+1")]
+    pub compression: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Write straight into pack files instead of loose objects.
+    #[arg(long)]
+    pub pack: bool,
+    /// Compress objects written to packs: `--compress` (= yes), `--compress=auto`, `--compress=no`.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "yes", requires = "pack")]
+    pub compress: Option<CompressArg>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also add the files listed in this file, one path per line (`-` = standard input).
+    #[arg(long, value_name = "LIST")]
+    pub files_from: Option<PathBuf>,
+    /// Files to add.
+    #[arg(required_unless_present = "files_from")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Arguments of `dos cat`.
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    /// The object's hash key.
+    pub hashkey: String,
+}
+
+/// Arguments of `dos meta`.
+#[derive(Debug, Args)]
+pub struct MetaArgs {
+    /// Hash keys.
+    #[arg(required = true)]
+    pub hashkeys: Vec<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos pack`.
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// Compression of the packed copies.
+    #[arg(long, value_enum, default_value = "no")]
+    pub compress: CompressArg,
+    /// Delete loose copies as soon as their pack's index commit is durable.
+    #[arg(long)]
+    pub clean_loose: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos repack`.
+#[derive(Debug, Args)]
+pub struct RepackArgs {
+    /// Compression of the rewritten objects.
+    #[arg(long, value_enum, default_value = "keep")]
+    pub compress: RepackArg,
+    /// Rewrite every pack, even those without holes.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Read packs with pread instead of mapping them (mapping is faster; a pack file cut
+    /// by hand during the run would then kill the process with SIGBUS).
+    #[arg(long)]
+    pub no_mmap: bool,
+}
+
+/// Arguments of `dos clean`.
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// VACUUM the index afterwards.
+    #[arg(long)]
+    pub vacuum: bool,
+    /// Keep sandbox files younger than this many seconds (they may belong to live writers).
+    #[arg(long, default_value_t = 3600)]
+    pub sandbox_age: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Hash keys.
+    #[arg(required = true)]
+    pub hashkeys: Vec<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos optimize`.
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// Compression of newly packed objects.
+    #[arg(long, value_enum, default_value = "no")]
+    pub compress: CompressArg,
+    /// Compression of repacked objects.
+    #[arg(long, value_enum, default_value = "keep")]
+    pub repack_compress: RepackArg,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos import-archive`.
+#[derive(Debug, Args)]
+pub struct ImportArchiveArgs {
+    /// The `.aiida` archive.
+    pub archive: PathBuf,
+    /// Compression of the stored objects (`yes`/`auto` keep the archive's deflate streams).
+    #[arg(long, value_enum, default_value = "no")]
+    pub compress: CompressArg,
+    /// Import only the objects the archive's database references.
+    #[arg(long)]
+    pub referenced_only: bool,
+    /// Refuse entries that declare more than this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub max_entry_size: Option<u64>,
+    /// Refuse archives whose entries declare more than this many bytes in total.
+    #[arg(long, value_name = "BYTES")]
+    pub max_total_size: Option<u64>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos archive-info`.
+#[derive(Debug, Args)]
+pub struct ArchiveInfoArgs {
+    /// The `.aiida` archive.
+    pub archive: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos export-archive`.
+#[derive(Debug, Args)]
+pub struct ExportArchiveArgs {
+    /// The archive to write.
+    pub out: PathBuf,
+    /// The archive database (`db.sqlite3`) whose nodes' files to export.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The `metadata.json` to include (default: a minimal one, export_version main_0001).
+    #[arg(long)]
+    pub metadata: Option<PathBuf>,
+    /// Deflate level (0 = store).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub level: u32,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos import-objects`.
+#[derive(Debug, Args)]
+pub struct ImportObjectsArgs {
+    /// The container to copy from.
+    pub source: PathBuf,
+    /// Compress the copies.
+    #[arg(long, value_enum, default_value = "no")]
+    pub compress: CompressArg,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Compression modes of repack.

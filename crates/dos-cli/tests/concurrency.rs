@@ -164,7 +164,7 @@ fn concurrent_writers_and_readers_lose_nothing() {
         }
     }
     let c = dos_core::Container::open(&container).unwrap();
-    let keys: Vec<&String> = expected.keys().collect();
+    let keys: Vec<dos_core::ObjectKey> = expected.keys().map(|k| common::key(k)).collect();
     let mut n = 0;
     let missing = c
         .read_objects(&keys, |k, content, _| {
@@ -176,7 +176,7 @@ fn concurrent_writers_and_readers_lose_nothing() {
                     v
                 }
             };
-            assert_eq!(sha256_hex(&bytes), expected[k]);
+            assert_eq!(sha256_hex(&bytes), expected[&k.to_string()]);
             n += 1;
             Ok(())
         })
@@ -196,7 +196,7 @@ fn concurrent_writers_and_readers_lose_nothing() {
     }
     let mut m = common::Manifest::new();
     for (k, digest) in &expected {
-        let size = c.get_object_meta(k).unwrap().size.unwrap();
+        let size = c.get_object_meta(&common::key(k)).unwrap().size.unwrap();
         m.insert(k.clone(), (size, digest.clone()));
     }
     let manifest = common::write_manifest(&container, &m);
@@ -347,7 +347,7 @@ fn writers_and_readers_while_packing() {
         }
     }
     let c = dos_core::Container::open(&container).unwrap();
-    let keys: Vec<&String> = expected.keys().collect();
+    let keys: Vec<dos_core::ObjectKey> = expected.keys().map(|k| common::key(k)).collect();
     let missing = c
         .read_objects(&keys, |k, content, _| {
             let bytes = match content {
@@ -358,7 +358,7 @@ fn writers_and_readers_while_packing() {
                     v
                 }
             };
-            assert_eq!(sha256_hex(&bytes), expected[k]);
+            assert_eq!(sha256_hex(&bytes), expected[&k.to_string()]);
             Ok(())
         })
         .unwrap();
@@ -375,7 +375,7 @@ fn writers_and_readers_while_packing() {
     );
     let mut m = common::Manifest::new();
     for (k, digest) in &expected {
-        let size = c.get_object_meta(k).unwrap().size.unwrap();
+        let size = c.get_object_meta(&common::key(k)).unwrap().size.unwrap();
         m.insert(k.clone(), (size, digest.clone()));
     }
     let manifest = common::write_manifest(&container, &m);

@@ -206,7 +206,7 @@ fn check_after_crash(f: &Fixture, s: Scenario, what: &str) -> usize {
                     v
                 }
             };
-            assert_eq!(sha256_hex(&data), k, "{what}: wrong content");
+            assert_eq!(sha256_hex(&data), k.to_string(), "{what}: wrong content");
             checked += 1;
             Ok(())
         })
@@ -217,8 +217,9 @@ fn check_after_crash(f: &Fixture, s: Scenario, what: &str) -> usize {
     );
     // Nothing was lost: every expected object is there (an import may not have reached all).
     if !matches!(s, Scenario::Import) {
-        let have: std::collections::BTreeSet<&String> = listed.iter().collect();
-        let lost: Vec<&String> = f.expected.keys().filter(|k| !have.contains(k)).collect();
+        let have: std::collections::BTreeSet<String> =
+            listed.iter().map(ToString::to_string).collect();
+        let lost: Vec<&String> = f.expected.keys().filter(|k| !have.contains(*k)).collect();
         assert!(
             lost.is_empty(),
             "{what}: LOST {} objects: {lost:?}",
@@ -240,8 +241,8 @@ fn check_after_crash(f: &Fixture, s: Scenario, what: &str) -> usize {
     let mut present = Manifest::new();
     for k in &listed {
         present.insert(
-            k.clone(),
-            f.expected.get(k).cloned().unwrap_or_else(|| {
+            k.to_string(),
+            f.expected.get(&k.to_string()).cloned().unwrap_or_else(|| {
                 let d = container.get_object_content(k).unwrap();
                 (d.len() as u64, sha256_hex(&d))
             }),
@@ -262,7 +263,7 @@ fn rerun_completes(f: &Fixture, s: Scenario, what: &str) {
     );
     if let Scenario::Import = s {
         let container = dos_core::Container::open(&c).unwrap();
-        let keys: Vec<&String> = f.expected.keys().collect();
+        let keys: Vec<dos_core::ObjectKey> = f.expected.keys().map(|k| common::key(k)).collect();
         assert!(
             container.has_objects(&keys).unwrap().iter().all(|b| *b),
             "{what}"

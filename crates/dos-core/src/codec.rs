@@ -8,6 +8,9 @@
 //! (flate2), whose level 1 is a "quick" strategy that compresses markedly worse (0.628), so there
 //! `zlib+1` is written with zlib-rs level 2 (0.486). See `docs/format.md`.
 
+use std::cell::RefCell;
+use std::io::{self, Write};
+
 use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// A zlib level from a container's `compression_algorithm`.
@@ -123,6 +126,56 @@ impl Compressor {
         let mut v = Vec::new();
         self.compress_into(input, &mut v);
         v
+    }
+}
+
+thread_local! {
+    /// Per thread: compressors by level. Two are kept, as AUTO samples large objects at level 1
+    /// before compressing them at the container's level.
+    static COMPRESSORS: RefCell<Vec<(ZlibLevel, Compressor)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Run `f` with this thread's compressor for `level` (kept between calls, so that workers
+/// compressing many objects allocate once).
+pub fn with_compressor<T>(level: ZlibLevel, f: impl FnOnce(&mut Compressor) -> T) -> T {
+    COMPRESSORS.with(|c| {
+        let mut c = c.borrow_mut();
+        let at = match c.iter().position(|(l, _)| *l == level) {
+            Some(at) => at,
+            None => {
+                if c.len() >= 2 {
+                    c.remove(0);
+                }
+                c.push((level, Compressor::new(level)));
+                c.len() - 1
+            }
+        };
+        f(&mut c[at].1)
+    })
+}
+
+/// A streaming zlib encoder (zlib-rs), for objects too large to compress in memory: writes one
+/// zlib stream at the streaming level of a configured level (see the module docs) into `W`.
+pub struct ZlibEncoder<W: Write>(flate2::write::ZlibEncoder<W>);
+
+impl<W: Write> ZlibEncoder<W> {
+    /// An encoder writing into `sink`.
+    pub fn new(sink: W, level: ZlibLevel) -> Self {
+        Self(flate2::write::ZlibEncoder::new(sink, level.backend_level()))
+    }
+
+    /// Write the end of the stream; returns the sink.
+    pub fn finish(self) -> io::Result<W> {
+        self.0.finish()
+    }
+}
+
+impl<W: Write> Write for ZlibEncoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -248,7 +301,7 @@ pub fn sample_is_compressible(sample: &[u8]) -> bool {
     if sample.is_empty() {
         return false;
     }
-    let out = crate::write::with_compressor(ZlibLevel(1), |c| c.compress(sample));
+    let out = with_compressor(ZlibLevel(1), |c| c.compress(sample));
     (out.len() as f64) / (sample.len() as f64) < AUTO_RATIO_THRESHOLD
 }
 

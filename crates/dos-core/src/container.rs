@@ -3,15 +3,16 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::codec::ZlibLevel;
 use crate::config::{self, Config, DEFAULT_LOOSE_PREFIX_LEN, DEFAULT_PACK_SIZE_TARGET};
 use crate::durable;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, Missing, Result};
 use crate::fault::FaultPlan;
 use crate::hashing::HashType;
 use crate::index::Index;
+use crate::key::{InvalidKey, ObjectKey};
 use crate::layout::{Layout, REQUIRED_DIRS};
 
 /// Parameters of a new container (Python's `init_container` arguments).
@@ -70,7 +71,8 @@ pub struct Container {
     pub(crate) layout: Layout,
     pub(crate) config: Config,
     pub(crate) io: IoOptions,
-    index: Mutex<Index>,
+    /// The index connection, shared with the committer threads of pack writers.
+    index: Arc<Mutex<Index>>,
 }
 
 impl std::fmt::Debug for Container {
@@ -109,9 +111,8 @@ impl Container {
             Ok(mut rd) => {
                 if rd.next().is_some() {
                     if Layout::new(path).config.exists() {
-                        return Err(Error::Layout {
+                        return Err(Error::AlreadyInitialised {
                             path: path.to_path_buf(),
-                            detail: "a container is already initialised here".into(),
                         });
                     }
                     return Err(Error::FolderNotEmpty {
@@ -129,7 +130,7 @@ impl Container {
             let p = path.join(d);
             fs::create_dir(&p).ctx(&p, "create folder")?;
         }
-        let index = Index::create(&layout.index, io.faults.clone())?;
+        let index = Index::create(&layout.index, opts.hash_type, io.faults.clone())?;
         let config = Config {
             container_version: 1,
             loose_prefix_len: opts.loose_prefix_len,
@@ -144,7 +145,7 @@ impl Container {
             layout,
             config,
             io,
-            index: Mutex::new(index),
+            index: Arc::new(Mutex::new(index)),
         })
     }
 
@@ -159,14 +160,13 @@ impl Container {
         let bytes = match fs::read(&layout.config) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let detail = if path.is_dir() {
-                    "config.json is missing".to_string()
-                } else {
-                    "no such folder".to_string()
-                };
                 return Err(Error::NotInitialised {
                     path: path.to_path_buf(),
-                    detail,
+                    missing: if path.is_dir() {
+                        Missing::Config
+                    } else {
+                        Missing::Folder
+                    },
                 });
             }
             Err(e) => return Err(Error::io(&layout.config, "read", e)),
@@ -179,16 +179,16 @@ impl Container {
             if !path.join(d).is_dir() {
                 return Err(Error::NotInitialised {
                     path: path.to_path_buf(),
-                    detail: format!("folder {d}/ is missing"),
+                    missing: Missing::SubFolder(d),
                 });
             }
         }
-        let index = Index::open(&layout.index, io.faults.clone())?;
+        let index = Index::open(&layout.index, config.hash_type, io.faults.clone())?;
         Ok(Container {
             layout,
             config,
             io,
-            index: Mutex::new(index),
+            index: Arc::new(Mutex::new(index)),
         })
     }
 
@@ -212,13 +212,13 @@ impl Container {
         self.config.hash_type
     }
 
-    /// Validate a user-given key and return it in canonical form.
-    pub fn parse_key(&self, key: &str) -> Result<String> {
-        self.config.hash_type.parse_key(key)
+    /// Parse a user-given key (hex of this container's hash type, either case).
+    pub fn parse_key(&self, key: &str) -> Result<ObjectKey, InvalidKey> {
+        ObjectKey::parse(self.config.hash_type, key)
     }
 
     /// Path of the loose file of `key` (which may or may not exist).
-    pub fn loose_path(&self, key: &str) -> PathBuf {
+    pub fn loose_path(&self, key: &ObjectKey) -> PathBuf {
         crate::loose::loose_path(&self.layout, self.config.loose_prefix_len, key)
     }
 
@@ -229,9 +229,14 @@ impl Container {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn not_found(&self, key: &str) -> Error {
+    /// The index connection, for a thread of its own.
+    pub(crate) fn index_handle(&self) -> Arc<Mutex<Index>> {
+        self.index.clone()
+    }
+
+    pub(crate) fn not_found(&self, key: &ObjectKey) -> Error {
         Error::NotFound {
-            key: key.to_string(),
+            key: *key,
             container: self.layout.root.clone(),
         }
     }

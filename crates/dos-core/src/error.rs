@@ -1,32 +1,44 @@
 //! Errors of the container library.
 //!
-//! Every variant names what it concerns: the file (by path), the object (by hash key), or both, so
-//! that a one-line message is enough for an operator to act. The CLI maps [`Error::is_not_found`]
-//! to its "negative result" exit code and everything else to "error".
+//! Every variant names what it concerns: the file (by path), the object (by key), or both, so
+//! that a one-line message is enough for an operator to act; what went wrong is a typed value
+//! (a [`Missing`], a [`SchemaProblem`], a [`Corruption`], a [`PackChange`]), never free text.
+//! The CLI maps [`Error::is_not_found`] to its "negative result" exit code and everything else
+//! to "error". Writes to packs have their own error, [`crate::write::Error`], which converts
+//! into this one.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::codec::InflateError;
 use crate::config::ConfigError;
+use crate::index::PackedLocation;
+use crate::key::{InvalidKey, ObjectKey};
 
 /// Result alias of the container library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong while opening, reading or writing a container.
+/// Everything that can go wrong while opening, reading or maintaining a container.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The folder holds no container (no parsable `config.json` or a missing top-level folder).
-    #[error("{path}: not an initialised container ({detail})")]
+    /// The folder holds no container.
+    #[error("{path}: not an initialised container ({missing})")]
     NotInitialised {
         /// The container folder.
         path: PathBuf,
         /// What is missing.
-        detail: String,
+        missing: Missing,
     },
     /// `init` was asked to create a container where files already exist.
     #[error("{path}: refusing to initialise a container in a folder that is not empty")]
     FolderNotEmpty {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// `init` was asked to create a container where one exists.
+    #[error("{path}: a container is already initialised here")]
+    AlreadyInitialised {
         /// The folder.
         path: PathBuf,
     },
@@ -39,13 +51,28 @@ pub enum Error {
         #[source]
         source: ConfigError,
     },
-    /// The container is structurally broken (missing `packs.idx`, unexpected schema, ...).
-    #[error("{path}: {detail}")]
-    Layout {
-        /// The offending file or folder.
+    /// `packs.idx` is not an index this library can use.
+    #[error("{path}: {problem}")]
+    IndexSchema {
+        /// Path of `packs.idx`.
         path: PathBuf,
         /// What is wrong.
-        detail: String,
+        problem: SchemaProblem,
+    },
+    /// A pack file the index refers to does not exist.
+    #[error("{path}: pack file referenced by the index is missing")]
+    MissingPack {
+        /// The pack file.
+        path: PathBuf,
+    },
+    /// dos's repack journal cannot be read.
+    #[error("{path}: unreadable repack journal: {source}")]
+    Journal {
+        /// The journal.
+        path: PathBuf,
+        /// Why it cannot be parsed.
+        #[source]
+        source: serde_json::Error,
     },
     /// An operating-system error on a named file.
     #[error("{path}: {op}: {source}")]
@@ -70,28 +97,25 @@ pub enum Error {
     /// The requested object is neither packed nor loose.
     #[error("object {key} not found in container {container}")]
     NotFound {
-        /// The hash key that was asked for.
-        key: String,
+        /// The key that was asked for.
+        key: ObjectKey,
         /// The container folder.
         container: PathBuf,
     },
-    /// A string that is not a valid hash key for this container.
-    #[error("invalid object key {key:?}: expected {expected}")]
-    InvalidKey {
-        /// The rejected input.
-        key: String,
-        /// A description of valid keys.
-        expected: String,
-    },
+    /// A string that is not a valid key for this container.
+    #[error(transparent)]
+    InvalidKey(#[from] InvalidKey),
     /// Stored bytes do not match what the index or the key promises.
-    #[error("object {key} in {path}: {detail}")]
+    #[error("object {key} in {path}: {problem}{}", location_note(.location))]
     Corrupt {
-        /// The object.
+        /// The object's key as stored (an index row's key text may itself be malformed).
         key: String,
-        /// The file holding it (pack or loose file).
+        /// The file holding it (pack, loose file or index).
         path: PathBuf,
         /// What does not match.
-        detail: String,
+        problem: Corruption,
+        /// Where the index places it, when it is packed.
+        location: Option<Box<PackedLocation>>,
     },
     /// Another process holds the append lock of a pack file.
     #[error(
@@ -113,12 +137,12 @@ pub enum Error {
         holder: String,
     },
     /// A pack file changed while we held its append lock: another writer ignored the lock.
-    #[error("{path}: pack file changed under our append lock ({detail}); nothing was committed")]
+    #[error("{path}: pack file changed under our append lock ({change}); nothing was committed")]
     PackModified {
         /// The pack file.
         path: PathBuf,
         /// What changed.
-        detail: String,
+        change: PackChange,
     },
     /// A source given to a write operation could not be read.
     #[error("{source_name}: {source}")]
@@ -129,12 +153,127 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// An object too large to be held in this process's memory.
+    #[error("{bytes} bytes do not fit in memory")]
+    TooLarge {
+        /// Its size.
+        bytes: u64,
+    },
     /// An argument outside what the format allows.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// The operation was interrupted by the caller (e.g. Ctrl-C); what was committed stays valid.
     #[error("interrupted; everything committed before the interruption is intact")]
     Interrupted,
+}
+
+/// What is missing from a folder that should hold a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Missing {
+    /// The folder itself.
+    #[error("no such folder")]
+    Folder,
+    /// Its `config.json`.
+    #[error("config.json is missing")]
+    Config,
+    /// One of the four folders of a container.
+    #[error("folder {0}/ is missing")]
+    SubFolder(&'static str),
+}
+
+/// Why `packs.idx` cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaProblem {
+    /// The file does not exist.
+    #[error("pack index packs.idx is missing")]
+    Missing,
+    /// `init` found an index already there.
+    #[error("index already exists")]
+    AlreadyExists,
+    /// SQLite refused to switch to WAL mode.
+    #[error("cannot switch the index to WAL mode (got {0})")]
+    NotWal(String),
+    /// No `db_object` table.
+    #[error("not a disk-objectstore index: table db_object is missing")]
+    NoTable,
+    /// A column Python's schema has is absent.
+    #[error("table db_object lacks column {0:?}")]
+    NoColumn(&'static str),
+    /// `hashkey` is not unique, which `INSERT OR IGNORE` relies on.
+    #[error("table db_object has no unique index on hashkey")]
+    NoUniqueKey,
+}
+
+/// How stored bytes disagree with what the index or the key promises.
+#[derive(Debug, thiserror::Error)]
+pub enum Corruption {
+    /// The zlib stream of a compressed object does not decode to its size.
+    #[error(transparent)]
+    Inflate(#[from] InflateError),
+    /// An object stored raw whose length differs from its size.
+    #[error("uncompressed object with length != size")]
+    LengthNotSize,
+    /// Reading the object's bytes failed (e.g. the pack ends before them).
+    #[error("{0}")]
+    Read(io::Error),
+    /// The pack ends before its objects do.
+    #[error("pack ends before its objects do")]
+    PackTooShort,
+    /// An index row's field is negative.
+    #[error("index row has negative {field} {value}")]
+    NegativeField {
+        /// The column.
+        field: &'static str,
+        /// Its value.
+        value: i64,
+    },
+    /// An index row points at pack -1, the temporary pack of Python's repack.
+    #[error(
+        "index row points at pack -1: a repack was interrupted; run `dos repack` (or a Python \
+         repack) to finish it"
+    )]
+    InterruptedRepack,
+    /// An index row whose fields cannot describe a location.
+    #[error("malformed index row (pack {pack_id}, offset {offset}, length {length}, size {size})")]
+    MalformedRow {
+        /// Pack id as stored.
+        pack_id: i64,
+        /// Offset as stored.
+        offset: i64,
+        /// Length as stored.
+        length: i64,
+        /// Size as stored.
+        size: i64,
+    },
+}
+
+/// How a pack file changed under our append lock.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PackChange {
+    /// It is not the size we wrote it to.
+    #[error("size is {on_disk}, we wrote up to {written}")]
+    Size {
+        /// Its size now.
+        on_disk: u64,
+        /// The size we wrote.
+        written: u64,
+    },
+    /// Its lock file is no longer ours.
+    #[error("lock file {} was removed or replaced", .lock.display())]
+    LockReplaced {
+        /// The lock file.
+        lock: PathBuf,
+    },
+}
+
+fn location_note(location: &Option<Box<PackedLocation>>) -> String {
+    match location.as_deref() {
+        Some(l) => format!(
+            " (offset {}, length {}, compressed {})",
+            l.offset, l.length, l.compressed
+        ),
+        None => String::new(),
+    }
 }
 
 impl Error {
@@ -163,4 +302,9 @@ impl<T> IoContext<T> for io::Result<T> {
     fn ctx(self, path: impl AsRef<Path>, op: &'static str) -> Result<T> {
         self.map_err(|e| Error::io(path, op, e))
     }
+}
+
+/// A size that must fit in memory.
+pub(crate) fn usize_of(n: u64) -> Result<usize> {
+    usize::try_from(n).map_err(|_| Error::TooLarge { bytes: n })
 }

@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::error::{Error, Result};
+use crate::error::{Corruption, Error, Result, SchemaProblem};
 use crate::fault::FaultPlan;
+use crate::hashing::HashType;
+use crate::key::ObjectKey;
+pub use crate::location::PackedLocation;
 
 /// The `CREATE TABLE` statement exactly as SQLAlchemy emits it for Python disk-objectstore.
 pub const CREATE_TABLE_SQL: &str = "CREATE TABLE db_object (\n\tid INTEGER NOT NULL, \n\thashkey VARCHAR NOT NULL, \n\tcompressed BOOLEAN NOT NULL, \n\tsize INTEGER NOT NULL, \n\t\"offset\" INTEGER NOT NULL, \n\tlength INTEGER NOT NULL, \n\tpack_id INTEGER NOT NULL, \n\tPRIMARY KEY (id)\n)";
@@ -26,36 +29,22 @@ const IN_CHUNK: usize = 900;
 /// How long a writer waits for another process's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Where a packed object lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PackedLocation {
-    /// Pack file id (`packs/<id>`).
-    pub pack_id: u64,
-    /// Offset of the object's bytes in the pack.
-    pub offset: u64,
-    /// Number of bytes in the pack (compressed length if compressed).
-    pub length: u64,
-    /// Whether the bytes are one zlib stream.
-    pub compressed: bool,
-    /// Uncompressed size.
-    pub size: u64,
-}
-
 /// A row to insert.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewRow {
     /// The key.
-    pub key: String,
+    pub key: ObjectKey,
     /// Its location.
     pub loc: PackedLocation,
 }
 
-/// A row as stored, without interpretation (pack ids may be -1, values may be negative).
+/// A row as stored, without interpretation (pack ids may be -1, values may be negative, the key
+/// text may be malformed): what maintenance that must carry every row, whatever it holds, sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawRow {
     /// Row id.
     pub id: i64,
-    /// The key.
+    /// The key, as stored.
     pub key: String,
     /// Pack id (-1 during a Python repack).
     pub pack_id: i64,
@@ -82,12 +71,12 @@ impl RawRow {
     }
 }
 
-/// A [`RawRow`] whose key is a SHA-256 digest held as its 32 bytes (80 bytes in all, against
+/// A [`RawRow`] whose key is well formed, held as an [`ObjectKey`] (80 bytes in all, against
 /// about 150 for a `RawRow` and its string), for holding every row in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompactRow {
-    /// The key's bytes (the key is their lowercase hex).
-    pub key: [u8; 32],
+    /// The key.
+    pub key: ObjectKey,
     /// Row id.
     pub id: i64,
     /// Pack id as stored.
@@ -106,7 +95,7 @@ impl From<CompactRow> for RawRow {
     fn from(c: CompactRow) -> Self {
         RawRow {
             id: c.id,
-            key: crate::hashing::to_hex(&c.key),
+            key: c.key.to_string(),
             pack_id: c.pack_id,
             offset: c.offset,
             length: c.length,
@@ -131,6 +120,8 @@ pub struct PackStats {
 pub struct Index {
     conn: Connection,
     path: PathBuf,
+    /// The hash type of the container's keys (to read key text back as keys).
+    hash: HashType,
     faults: FaultPlan,
 }
 
@@ -141,21 +132,26 @@ impl std::fmt::Debug for Index {
 }
 
 /// Convert a signed SQLite integer column to u64, naming the object on failure.
-fn to_u64(v: i64, what: &str, key: &str, path: &Path) -> Result<u64> {
-    u64::try_from(v).map_err(|_| {
-        let detail = if what == "pack_id" && v == -1 {
-            "index row points at pack -1: a repack was interrupted; run `dos repack` (or a \
-             Python repack) to finish it"
-                .to_string()
+fn to_u64(v: i64, field: &'static str, key: &ObjectKey, path: &Path) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::Corrupt {
+        key: key.to_string(),
+        path: path.to_path_buf(),
+        problem: if field == "pack_id" && v == -1 {
+            Corruption::InterruptedRepack
         } else {
-            format!("index row has negative {what} {v}")
-        };
-        Error::Corrupt {
-            key: key.to_string(),
-            path: path.to_path_buf(),
-            detail,
-        }
+            Corruption::NegativeField { field, value: v }
+        },
+        location: None,
     })
+}
+
+/// The key of an index row's text, if it is a well-formed key of `hash` (rows with anything
+/// else cannot be the object of any key asked for).
+fn key_of_text(hash: HashType, v: rusqlite::types::ValueRef<'_>) -> Option<ObjectKey> {
+    match v {
+        rusqlite::types::ValueRef::Text(t) => ObjectKey::from_canonical(hash, t),
+        _ => None,
+    }
 }
 
 fn i64_of(v: u64) -> i64 {
@@ -171,10 +167,11 @@ impl Index {
         }
     }
 
-    fn setup(conn: Connection, path: &Path, faults: FaultPlan) -> Result<Self> {
+    fn setup(conn: Connection, path: &Path, hash: HashType, faults: FaultPlan) -> Result<Self> {
         let me = Self {
             conn,
             path: path.to_path_buf(),
+            hash,
             faults,
         };
         me.conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| me.err(e))?;
@@ -183,9 +180,9 @@ impl Index {
             .query_row("PRAGMA journal_mode=wal", [], |r| r.get(0))
             .map_err(|e| me.err(e))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Layout {
+            return Err(Error::IndexSchema {
                 path: path.to_path_buf(),
-                detail: format!("cannot switch the index to WAL mode (got {mode})"),
+                problem: SchemaProblem::NotWal(mode),
             });
         }
         // Commits must be durable when they return: loose copies are deleted after them.
@@ -195,20 +192,20 @@ impl Index {
         Ok(me)
     }
 
-    /// Create a new, empty index at `path` (which must not exist); its commits pass the fault
-    /// points of `faults`.
-    pub fn create(path: &Path, faults: FaultPlan) -> Result<Self> {
+    /// Create a new, empty index at `path` (which must not exist) of keys of `hash`; its
+    /// commits pass the fault points of `faults`.
+    pub fn create(path: &Path, hash: HashType, faults: FaultPlan) -> Result<Self> {
         if path.exists() {
-            return Err(Error::Layout {
+            return Err(Error::IndexSchema {
                 path: path.to_path_buf(),
-                detail: "index already exists".into(),
+                problem: SchemaProblem::AlreadyExists,
             });
         }
         let conn = Connection::open(path).map_err(|e| Error::Index {
             path: path.to_path_buf(),
             source: e,
         })?;
-        let me = Self::setup(conn, path, faults)?;
+        let me = Self::setup(conn, path, hash, faults)?;
         me.conn
             .execute_batch(&format!(
                 "BEGIN; {CREATE_TABLE_SQL}; {CREATE_INDEX_SQL}; COMMIT;"
@@ -217,13 +214,13 @@ impl Index {
         Ok(me)
     }
 
-    /// Open an existing index and check its schema; its commits pass the fault points of
-    /// `faults`.
-    pub fn open(path: &Path, faults: FaultPlan) -> Result<Self> {
+    /// Open an existing index of keys of `hash` and check its schema; its commits pass the
+    /// fault points of `faults`.
+    pub fn open(path: &Path, hash: HashType, faults: FaultPlan) -> Result<Self> {
         if !path.is_file() {
-            return Err(Error::Layout {
+            return Err(Error::IndexSchema {
                 path: path.to_path_buf(),
-                detail: "pack index packs.idx is missing".into(),
+                problem: SchemaProblem::Missing,
             });
         }
         let conn = Connection::open_with_flags(
@@ -234,15 +231,15 @@ impl Index {
             path: path.to_path_buf(),
             source: e,
         })?;
-        let me = Self::setup(conn, path, faults)?;
+        let me = Self::setup(conn, path, hash, faults)?;
         me.check_schema()?;
         Ok(me)
     }
 
     fn check_schema(&self) -> Result<()> {
-        let bad = |detail: String| Error::Layout {
+        let bad = |problem: SchemaProblem| Error::IndexSchema {
             path: self.path.clone(),
-            detail,
+            problem,
         };
         let mut stmt = self
             .conn
@@ -254,9 +251,7 @@ impl Index {
             .collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))?;
         if cols.is_empty() {
-            return Err(bad(
-                "not a disk-objectstore index: table db_object is missing".into(),
-            ));
+            return Err(bad(SchemaProblem::NoTable));
         }
         for want in [
             "id",
@@ -268,7 +263,7 @@ impl Index {
             "pack_id",
         ] {
             if !cols.iter().any(|c| c == want) {
-                return Err(bad(format!("table db_object lacks column {want:?}")));
+                return Err(bad(SchemaProblem::NoColumn(want)));
             }
         }
         // Uniqueness of hashkey is relied upon by INSERT OR IGNORE.
@@ -283,7 +278,7 @@ impl Index {
             )
             .map_err(|e| self.err(e))?;
         if !unique {
-            return Err(bad("table db_object has no unique index on hashkey".into()));
+            return Err(bad(SchemaProblem::NoUniqueKey));
         }
         Ok(())
     }
@@ -293,7 +288,12 @@ impl Index {
         &self.path
     }
 
-    fn row_to_loc(&self, key: &str, r: (i64, i64, i64, i64, i64)) -> Result<PackedLocation> {
+    /// The hash type of the keys.
+    pub fn hash_type(&self) -> HashType {
+        self.hash
+    }
+
+    fn row_to_loc(&self, key: &ObjectKey, r: (i64, i64, i64, i64, i64)) -> Result<PackedLocation> {
         let (pack_id, offset, length, compressed, size) = r;
         Ok(PackedLocation {
             pack_id: to_u64(pack_id, "pack_id", key, &self.path)?,
@@ -305,7 +305,7 @@ impl Index {
     }
 
     /// Location of one object, if packed.
-    pub fn get(&self, key: &str) -> Result<Option<PackedLocation>> {
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<PackedLocation>> {
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -313,7 +313,7 @@ impl Index {
             )
             .map_err(|e| self.err(e))?;
         let row = stmt
-            .query_row([key], |r| {
+            .query_row([key.hex()], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()
@@ -325,8 +325,8 @@ impl Index {
     /// Uses `IN` queries for few keys and one sorted scan of the whole index for many.
     pub fn lookup_many(
         &self,
-        sorted_keys: &[&str],
-        mut f: impl FnMut(&str, PackedLocation) -> Result<()>,
+        sorted_keys: &[ObjectKey],
+        mut f: impl FnMut(ObjectKey, PackedLocation) -> Result<()>,
     ) -> Result<()> {
         if sorted_keys.is_empty() {
             return Ok(());
@@ -343,14 +343,17 @@ impl Index {
                 );
                 let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
                 let mut rows = stmt
-                    .query(rusqlite::params_from_iter(chunk.iter()))
+                    .query(rusqlite::params_from_iter(chunk.iter().map(ObjectKey::hex)))
                     .map_err(|e| self.err(e))?;
                 while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-                    let key: String = r.get(0).map_err(|e| self.err(e))?;
+                    let Some(key) = key_of_text(self.hash, r.get_ref(0).map_err(|e| self.err(e))?)
+                    else {
+                        continue;
+                    };
                     let raw = (|| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))()
                         .map_err(|e| self.err(e))?;
                     let loc = self.row_to_loc(&key, raw)?;
-                    f(&key, loc)?;
+                    f(key, loc)?;
                 }
             }
             Ok(())
@@ -371,10 +374,10 @@ impl Index {
         }
     }
 
-    /// Scan every row in key order until `f` breaks.
+    /// Scan every row with a well-formed key in key order until `f` breaks.
     pub fn scan_sorted(
         &self,
-        mut f: impl FnMut(&str, Result<PackedLocation>) -> Result<ControlFlow<()>>,
+        mut f: impl FnMut(ObjectKey, Result<PackedLocation>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         let mut stmt = self
             .conn
@@ -385,21 +388,24 @@ impl Index {
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let key: String = r.get(0).map_err(|e| self.err(e))?;
+            let Some(key) = key_of_text(self.hash, r.get_ref(0).map_err(|e| self.err(e))?) else {
+                continue;
+            };
             let raw = (|| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))()
                 .map_err(|e| self.err(e))?;
             let loc = self.row_to_loc(&key, raw);
-            if f(&key, loc)?.is_break() {
+            if f(key, loc)?.is_break() {
                 break;
             }
         }
         Ok(())
     }
 
-    /// Scan every key in order until `f` breaks (covering index only: the fastest listing).
+    /// Scan every well-formed key in order until `f` breaks (covering index only: the fastest
+    /// listing).
     pub fn scan_sorted_keys(
         &self,
-        mut f: impl FnMut(&str) -> Result<ControlFlow<()>>,
+        mut f: impl FnMut(ObjectKey) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         let mut stmt = self
             .conn
@@ -407,10 +413,9 @@ impl Index {
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let key: &str = r
-                .get_ref(0)
-                .and_then(|v| v.as_str().map_err(Into::into))
-                .map_err(|e| self.err(e))?;
+            let Some(key) = key_of_text(self.hash, r.get_ref(0).map_err(|e| self.err(e))?) else {
+                continue;
+            };
             if f(key)?.is_break() {
                 break;
             }
@@ -419,7 +424,7 @@ impl Index {
     }
 
     /// Which of `sorted_keys` are in the index (one bool per key, same order).
-    pub fn contains_sorted(&self, sorted_keys: &[&str]) -> Result<Vec<bool>> {
+    pub fn contains_sorted(&self, sorted_keys: &[ObjectKey]) -> Result<Vec<bool>> {
         let mut out = vec![false; sorted_keys.len()];
         if sorted_keys.is_empty() {
             return Ok(out);
@@ -431,7 +436,7 @@ impl Index {
                 .prepare_cached("SELECT 1 FROM db_object WHERE hashkey = ?1")
                 .map_err(|e| self.err(e))?;
             for (i, k) in sorted_keys.iter().enumerate() {
-                out[i] = stmt.exists([k]).map_err(|e| self.err(e))?;
+                out[i] = stmt.exists([k.hex()]).map_err(|e| self.err(e))?;
             }
         } else {
             let mut i = 0;
@@ -503,7 +508,8 @@ impl Index {
 
     /// Every row, sorted by `(pack_id, offset, id)` in memory (what [`Index::scan_by_pack`] with
     /// no pack visits, without SQLite's sort, which is serial and slower): `None` when there are
-    /// more than `max_rows` rows or a key is not 64 lowercase hex digits, for the caller to fall
+    /// more than `max_rows` rows or a key is not well formed (lowercase hex of the container's
+    /// hash type), for the caller to fall
     /// back to the bounded-memory scan. Costs [`CompactRow`]'s 80 bytes per row.
     pub fn rows_by_pack_in_memory(&self, max_rows: usize) -> Result<Option<Vec<CompactRow>>> {
         let mut stmt = self
@@ -518,11 +524,9 @@ impl Index {
             if out.len() == max_rows {
                 return Ok(None);
             }
-            let key = match r.get_ref(1).map_err(|e| self.err(e))? {
-                rusqlite::types::ValueRef::Text(t) => crate::hashing::from_hex32(t),
-                _ => None,
+            let Some(key) = key_of_text(self.hash, r.get_ref(1).map_err(|e| self.err(e))?) else {
+                return Ok(None);
             };
-            let Some(key) = key else { return Ok(None) };
             let row = (|| {
                 Ok(CompactRow {
                     key,
@@ -605,13 +609,13 @@ impl Index {
     }
 
     /// Delete the rows of `keys` in one transaction; returns the keys that had a row.
-    pub fn delete_keys(&mut self, keys: &[&str]) -> Result<Vec<String>> {
+    pub fn delete_keys(&mut self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>> {
         self.write_tx("index.delete.before", |tx| {
             let mut stmt = tx.prepare_cached("DELETE FROM db_object WHERE hashkey = ?1")?;
             let mut deleted = Vec::new();
             for k in keys {
-                if stmt.execute([k])? > 0 {
-                    deleted.push((*k).to_string());
+                if stmt.execute([k.hex()])? > 0 {
+                    deleted.push(*k);
                 }
             }
             Ok(deleted)
@@ -706,7 +710,7 @@ impl Index {
             let mut inserted = 0;
             for r in sorted {
                 inserted += stmt.execute(params![
-                    r.key,
+                    r.key.hex(),
                     i64::from(r.loc.compressed),
                     i64_of(r.loc.size),
                     i64_of(r.loc.offset),
@@ -733,42 +737,46 @@ mod tests {
         }
     }
 
+    fn key(i: u64) -> ObjectKey {
+        ObjectKey::from_canonical(HashType::Sha256, format!("{i:064x}").as_bytes()).unwrap()
+    }
+
     #[test]
     fn create_insert_lookup() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("packs.idx");
-        let mut idx = Index::create(&p, FaultPlan::default()).unwrap();
-        let keys: Vec<String> = (0..3000).map(|i| format!("{i:064x}")).collect();
+        let mut idx = Index::create(&p, HashType::Sha256, FaultPlan::default()).unwrap();
+        let keys: Vec<ObjectKey> = (0..3000).map(key).collect();
         let rows: Vec<NewRow> = keys
             .iter()
             .enumerate()
             .map(|(i, k)| NewRow {
-                key: k.clone(),
+                key: *k,
                 loc: loc(0, i as u64 * 3),
             })
             .collect();
         assert_eq!(idx.insert_batch(&rows).unwrap(), 3000);
         // Re-inserting is ignored and keeps the first location.
         let again = vec![NewRow {
-            key: keys[5].clone(),
+            key: keys[5],
             loc: loc(9, 9),
         }];
         assert_eq!(idx.insert_batch(&again).unwrap(), 0);
         assert_eq!(idx.get(&keys[5]).unwrap(), Some(loc(0, 15)));
-        assert_eq!(idx.get(&"f".repeat(64)).unwrap(), None);
+        let missing = ObjectKey::sha256([0xff; 32]);
+        assert_eq!(idx.get(&missing).unwrap(), None);
         drop(idx);
 
-        let idx = Index::open(&p, FaultPlan::default()).unwrap();
+        let idx = Index::open(&p, HashType::Sha256, FaultPlan::default()).unwrap();
         assert_eq!(idx.count().unwrap(), 3000);
         // Both lookup strategies agree.
-        let missing = "f".repeat(64);
         for subset in [&keys[10..20], &keys[..]] {
-            let mut want: Vec<&str> = subset.iter().map(String::as_str).collect();
-            want.push(&missing);
+            let mut want: Vec<ObjectKey> = subset.to_vec();
+            want.push(missing);
             want.sort();
             let mut found = Vec::new();
             idx.lookup_many(&want, |k, _| {
-                found.push(k.to_string());
+                found.push(k);
                 Ok(())
             })
             .unwrap();
@@ -784,16 +792,18 @@ mod tests {
     fn schema_checks() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("packs.idx");
+        let open = |p: &Path| Index::open(p, HashType::Sha256, FaultPlan::default());
         assert!(matches!(
-            Index::open(&p, FaultPlan::default()),
-            Err(Error::Layout { .. })
+            open(&p),
+            Err(Error::IndexSchema {
+                problem: SchemaProblem::Missing,
+                ..
+            })
         ));
         let c = Connection::open(&p).unwrap();
         c.execute_batch("CREATE TABLE other (x)").unwrap();
         drop(c);
-        let e = Index::open(&p, FaultPlan::default())
-            .unwrap_err()
-            .to_string();
+        let e = open(&p).unwrap_err().to_string();
         assert!(e.contains("db_object is missing"), "{e}");
 
         // The legacy schema with a CHECK constraint is accepted.
@@ -807,9 +817,10 @@ mod tests {
         )
         .unwrap();
         drop(c);
-        let mut idx = Index::open(&p2, FaultPlan::default()).unwrap();
+        let mut idx = open(&p2).unwrap();
+        let k = ObjectKey::sha256([0xaa; 32]);
         idx.insert_batch(&[NewRow {
-            key: "a".repeat(64),
+            key: k,
             loc: loc(0, 0),
         }])
         .unwrap();
@@ -818,7 +829,7 @@ mod tests {
         let c = Connection::open(&p2).unwrap();
         c.execute_batch("UPDATE db_object SET pack_id = -1")
             .unwrap();
-        let e = idx.get(&"a".repeat(64)).unwrap_err().to_string();
+        let e = idx.get(&k).unwrap_err().to_string();
         assert!(e.contains("repack was interrupted"), "{e}");
     }
 }

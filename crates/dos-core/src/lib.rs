@@ -2,8 +2,9 @@
 //! [disk-objectstore](https://github.com/aiidateam/disk-objectstore) 1.x.
 //!
 //! A container is a folder holding loose objects (one file each), pack files (objects
-//! concatenated, raw or zlib-compressed), and `packs.idx`, a SQLite index of packed objects. Keys
-//! are hex SHA-256 (or SHA-1) digests of the uncompressed content.
+//! concatenated, raw or zlib-compressed), and `packs.idx`, a SQLite index of packed objects.
+//! Objects are named by [`ObjectKey`]s, the SHA-256 (or SHA-1) digests of their uncompressed
+//! content, written as lowercase hex on disk.
 //!
 //! ```no_run
 //! use dos_core::{Container, InitOptions, PackWriteOptions};
@@ -13,6 +14,9 @@
 //! let keys = c.add_objects_to_pack(vec![b"packed".to_vec()], &PackWriteOptions::default())?;
 //! assert_eq!(c.get_object_content(&keys[0])?, b"packed");
 //! assert!(c.has_object(&loose_key)?);
+//! // Keys from users are parsed once, at the boundary.
+//! let k = c.parse_key("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")?;
+//! assert!(!c.has_object(&k)?);
 //! # Ok(()) }
 //! ```
 //!
@@ -27,8 +31,10 @@ pub mod error;
 pub mod fault;
 pub mod hashing;
 pub mod index;
+pub mod key;
 pub mod layout;
 pub mod libdeflate;
+pub mod location;
 pub mod lock;
 pub mod loose;
 pub mod maintain;
@@ -36,18 +42,19 @@ pub mod pack;
 pub mod progress;
 mod read;
 pub mod reader;
-mod write;
+pub mod write;
 
 pub use codec::{CompressMode, ZlibLevel};
 pub use config::Config;
 pub use container::{Container, InitOptions, IoOptions};
 pub use error::{Error, Result};
 pub use hashing::HashType;
-pub use index::PackedLocation;
+pub use key::{InvalidKey, ObjectKey};
+pub use location::PackedLocation;
 pub use progress::{Interrupt, NoProgress, Progress, Unit};
 pub use read::{BULK_INLINE_MAX, ObjectContent, ObjectCount, ObjectMeta, ObjectType, TotalSize};
 pub use reader::ObjectReader;
 pub use write::{
-    Deferred, EncodedObject, EncodedStream, ObjectSource, PackItem, PackWriteOptions,
-    PackWriteSummary, PrepareFn, StoreOutcome,
+    ObjectSource, PackItem, PackWriteOptions, PackWriteSummary, PackWriter, StoreOutcome, Stored,
+    WriteTuning,
 };

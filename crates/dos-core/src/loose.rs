@@ -11,10 +11,12 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::container::Container;
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::fault::FaultPlan;
 use crate::hashing::{HashType, is_lower_hex};
+use crate::key::ObjectKey;
 use crate::layout::Layout;
 use crate::progress::{Progress, Unit};
 
@@ -24,7 +26,9 @@ const CHUNK: usize = 512 * 1024;
 const BATCH_FILES: usize = 8192;
 
 /// Path of the loose file of `key`.
-pub fn loose_path(layout: &Layout, prefix_len: usize, key: &str) -> PathBuf {
+pub fn loose_path(layout: &Layout, prefix_len: usize, key: &ObjectKey) -> PathBuf {
+    let hex = key.hex();
+    let key: &str = &hex;
     if prefix_len == 0 || key.len() <= prefix_len {
         layout.loose.join(key)
     } else {
@@ -70,7 +74,7 @@ fn stream_to_sandbox(
     hash_type: HashType,
     reader: &mut dyn Read,
     source_name: &dyn Fn() -> String,
-) -> Result<(SandboxFile, File, String, u64)> {
+) -> Result<(SandboxFile, File, ObjectKey, u64)> {
     let (guard, mut file) = SandboxFile::create(layout)?;
     let mut hasher = hash_type.hasher();
     let mut buf = vec![0u8; CHUNK];
@@ -91,7 +95,7 @@ fn stream_to_sandbox(
         file.write_all(&buf[..n]).ctx(&guard.path, "write")?;
         size += n as u64;
     }
-    Ok((guard, file, hasher.finalize_hex(), size))
+    Ok((guard, file, hasher.finalize(), size))
 }
 
 /// Rename a durable sandbox file into its loose place. Returns the shard folder to fsync.
@@ -99,7 +103,7 @@ fn publish(
     layout: &Layout,
     prefix_len: usize,
     mut guard: SandboxFile,
-    key: &str,
+    key: &ObjectKey,
     faults: &FaultPlan,
 ) -> Result<PathBuf> {
     let dest = loose_path(layout, prefix_len, key);
@@ -126,7 +130,7 @@ pub fn write_stream(
     hash_type: HashType,
     reader: &mut dyn Read,
     faults: &FaultPlan,
-) -> Result<(String, u64)> {
+) -> Result<(ObjectKey, u64)> {
     let (guard, file, key, size) =
         stream_to_sandbox(layout, hash_type, reader, &|| "input stream".to_string())?;
     file.sync_all().ctx(&guard.path, "fsync")?;
@@ -140,7 +144,7 @@ pub fn write_stream(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
     /// The key of the content.
-    pub key: String,
+    pub key: ObjectKey,
     /// Size in bytes.
     pub size: u64,
 }
@@ -162,7 +166,7 @@ pub fn write_files(
     for chunk in paths.chunks(BATCH_FILES) {
         // Handles are closed as soon as each file is staged: thousands of open files would hit
         // the descriptor limit.
-        let staged: Vec<(SandboxFile, String, u64)> = chunk
+        let staged: Vec<(SandboxFile, ObjectKey, u64)> = chunk
             .par_iter()
             .map(|p| {
                 let mut f = File::open(p).map_err(|e| Error::Source {
@@ -205,17 +209,17 @@ pub fn write_files(
 
 /// Keys of all loose objects, sorted. Names that are not keys of this container (wrong length,
 /// not lowercase hex, dot-files) are ignored, as Python ignores them.
-pub fn list(layout: &Layout, prefix_len: usize, hash_type: HashType) -> Result<Vec<String>> {
-    let want = hash_type.hex_len();
+pub fn list(layout: &Layout, prefix_len: usize, hash_type: HashType) -> Result<Vec<ObjectKey>> {
     let mut keys = if prefix_len == 0 {
         let mut v = Vec::new();
         for e in fs::read_dir(&layout.loose).ctx(&layout.loose, "list")? {
             let e = e.ctx(&layout.loose, "list")?;
-            if let Some(name) = e.file_name().to_str()
-                && name.len() == want
-                && is_lower_hex(name)
+            if let Some(key) = e
+                .file_name()
+                .to_str()
+                .and_then(|name| ObjectKey::from_canonical(hash_type, name.as_bytes()))
             {
-                v.push(name.to_string());
+                v.push(key);
             }
         }
         v
@@ -230,9 +234,9 @@ pub fn list(layout: &Layout, prefix_len: usize, hash_type: HashType) -> Result<V
                 shards.push(name.to_string());
             }
         }
-        let per_shard: Vec<Vec<String>> = shards
+        let per_shard: Vec<Vec<ObjectKey>> = shards
             .par_iter()
-            .map(|shard| list_shard(&layout.loose.join(shard), shard, want))
+            .map(|shard| list_shard(&layout.loose.join(shard), shard, hash_type))
             .collect::<Result<_>>()?;
         per_shard.into_iter().flatten().collect()
     };
@@ -240,7 +244,7 @@ pub fn list(layout: &Layout, prefix_len: usize, hash_type: HashType) -> Result<V
     Ok(keys)
 }
 
-fn list_shard(dir: &Path, shard: &str, want: usize) -> Result<Vec<String>> {
+fn list_shard(dir: &Path, shard: &str, hash_type: HashType) -> Result<Vec<ObjectKey>> {
     let mut v = Vec::new();
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,
@@ -248,14 +252,54 @@ fn list_shard(dir: &Path, shard: &str, want: usize) -> Result<Vec<String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(v),
         Err(e) => return Err(Error::io(dir, "list", e)),
     };
+    let mut name = Vec::with_capacity(hash_type.hex_len());
     for e in rd {
         let e = e.ctx(dir, "list")?;
-        if let Some(rest) = e.file_name().to_str()
-            && shard.len() + rest.len() == want
-            && is_lower_hex(rest)
-        {
-            v.push(format!("{shard}{rest}"));
+        if let Some(rest) = e.file_name().to_str() {
+            name.clear();
+            name.extend_from_slice(shard.as_bytes());
+            name.extend_from_slice(rest.as_bytes());
+            if let Some(key) = ObjectKey::from_canonical(hash_type, &name) {
+                v.push(key);
+            }
         }
     }
     Ok(v)
+}
+
+impl Container {
+    /// Write one loose object from memory (durable when this returns).
+    pub fn add_object(&self, content: &[u8]) -> Result<ObjectKey> {
+        self.add_streamed_object(&mut &content[..])
+    }
+
+    /// Write one loose object from a stream (durable when this returns). Safe to call from many
+    /// processes at once, with the same or different content.
+    pub fn add_streamed_object(&self, reader: &mut dyn Read) -> Result<ObjectKey> {
+        write_stream(
+            &self.layout,
+            self.config.loose_prefix_len,
+            self.config.hash_type,
+            reader,
+            &self.io.faults,
+        )
+        .map(|(k, _)| k)
+    }
+
+    /// Write many files as loose objects with batched syncs; everything is durable when this
+    /// returns. Returns `(key, size)` per file, in input order.
+    pub fn add_files_loose(
+        &self,
+        paths: &[PathBuf],
+        progress: &dyn Progress,
+    ) -> Result<Vec<WrittenFile>> {
+        write_files(
+            &self.layout,
+            self.config.loose_prefix_len,
+            self.config.hash_type,
+            paths,
+            progress,
+            &self.io.faults,
+        )
+    }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::container::IoOptions;
 use crate::durable;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, IoContext, PackChange, Result};
 use crate::fault::FaultPlan;
 use crate::layout::Layout;
 
@@ -616,16 +616,18 @@ impl PackAppender {
         if on_disk != self.flushed {
             return Err(Error::PackModified {
                 path: self.path.clone(),
-                detail: format!("size is {on_disk}, we wrote up to {}", self.flushed),
+                change: PackChange::Size {
+                    on_disk,
+                    written: self.flushed,
+                },
             });
         }
         if !self.lock.still_ours() {
             return Err(Error::PackModified {
                 path: self.path.clone(),
-                detail: format!(
-                    "lock file {} was removed or replaced",
-                    self.lock.path().display()
-                ),
+                change: PackChange::LockReplaced {
+                    lock: self.lock.path().to_path_buf(),
+                },
             });
         }
         // One fdatasync covers both descriptors (same inode) and flushes the device's cache.

@@ -16,8 +16,9 @@ use serde::Serialize;
 
 use crate::codec::Decompressor;
 use crate::container::Container;
-use crate::error::{Error, IoContext, Result};
-use crate::index::PackedLocation;
+use crate::error::{Corruption, Error, IoContext, Result, usize_of};
+use crate::key::ObjectKey;
+use crate::location::PackedLocation;
 use crate::loose;
 use crate::pack;
 use crate::reader::{ObjectReader, PackRangeReader, ZlibObjectReader, read_exact_at};
@@ -115,18 +116,14 @@ impl Container {
         let p = self.layout.pack(pack_id);
         File::open(&p).map(Arc::new).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                Error::Layout {
-                    path: p,
-                    detail: "pack file referenced by the index is missing".into(),
-                }
+                Error::MissingPack { path: p }
             } else {
                 Error::io(&p, "open pack", e)
             }
         })
     }
 
-    fn packed_reader(&self, key: &str, loc: PackedLocation) -> Result<ObjectReader> {
-        let _ = key;
+    fn packed_reader(&self, loc: PackedLocation) -> Result<ObjectReader> {
         let file = self.open_pack(loc.pack_id)?;
         let raw = PackRangeReader::new(file, loc.offset, loc.length);
         Ok(if loc.compressed {
@@ -137,7 +134,7 @@ impl Container {
     }
 
     /// Find an object: packed location, or an open loose file. `None` if missing.
-    fn locate(&self, key: &str) -> Result<Option<Located>> {
+    fn locate(&self, key: &ObjectKey) -> Result<Option<Located>> {
         let version = {
             let idx = self.index();
             if let Some(loc) = idx.get(key)? {
@@ -162,85 +159,79 @@ impl Container {
     }
 
     /// Metadata of one object (type `Missing` if absent).
-    pub fn get_object_meta(&self, key: &str) -> Result<ObjectMeta> {
-        let key = self.parse_key(key)?;
-        Ok(match self.locate(&key)? {
+    pub fn get_object_meta(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+        Ok(match self.locate(key)? {
             Some(Located::Packed(loc)) => ObjectMeta::packed(loc),
             Some(Located::Loose(f)) => {
-                ObjectMeta::loose(f.metadata().ctx(self.loose_path(&key), "stat")?.len())
+                ObjectMeta::loose(f.metadata().ctx(self.loose_path(key), "stat")?.len())
             }
             None => ObjectMeta::missing(),
         })
     }
 
     /// A streaming reader of one object and its metadata.
-    pub fn open_object(&self, key: &str) -> Result<(ObjectReader, ObjectMeta)> {
-        let key = self.parse_key(key)?;
-        match self.locate(&key)? {
-            Some(Located::Packed(loc)) => {
-                Ok((self.packed_reader(&key, loc)?, ObjectMeta::packed(loc)))
-            }
+    pub fn open_object(&self, key: &ObjectKey) -> Result<(ObjectReader, ObjectMeta)> {
+        match self.locate(key)? {
+            Some(Located::Packed(loc)) => Ok((self.packed_reader(loc)?, ObjectMeta::packed(loc))),
             Some(Located::Loose(f)) => {
-                let size = f.metadata().ctx(self.loose_path(&key), "stat")?.len();
+                let size = f.metadata().ctx(self.loose_path(key), "stat")?.len();
                 Ok((ObjectReader::Loose(f), ObjectMeta::loose(size)))
             }
-            None => Err(self.not_found(&key)),
+            None => Err(self.not_found(key)),
         }
     }
 
     /// The whole content of one object. Packed content is checked against the recorded size.
-    pub fn get_object_content(&self, key: &str) -> Result<Vec<u8>> {
-        let key = self.parse_key(key)?;
-        match self.locate(&key)? {
+    pub fn get_object_content(&self, key: &ObjectKey) -> Result<Vec<u8>> {
+        match self.locate(key)? {
             Some(Located::Packed(loc)) => {
                 let file = self.open_pack(loc.pack_id)?;
                 let mut raw = vec![0u8; usize_of(loc.length)?];
                 read_exact_at(&file, &mut raw, loc.offset)
-                    .map_err(|e| self.corrupt(&key, loc, e.to_string()))?;
+                    .map_err(|e| self.corrupt(key, loc, Corruption::Read(e)))?;
                 if !loc.compressed {
                     if loc.length != loc.size {
-                        return Err(self.corrupt(
-                            &key,
-                            loc,
-                            "uncompressed object with length != size".into(),
-                        ));
+                        return Err(self.corrupt(key, loc, Corruption::LengthNotSize));
                     }
                     return Ok(raw);
                 }
                 let mut out = Vec::new();
                 Decompressor::new()
                     .inflate_exact(&raw, loc.size, &mut out)
-                    .map_err(|e| self.corrupt(&key, loc, e.to_string()))?;
+                    .map_err(|e| self.corrupt(key, loc, e.into()))?;
                 Ok(out)
             }
             Some(Located::Loose(mut f)) => {
                 let mut v = Vec::new();
-                f.read_to_end(&mut v).ctx(self.loose_path(&key), "read")?;
+                f.read_to_end(&mut v).ctx(self.loose_path(key), "read")?;
                 Ok(v)
             }
-            None => Err(self.not_found(&key)),
+            None => Err(self.not_found(key)),
         }
     }
 
-    pub(crate) fn corrupt(&self, key: &str, loc: PackedLocation, detail: String) -> Error {
+    pub(crate) fn corrupt(
+        &self,
+        key: &ObjectKey,
+        loc: PackedLocation,
+        problem: Corruption,
+    ) -> Error {
         Error::Corrupt {
             key: key.to_string(),
             path: self.layout.pack(loc.pack_id),
-            detail: format!(
-                "{detail} (offset {}, length {}, compressed {})",
-                loc.offset, loc.length, loc.compressed
-            ),
+            problem,
+            location: Some(Box::new(loc)),
         }
     }
 
     /// Whether one object exists.
-    pub fn has_object(&self, key: &str) -> Result<bool> {
-        Ok(self.has_objects(&[key])?[0])
+    pub fn has_object(&self, key: &ObjectKey) -> Result<bool> {
+        Ok(self.has_objects(std::slice::from_ref(key))?[0])
     }
 
     /// A version of the pack index that changes whenever another connection (of this or
     /// another process) commits to it; this container's own commits leave it unchanged. See
-    /// [`PackWriteOptions::absent_as_of`](crate::PackWriteOptions::absent_as_of).
+    /// [`PackWriteOptions::absent_as_of`](crate::write::PackWriteOptions::absent_as_of).
     pub fn index_version(&self) -> Result<i64> {
         self.index().data_version()
     }
@@ -252,8 +243,7 @@ impl Container {
 
     /// Existence of many objects, in input order. Keys are looked up by one sorted pass over the
     /// index (or indexed lookups when few), then loose files for the rest (one listing when many).
-    /// Malformed keys are reported as absent.
-    pub fn has_objects<S: AsRef<str>>(&self, keys: &[S]) -> Result<Vec<bool>> {
+    pub fn has_objects(&self, keys: &[ObjectKey]) -> Result<Vec<bool>> {
         self.has_objects_given(keys, None)
     }
 
@@ -261,28 +251,24 @@ impl Container {
     /// ([`Self::list_loose`]), for callers that ask about many chunks of keys in a row: loose
     /// objects are then looked up in it instead of listing the folder again for every chunk.
     /// (An object written loose after the listing counts as absent, as if asked before.)
-    pub fn has_objects_with_loose<S: AsRef<str>>(
+    pub fn has_objects_with_loose(
         &self,
-        keys: &[S],
-        loose: &[String],
+        keys: &[ObjectKey],
+        loose: &[ObjectKey],
     ) -> Result<Vec<bool>> {
         self.has_objects_given(keys, Some(loose))
     }
 
-    fn has_objects_given<S: AsRef<str>>(
+    fn has_objects_given(
         &self,
-        keys: &[S],
-        loose: Option<&[String]>,
+        keys: &[ObjectKey],
+        loose: Option<&[ObjectKey]>,
     ) -> Result<Vec<bool>> {
         let hash = self.config.hash_type;
-        let mut order: Vec<(&str, usize)> = keys
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| hash.is_canonical_key(k.as_ref()))
-            .map(|(i, k)| (k.as_ref(), i))
-            .collect();
+        let mut order: Vec<(ObjectKey, usize)> =
+            keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
         order.par_sort_unstable();
-        let sorted: Vec<&str> = order.iter().map(|(k, _)| *k).collect();
+        let sorted: Vec<ObjectKey> = order.iter().map(|(k, _)| *k).collect();
         let (packed, version) = {
             let idx = self.index();
             (idx.contains_sorted(&sorted)?, idx.data_version()?)
@@ -310,18 +296,14 @@ impl Container {
         };
         let loose_found: Vec<bool> = if let Some(listing) = listing {
             rest.iter()
-                .map(|&j| {
-                    listing
-                        .binary_search_by(|k| k.as_str().cmp(sorted[j]))
-                        .is_ok()
-                })
+                .map(|&j| listing.binary_search(&sorted[j]).is_ok())
                 .collect()
         } else {
             rest.par_iter()
-                .map(|&j| self.loose_path(sorted[j]).is_file())
+                .map(|&j| self.loose_path(&sorted[j]).is_file())
                 .collect()
         };
-        let mut still: Vec<&str> = Vec::new();
+        let mut still: Vec<ObjectKey> = Vec::new();
         for (n, &j) in rest.iter().enumerate() {
             if loose_found[n] {
                 result[order[j].1] = true;
@@ -348,49 +330,34 @@ impl Container {
         Ok(result)
     }
 
-    /// Metadata of many objects, in input order (type `Missing` for absent or malformed keys).
-    pub fn get_objects_meta<S: AsRef<str>>(&self, keys: &[S]) -> Result<Vec<ObjectMeta>> {
-        keys.iter()
-            .map(|k| match self.get_object_meta(k.as_ref()) {
-                Err(Error::InvalidKey { .. }) => Ok(ObjectMeta::missing()),
-                r => r,
-            })
-            .collect()
+    /// Metadata of many objects, in input order (type `Missing` for absent ones).
+    pub fn get_objects_meta(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectMeta>> {
+        keys.iter().map(|k| self.get_object_meta(k)).collect()
     }
 
     /// Read many objects: every pack is opened once and read in offset order (in large blocks),
     /// then loose objects. `f` gets each found object once; the keys not found are returned.
     /// Content handed as bytes is only valid during the call.
-    pub fn read_objects<S, F>(&self, keys: &[S], mut f: F) -> Result<Vec<String>>
+    pub fn read_objects<F>(&self, keys: &[ObjectKey], mut f: F) -> Result<Vec<ObjectKey>>
     where
-        S: AsRef<str>,
-        F: FnMut(&str, ObjectContent<'_>, &ObjectMeta) -> Result<()>,
+        F: FnMut(ObjectKey, ObjectContent<'_>, &ObjectMeta) -> Result<()>,
     {
-        let mut sorted: Vec<String> = keys
-            .iter()
-            .map(|k| self.parse_key(k.as_ref()))
-            .collect::<Result<_>>()?;
+        let mut sorted: Vec<ObjectKey> = keys.to_vec();
         sorted.par_sort_unstable();
         sorted.dedup();
-        let mut by_pack: BTreeMap<u64, Vec<(String, PackedLocation)>> = BTreeMap::new();
+        let mut by_pack: BTreeMap<u64, Vec<(ObjectKey, PackedLocation)>> = BTreeMap::new();
         let mut packed_keys = Vec::new();
-        {
-            let refs: Vec<&str> = sorted.iter().map(String::as_str).collect();
-            self.index().lookup_many(&refs, |k, loc| {
-                by_pack
-                    .entry(loc.pack_id)
-                    .or_default()
-                    .push((k.to_string(), loc));
-                packed_keys.push(k.to_string());
-                Ok(())
-            })?;
-        }
+        self.index().lookup_many(&sorted, |k, loc| {
+            by_pack.entry(loc.pack_id).or_default().push((k, loc));
+            packed_keys.push(k);
+            Ok(())
+        })?;
         for (pack_id, rows) in &mut by_pack {
             rows.sort_unstable_by_key(|(_, l)| l.offset);
             self.read_pack_rows(*pack_id, rows, &mut f)?;
         }
         packed_keys.par_sort_unstable();
-        let loose_keys: Vec<String> = sorted
+        let loose_keys: Vec<ObjectKey> = sorted
             .into_iter()
             .filter(|k| packed_keys.binary_search(k).is_err())
             .collect();
@@ -405,10 +372,10 @@ impl Container {
                     if size <= BULK_INLINE_MAX {
                         let mut buf = Vec::with_capacity(usize_of(size)?);
                         file.read_to_end(&mut buf).ctx(&path, "read")?;
-                        f(&key, ObjectContent::Bytes(&buf), &meta)?;
+                        f(key, ObjectContent::Bytes(&buf), &meta)?;
                     } else {
                         let mut r = ObjectReader::Loose(file);
-                        f(&key, ObjectContent::Reader(&mut r), &meta)?;
+                        f(key, ObjectContent::Reader(&mut r), &meta)?;
                     }
                 }
                 Some(Located::Packed(loc)) => {
@@ -426,11 +393,11 @@ impl Container {
     fn read_pack_rows<F>(
         &self,
         pack_id: u64,
-        rows: &[(String, PackedLocation)],
+        rows: &[(ObjectKey, PackedLocation)],
         f: &mut F,
     ) -> Result<()>
     where
-        F: FnMut(&str, ObjectContent<'_>, &ObjectMeta) -> Result<()>,
+        F: FnMut(ObjectKey, ObjectContent<'_>, &ObjectMeta) -> Result<()>,
     {
         let file = self.open_pack(pack_id)?;
         let mut block: Vec<u8> = Vec::new();
@@ -439,14 +406,14 @@ impl Container {
             let (key, loc) = &rows[i];
             if loc.length > BLOCK || loc.size > BULK_INLINE_MAX {
                 let meta = ObjectMeta::packed(*loc);
-                let mut r = self.packed_reader(key, *loc)?;
+                let mut r = self.packed_reader(*loc)?;
                 if loc.size <= BULK_INLINE_MAX {
                     let mut inflated = Vec::new();
                     r.read_to_end(&mut inflated)
-                        .map_err(|e| self.corrupt(key, *loc, e.to_string()))?;
-                    f(key, ObjectContent::Bytes(&inflated), &meta)?;
+                        .map_err(|e| self.corrupt(key, *loc, Corruption::Read(e)))?;
+                    f(*key, ObjectContent::Bytes(&inflated), &meta)?;
                 } else {
-                    f(key, ObjectContent::Reader(&mut r), &meta)?;
+                    f(*key, ObjectContent::Reader(&mut r), &meta)?;
                 }
                 i += 1;
                 continue;
@@ -475,7 +442,7 @@ impl Container {
             let block_start = loc.offset;
             block.resize(usize_of(block_end - block_start)?, 0);
             read_exact_at(&file, &mut block, block_start)
-                .map_err(|e| self.corrupt(key, *loc, e.to_string()))?;
+                .map_err(|e| self.corrupt(key, *loc, Corruption::Read(e)))?;
             let raw_of = |l: &PackedLocation| -> Result<&[u8]> {
                 let a = usize_of(l.offset - block_start)?;
                 Ok(&block[a..a + usize_of(l.length)?])
@@ -491,7 +458,7 @@ impl Container {
                         }
                         let mut out = Vec::new();
                         dec.inflate_exact(raw_of(l)?, l.size, &mut out)
-                            .map_err(|e| self.corrupt(k, *l, e.to_string()))?;
+                            .map_err(|e| self.corrupt(k, *l, e.into()))?;
                         Ok(Some(out))
                     })
                     .collect::<Result<_>>()?
@@ -504,20 +471,16 @@ impl Container {
                 let meta = ObjectMeta::packed(*l);
                 let raw = raw_of(l)?;
                 if let Some(content) = d {
-                    f(k, ObjectContent::Bytes(&content), &meta)?;
+                    f(*k, ObjectContent::Bytes(&content), &meta)?;
                 } else if l.compressed {
                     dec.inflate_exact(raw, l.size, &mut single)
-                        .map_err(|e| self.corrupt(k, *l, e.to_string()))?;
-                    f(k, ObjectContent::Bytes(&single), &meta)?;
+                        .map_err(|e| self.corrupt(k, *l, e.into()))?;
+                    f(*k, ObjectContent::Bytes(&single), &meta)?;
                 } else {
                     if l.length != l.size {
-                        return Err(self.corrupt(
-                            k,
-                            *l,
-                            "uncompressed object with length != size".into(),
-                        ));
+                        return Err(self.corrupt(k, *l, Corruption::LengthNotSize));
                     }
-                    f(k, ObjectContent::Bytes(raw), &meta)?;
+                    f(*k, ObjectContent::Bytes(raw), &meta)?;
                 }
             }
             i = j;
@@ -526,12 +489,12 @@ impl Container {
     }
 
     /// Visit every object key once, in sorted order (packed and loose merged).
-    pub fn for_each_key(&self, mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    pub fn for_each_key(&self, mut f: impl FnMut(ObjectKey) -> Result<()>) -> Result<()> {
         let loose = loose::list(&self.layout, self.config.loose_prefix_len, self.hash_type())?;
         let mut li = 0;
         self.index().scan_sorted_keys(|k| {
-            while li < loose.len() && loose[li].as_str() < k {
-                f(&loose[li])?;
+            while li < loose.len() && loose[li] < k {
+                f(loose[li])?;
                 li += 1;
             }
             if li < loose.len() && loose[li] == k {
@@ -541,23 +504,23 @@ impl Container {
             Ok(ControlFlow::Continue(()))
         })?;
         for k in &loose[li..] {
-            f(k)?;
+            f(*k)?;
         }
         Ok(())
     }
 
     /// All object keys, sorted.
-    pub fn list_all_objects(&self) -> Result<Vec<String>> {
+    pub fn list_all_objects(&self) -> Result<Vec<ObjectKey>> {
         let mut v = Vec::new();
         self.for_each_key(|k| {
-            v.push(k.to_string());
+            v.push(k);
             Ok(())
         })?;
         Ok(v)
     }
 
     /// Keys of loose objects, sorted (including loose copies of packed objects).
-    pub fn list_loose(&self) -> Result<Vec<String>> {
+    pub fn list_loose(&self) -> Result<Vec<ObjectKey>> {
         loose::list(&self.layout, self.config.loose_prefix_len, self.hash_type())
     }
 
@@ -604,9 +567,4 @@ impl Container {
 enum Located {
     Packed(PackedLocation),
     Loose(File),
-}
-
-pub(crate) fn usize_of(n: u64) -> Result<usize> {
-    usize::try_from(n)
-        .map_err(|_| Error::InvalidArgument(format!("{n} bytes do not fit in memory")))
 }

@@ -70,6 +70,11 @@ pub fn py(args: &[&str]) -> serde_json::Value {
 /// A manifest: key → (size, sha256 of the content).
 pub type Manifest = BTreeMap<String, (u64, String)>;
 
+/// The key of a manifest's hex key.
+pub fn key(hex: &str) -> dos_core::ObjectKey {
+    hex.parse().unwrap()
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     let d = Sha256::digest(data);
     d.iter().map(|b| format!("{b:02x}")).collect()

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::container::Container;
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
+use crate::key::ObjectKey;
 use crate::lock::LockMode;
 use crate::pack;
 use crate::progress::{Progress, Unit};
@@ -75,11 +76,8 @@ impl Container {
         let mut s = CleanSummary::default();
         // Loose copies of packed objects.
         let loose = self.list_loose()?;
-        let packed = {
-            let refs: Vec<&str> = loose.iter().map(String::as_str).collect();
-            self.index().contains_sorted(&refs)?
-        };
-        let doomed: Vec<&String> = loose
+        let packed = self.index().contains_sorted(&loose)?;
+        let doomed: Vec<&ObjectKey> = loose
             .iter()
             .zip(packed)
             .filter_map(|(k, p)| p.then_some(k))
@@ -128,24 +126,26 @@ impl Container {
             }
         }
         let hash = self.config.hash_type;
-        for (key, mut files) in groups {
+        for (name, mut files) in groups {
             // Sorted, so "the first valid copy" is deterministic.
             files.sort();
-            let valid_key = hash.is_canonical_key(&key);
-            let object_ok = valid_key
-                && match self.get_object_content(&key) {
-                    Ok(c) => hash.key_of(&c) == key,
+            let key = ObjectKey::from_canonical(hash, name.as_bytes());
+            let object_ok = match &key {
+                Some(key) => match self.get_object_content(key) {
+                    Ok(c) => hash.key_of(&c) == *key,
                     Err(e) if e.is_not_found() || matches!(e, Error::Corrupt { .. }) => false,
                     Err(e) => return Err(e),
-                };
+                },
+                None => false,
+            };
             let mut restored = object_ok;
             // First pass: restore the first valid copy if the object itself is not sound.
             let mut used: Option<std::path::PathBuf> = None;
-            if !restored && valid_key {
+            if let (false, Some(key)) = (restored, &key) {
                 for f in &files {
                     let content = fs::read(f).ctx(f, "read duplicate")?;
-                    if hash.key_of(&content) == key {
-                        let dest = self.loose_path(&key);
+                    if hash.key_of(&content) == *key {
+                        let dest = self.loose_path(key);
                         if let Some(parent) = dest.parent() {
                             fs::create_dir_all(parent).ctx(parent, "create loose shard")?;
                         }
@@ -154,7 +154,7 @@ impl Container {
                             .ctx(f, "fsync")?;
                         fs::rename(f, &dest).ctx(&dest, "restore duplicate")?;
                         durable::sync_dir(dest.parent().unwrap_or(&self.layout.loose))?;
-                        s.duplicates_restored.push(key.clone());
+                        s.duplicates_restored.push(name.clone());
                         restored = true;
                         used = Some(f.clone());
                         break;
@@ -169,7 +169,7 @@ impl Container {
                 }
             }
             if !restored {
-                s.duplicates_unresolved.push(key);
+                s.duplicates_unresolved.push(name);
             }
         }
         Ok(())
@@ -201,13 +201,10 @@ impl Container {
 
     /// Delete objects: their duplicates, their loose file, then their index rows (one
     /// transaction). Packed bytes become holes until a repack. Returns the keys that existed.
-    pub fn delete_objects<S: AsRef<str>>(&self, keys: &[S]) -> Result<Vec<String>> {
+    pub fn delete_objects(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectKey>> {
         let _lock = self.lock_maintenance(LockMode::Exclusive, "delete")?;
         self.recover()?;
-        let mut keys: Vec<String> = keys
-            .iter()
-            .map(|k| self.parse_key(k.as_ref()))
-            .collect::<Result<_>>()?;
+        let mut keys: Vec<ObjectKey> = keys.to_vec();
         keys.sort();
         keys.dedup();
         // Duplicates first, then loose, then rows (Python's order).
@@ -216,7 +213,8 @@ impl Container {
             let e = e.ctx(dir, "list")?;
             if let Some(name) = e.file_name().to_str()
                 && let Some((k, _)) = name.split_once('.')
-                && keys.binary_search_by(|x| x.as_str().cmp(k)).is_ok()
+                && let Some(k) = ObjectKey::from_canonical(self.config.hash_type, k.as_bytes())
+                && keys.binary_search(&k).is_ok()
             {
                 remove_if_exists(&e.path())?;
             }
@@ -225,13 +223,12 @@ impl Container {
             .par_iter()
             .map(|k| self.remove_loose(k))
             .collect::<Result<_>>()?;
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let rows_deleted = self.index().delete_keys(&refs)?;
-        let mut out: Vec<String> = keys
+        let rows_deleted = self.index().delete_keys(&keys)?;
+        let mut out: Vec<ObjectKey> = keys
             .iter()
             .zip(loose_deleted)
             .filter(|(k, loose)| *loose || rows_deleted.binary_search(k).is_ok())
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| *k)
             .collect();
         out.sort();
         Ok(out)

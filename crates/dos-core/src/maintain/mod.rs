@@ -13,7 +13,7 @@ mod repack;
 mod validate;
 
 pub use clean::{CleanOptions, CleanSummary};
-pub use copy::ImportSummary;
+pub use copy::ImportObjectsSummary;
 pub use pack_loose::{PackLooseOptions, PackLooseSummary};
 pub use recover::REPACK_JOURNAL;
 pub use repack::{RepackCompress, RepackOptions, RepackSummary};

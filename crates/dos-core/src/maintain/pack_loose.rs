@@ -9,9 +9,10 @@ use serde::Serialize;
 use crate::codec::CompressMode;
 use crate::container::Container;
 use crate::error::{Error, Result};
+use crate::key::ObjectKey;
 use crate::lock::LockMode;
-use crate::progress::Progress;
-use crate::write::{ObjectSource, PackItem, PackWriteOptions, StoreOutcome};
+use crate::progress::{Interrupt, Progress};
+use crate::write::{ObjectSource, PackItem, PackWriteOptions, StoreOutcome, WriteTuning};
 
 /// Options of [`Container::pack_all_loose`].
 #[derive(Debug, Clone)]
@@ -22,8 +23,10 @@ pub struct PackLooseOptions {
     /// loose copies of objects that were already packed), so peak disk use stays near the
     /// starting size. Without it, loose copies stay until `clean`.
     pub clean_loose: bool,
-    /// Pipeline tuning (batch sizes, memory budget, lock timeout, interruption).
-    pub write: PackWriteOptions,
+    /// Pipeline tuning (batch sizes, memory budget, lock timeout).
+    pub tuning: WriteTuning,
+    /// Cooperative cancellation, checked between objects.
+    pub interrupt: Interrupt,
 }
 
 impl Default for PackLooseOptions {
@@ -31,7 +34,8 @@ impl Default for PackLooseOptions {
         Self {
             compress: CompressMode::No,
             clean_loose: false,
-            write: PackWriteOptions::default(),
+            tuning: WriteTuning::default(),
+            interrupt: Interrupt::default(),
         }
     }
 }
@@ -61,9 +65,9 @@ pub struct PackLooseSummary {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct CorruptLoose {
     /// The file's name (the key it claims).
-    pub key: String,
+    pub key: ObjectKey,
     /// The key of its actual content.
-    pub actual: String,
+    pub actual: ObjectKey,
 }
 
 impl Container {
@@ -86,16 +90,13 @@ impl Container {
         progress: &dyn Progress,
     ) -> Result<PackLooseSummary> {
         let loose = self.list_loose()?;
-        let packed = {
-            let refs: Vec<&str> = loose.iter().map(String::as_str).collect();
-            self.index().contains_sorted(&refs)?
-        };
+        let packed = self.index().contains_sorted(&loose)?;
         let mut summary = PackLooseSummary {
             loose: loose.len() as u64,
             ..PackLooseSummary::default()
         };
-        let mut done: Vec<&String> = Vec::new();
-        let mut todo: Vec<&String> = Vec::new();
+        let mut done: Vec<&ObjectKey> = Vec::new();
+        let mut todo: Vec<&ObjectKey> = Vec::new();
         for (k, p) in loose.iter().zip(packed) {
             if p { done.push(k) } else { todo.push(k) }
         }
@@ -118,32 +119,41 @@ impl Container {
             compress: opts.compress,
             skip_existing: true,
             total_hint: total,
-            ..opts.write.clone()
+            absent_as_of: None,
+            interrupt: opts.interrupt.clone(),
+            tuning: opts.tuning.clone(),
         };
-        let items = todo.iter().map(|k| PackItem {
-            source: ObjectSource::File(self.loose_path(k)),
-            expect: Some((*k).clone()),
-        });
         let mut failure: Option<Error> = None;
-        let s = self.add_to_pack(items, &write, progress, |_, outcome| match outcome {
+        let mut corrupt = Vec::new();
+        let mut loose_deleted = 0;
+        let mut w = self.pack_writer(&write, progress, |_, outcome| match outcome {
             StoreOutcome::Written { key, .. } | StoreOutcome::AlreadyPacked { key } => {
                 if opts.clean_loose && failure.is_none() {
-                    match self.remove_loose(key) {
-                        Ok(true) => summary.loose_deleted += 1,
+                    match self.remove_loose(&key) {
+                        Ok(true) => loose_deleted += 1,
                         Ok(false) => {}
                         Err(e) => failure = Some(e),
                     }
                 }
             }
-            StoreOutcome::Mismatch { expected, actual } => summary.corrupt.push(CorruptLoose {
-                key: expected.to_string(),
-                actual: actual.to_string(),
+            StoreOutcome::Mismatch { expected, actual } => corrupt.push(CorruptLoose {
+                key: expected,
+                actual,
             }),
             StoreOutcome::Vanished { .. } | StoreOutcome::Rejected { .. } => {}
         })?;
+        for k in todo {
+            w.push(PackItem {
+                source: ObjectSource::File(self.loose_path(k)),
+                expect: Some(*k),
+            })?;
+        }
+        let s = w.finish()?;
         if let Some(e) = failure {
             return Err(e);
         }
+        summary.loose_deleted += loose_deleted;
+        summary.corrupt = corrupt;
         summary.packed = s.written;
         summary.already_packed += s.skipped;
         summary.vanished = s.vanished;
@@ -153,7 +163,7 @@ impl Container {
     }
 
     /// Delete a loose file; `Ok(false)` if it was already gone.
-    pub(crate) fn remove_loose(&self, key: &str) -> Result<bool> {
+    pub(crate) fn remove_loose(&self, key: &ObjectKey) -> Result<bool> {
         let p = self.loose_path(key);
         self.io.faults.point("loose.delete");
         match fs::remove_file(&p) {

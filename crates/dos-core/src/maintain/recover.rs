@@ -35,10 +35,7 @@ impl Container {
         match fs::read(&p) {
             Ok(b) => serde_json::from_slice(&b)
                 .map(Some)
-                .map_err(|e| Error::Layout {
-                    path: p,
-                    detail: format!("unreadable repack journal: {e}"),
-                }),
+                .map_err(|source| Error::Journal { path: p, source }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(&p, "read", e)),
         }
@@ -47,7 +44,7 @@ impl Container {
     pub(crate) fn write_journal(&self, j: Journal) -> Result<()> {
         let p = self.journal_path();
         let tmp = self.layout.sandbox.join(format!("{REPACK_JOURNAL}.tmp"));
-        let body = serde_json::to_vec(&j).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let body = format!("{{\"old\":{},\"new\":{}}}", j.old, j.new);
         fs::write(&tmp, body).ctx(&tmp, "write")?;
         fs::File::open(&tmp)
             .and_then(|f| f.sync_all())

@@ -20,11 +20,14 @@ use std::time::{Duration, SystemTime};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::codec::{AUTO_RATIO_THRESHOLD, Decompressor, auto_should_compress};
+use crate::codec::{
+    AUTO_RATIO_THRESHOLD, Decompressor, InflateError, auto_should_compress, with_compressor,
+};
 use crate::container::Container;
 use crate::durable;
-use crate::error::{Error, IoContext, Result};
-use crate::index::{PackedLocation, RawRow};
+use crate::error::{Corruption, Error, IoContext, Result};
+use crate::index::RawRow;
+use crate::location::PackedLocation;
 use crate::lock::LockMode;
 use crate::pack::{self, PackAppender, PackLock};
 use crate::progress::{Progress, Unit};
@@ -218,7 +221,8 @@ impl Container {
                             Error::Corrupt {
                                 key: rows[i].key.clone(),
                                 path: old_path.clone(),
-                                detail: "pack ends before its objects do".into(),
+                                problem: Corruption::PackTooShort,
+                                location: Some(Box::new(loc)),
                             }
                         }
                         e => e,
@@ -271,7 +275,8 @@ impl Container {
                 read_exact_at(&old_file, &mut block, start).map_err(|e| Error::Corrupt {
                     key: block_rows[0].key.clone(),
                     path: old_path.clone(),
-                    detail: format!("cannot read pack for repacking: {e}"),
+                    problem: Corruption::Read(e),
+                    location: Some(Box::new(loc0)),
                 })?;
                 let transformed: Vec<(Vec<u8>, bool)> = block_rows
                     .par_iter()
@@ -279,10 +284,11 @@ impl Container {
                         let loc = self.row_loc(r)?;
                         let a = (loc.offset - start) as usize;
                         let raw = &block[a..a + loc.length as usize];
-                        transform(raw, loc, mode, level).map_err(|detail| Error::Corrupt {
+                        transform(raw, loc, mode, level).map_err(|e| Error::Corrupt {
                             key: r.key.clone(),
                             path: old_path.clone(),
-                            detail,
+                            problem: e.into(),
+                            location: Some(Box::new(loc)),
                         })
                     })
                     .collect::<Result<_>>()?;
@@ -347,10 +353,13 @@ impl Container {
         r.location().ok_or_else(|| Error::Corrupt {
             key: r.key.clone(),
             path: self.layout.index.clone(),
-            detail: format!(
-                "malformed index row (pack {}, offset {}, length {}, size {})",
-                r.pack_id, r.offset, r.length, r.size
-            ),
+            problem: Corruption::MalformedRow {
+                pack_id: r.pack_id,
+                offset: r.offset,
+                length: r.length,
+                size: r.size,
+            },
+            location: None,
         })
     }
 
@@ -406,7 +415,8 @@ impl Container {
         let corrupt = |e: std::io::Error| Error::Corrupt {
             key: key.to_string(),
             path: path.clone(),
-            detail: e.to_string(),
+            problem: Corruption::Read(e),
+            location: Some(Box::new(loc)),
         };
         if target == loc.compressed {
             let mut r = raw;
@@ -447,15 +457,13 @@ fn transform(
     loc: PackedLocation,
     mode: RepackCompress,
     level: crate::codec::ZlibLevel,
-) -> std::result::Result<(Vec<u8>, bool), String> {
-    let inflate = || -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<(Vec<u8>, bool), InflateError> {
+    let inflate = || -> std::result::Result<Vec<u8>, InflateError> {
         let mut v = Vec::new();
-        Decompressor::new()
-            .inflate_exact(raw, loc.size, &mut v)
-            .map_err(|e| e.to_string())?;
+        Decompressor::new().inflate_exact(raw, loc.size, &mut v)?;
         Ok(v)
     };
-    let compress = |data: &[u8]| crate::write::with_compressor(level, |c| c.compress(data));
+    let compress = |data: &[u8]| with_compressor(level, |c| c.compress(data));
     Ok(match (mode, loc.compressed) {
         (RepackCompress::Keep, c) => (raw.to_vec(), c),
         (RepackCompress::No, false) | (RepackCompress::Yes, true) => (raw.to_vec(), loc.compressed),

@@ -460,7 +460,7 @@ impl Container {
                     Ok(()) => {
                         if !loc.compressed && loc.length != loc.size {
                             res.bad_size.push(row.key.clone());
-                        } else if h.finalize_hex() != row.key {
+                        } else if *h.finalize().hex() != row.key {
                             res.bad_hash.push(row.key.clone());
                         }
                     }
@@ -541,7 +541,7 @@ impl Container {
                 raw
             };
             res.bytes += content.len() as u64;
-            if hash.key_of(content) != row.key {
+            if *hash.key_of(content).hex() != row.key {
                 res.bad_hash.push(row.key.clone());
             }
         }
@@ -576,7 +576,7 @@ impl Container {
                                 Err(e) => return Err(crate::error::Error::io(&p, "read", e)),
                             }
                         }
-                        Some((n, h.finalize_hex() == *k))
+                        Some((n, h.finalize() == *k))
                     }
                     // Packed and cleaned by a concurrent packer.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -592,7 +592,7 @@ impl Container {
                 r.objects_checked += 1;
                 r.bytes_checked += n;
                 if !ok {
-                    r.invalid_hashes_loose.push(k);
+                    r.invalid_hashes_loose.push(k.to_string());
                 }
             }
         }

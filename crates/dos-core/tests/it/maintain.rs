@@ -6,12 +6,12 @@ use dos_core::maintain::{
     CleanOptions, PackLooseOptions, REPACK_JOURNAL, RepackCompress, RepackOptions, ValidateOptions,
 };
 use dos_core::{
-    CompressMode, Container, Error, HashType, InitOptions, NoProgress, PackWriteOptions,
+    CompressMode, Container, Error, HashType, InitOptions, NoProgress, ObjectKey, PackWriteOptions,
 };
 
 use crate::util::{Rng, new_container, pack_dir_entries, sha256};
 
-fn loose_container(d: &std::path::Path, n: usize) -> (Container, Vec<(String, Vec<u8>)>) {
+fn loose_container(d: &std::path::Path, n: usize) -> (Container, Vec<(ObjectKey, Vec<u8>)>) {
     let c = new_container(
         d,
         InitOptions {
@@ -20,7 +20,7 @@ fn loose_container(d: &std::path::Path, n: usize) -> (Container, Vec<(String, Ve
         },
     );
     let mut rng = Rng::new(77);
-    let mut all: Vec<(String, Vec<u8>)> = rng
+    let mut all: Vec<(ObjectKey, Vec<u8>)> = rng
         .objects(n, 200_000)
         .into_iter()
         .map(|x| (c.add_object(&x).unwrap(), x))
@@ -30,7 +30,7 @@ fn loose_container(d: &std::path::Path, n: usize) -> (Container, Vec<(String, Ve
     (c, all)
 }
 
-fn assert_all_readable(c: &Container, all: &[(String, Vec<u8>)]) {
+fn assert_all_readable(c: &Container, all: &[(ObjectKey, Vec<u8>)]) {
     for (k, x) in all {
         assert_eq!(&c.get_object_content(k).unwrap(), x, "{k}");
     }
@@ -100,12 +100,12 @@ fn repack_reclaims_holes_and_changes_compression() {
     assert!(s.packs_rewritten.is_empty(), "{s:?}");
 
     // Delete 10%: holes appear; repack rewrites only the packs that have some.
-    let doomed: Vec<&String> = all.iter().map(|(k, _)| k).step_by(10).collect();
+    let doomed: Vec<ObjectKey> = all.iter().map(|(k, _)| *k).step_by(10).collect();
     let deleted = c.delete_objects(&doomed).unwrap();
     assert_eq!(deleted.len(), doomed.len());
-    let keep: Vec<(String, Vec<u8>)> = all
+    let keep: Vec<(ObjectKey, Vec<u8>)> = all
         .iter()
-        .filter(|(k, _)| !doomed.contains(&k))
+        .filter(|(k, _)| !doomed.contains(k))
         .cloned()
         .collect();
     let before = c.get_total_size().unwrap();
@@ -218,7 +218,7 @@ fn interrupted_python_repack_is_completed() {
         conn.execute("UPDATE db_object SET pack_id = -1 WHERE pack_id = 0", [])
             .unwrap();
     }
-    let moved: Vec<&String> = all
+    let moved: Vec<&ObjectKey> = all
         .iter()
         .map(|(k, _)| k)
         .filter(|k| matches!(c.get_object_meta(k), Err(Error::Corrupt { .. })))
@@ -294,8 +294,8 @@ fn clean_duplicates_sandbox_and_stale_locks() {
             &NoProgress,
         )
         .unwrap();
-    assert_eq!(s.duplicates_restored, vec![k_lost.clone()]);
-    assert_eq!(s.duplicates_unresolved, vec![k_bad.clone()]);
+    assert_eq!(s.duplicates_restored, vec![k_lost.to_string()]);
+    assert_eq!(s.duplicates_unresolved, vec![k_bad.to_string()]);
     assert_eq!(s.duplicates_deleted, 2);
     assert_eq!(c.get_object_content(&k_lost).unwrap(), lost);
     assert!(c.layout().duplicates.join(format!("{k_bad}.x")).exists());
@@ -369,8 +369,8 @@ fn validate_finds_every_kind_of_problem() {
         .chain(r.invalid_sizes_packed.iter())
         .chain(r.unreadable_packed.iter().map(|p| &p.key))
         .collect();
-    assert_eq!(bad_packed, vec![victim]);
-    assert_eq!(r.invalid_hashes_loose, vec![loose_key]);
+    assert_eq!(bad_packed, vec![&victim.to_string()]);
+    assert_eq!(r.invalid_hashes_loose, vec![loose_key.to_string()]);
     assert_eq!(r.orphan_packs, vec![50]);
     assert_eq!(r.missing_packs.len(), 1);
     assert_eq!(r.missing_packs[0].pack_id, last as i64);
@@ -393,7 +393,9 @@ fn validate_sorts_in_memory_and_through_sqlite_alike() {
         .add_objects_to_pack(vec![Vec::new()], &PackWriteOptions::default())
         .unwrap()
         .remove(0);
-    let loc = |k: &str| c.get_object_meta(k).unwrap().location.unwrap();
+    let loc = |k: &ObjectKey| c.get_object_meta(k).unwrap().location.unwrap();
+    let hex: Vec<String> = keys.iter().map(ToString::to_string).collect();
+    let empty_hex = empty.to_string();
     let pack_len = fs::metadata(c.layout().pack(0)).unwrap().len() as i64;
     let conn = rusqlite_connection(c.layout());
     let set = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
@@ -411,24 +413,36 @@ fn validate_sorts_in_memory_and_through_sqlite_alike() {
     let (l4, l5) = (loc(&keys[4]), loc(&keys[5]));
     set(
         "UPDATE db_object SET \"offset\" = ?1 WHERE hashkey = ?2",
-        &[&((l4.offset + 1) as i64), &keys[5]],
+        &[&((l4.offset + 1) as i64), &hex[5]],
     );
     assert!(l5.length > 1);
     // The empty object tied with object 7's offset: it comes after it (higher id), so it
     // overlaps, as Python's validate sees it.
     set(
         "UPDATE db_object SET \"offset\" = ?1 WHERE hashkey = ?2",
-        &[&(loc(&keys[7]).offset as i64), &empty],
+        &[&(loc(&keys[7]).offset as i64), &empty_hex],
     );
     // A wrong size, a range past the end, a malformed row, a missing pack, a pack -1 row.
     set(
         "UPDATE db_object SET size = size + 1 WHERE hashkey = ?1",
-        &[&keys[9]],
+        &[&hex[9]],
     );
-    add(&sha256(b"past the end"), pack_len + 5, 10, 10, 0);
-    add(&sha256(b"negative"), -5, 10, 10, 0);
-    add(&sha256(b"in a missing pack"), 0, 10, 10, 77);
-    add(&sha256(b"during a python repack"), 0, 10, 10, -1);
+    add(
+        &sha256(b"past the end").to_string(),
+        pack_len + 5,
+        10,
+        10,
+        0,
+    );
+    add(&sha256(b"negative").to_string(), -5, 10, 10, 0);
+    add(&sha256(b"in a missing pack").to_string(), 0, 10, 10, 77);
+    add(
+        &sha256(b"during a python repack").to_string(),
+        0,
+        10,
+        10,
+        -1,
+    );
     // Corrupt bytes of object 12.
     let l12 = loc(&keys[12]);
     let p = c.layout().pack(0);
@@ -459,17 +473,20 @@ fn validate_sorts_in_memory_and_through_sqlite_alike() {
             .map(|x| x.get("key").unwrap_or(x).as_str().unwrap().to_string())
             .collect()
     };
-    let mut overlapping = vec![keys[5].clone(), empty.clone()];
+    let mut overlapping = vec![hex[5].clone(), empty_hex.clone()];
     overlapping.sort();
     let mut got = list("overlapping_packed");
     got.sort();
     assert_eq!(got, overlapping);
-    assert!(list("invalid_hashes_packed").contains(&keys[12]));
-    assert!(list("invalid_hashes_packed").contains(&keys[5]));
-    assert_eq!(list("invalid_sizes_packed"), vec![keys[9].clone()]);
+    assert!(list("invalid_hashes_packed").contains(&hex[12]));
+    assert!(list("invalid_hashes_packed").contains(&hex[5]));
+    assert_eq!(list("invalid_sizes_packed"), vec![hex[9].clone()]);
     let mut unreadable = list("unreadable_packed");
     unreadable.sort();
-    let mut want = vec![sha256(b"past the end"), sha256(b"negative")];
+    let mut want = vec![
+        sha256(b"past the end").to_string(),
+        sha256(b"negative").to_string(),
+    ];
     want.sort();
     assert_eq!(unreadable, want);
     assert_eq!(fast["missing_packs"][0]["pack_id"], 77);
@@ -479,7 +496,7 @@ fn validate_sorts_in_memory_and_through_sqlite_alike() {
     // the row is reported (its content does not hash to it) the same way.
     set(
         "UPDATE db_object SET hashkey = ?1 WHERE hashkey = ?2",
-        &[&keys[20].to_uppercase(), &keys[20]],
+        &[&hex[20].to_uppercase(), &hex[20]],
     );
     let upper = run(1_000_000, true);
     assert_eq!(upper, run(0, false));
@@ -489,7 +506,7 @@ fn validate_sorts_in_memory_and_through_sqlite_alike() {
         .iter()
         .map(|x| x.as_str().unwrap().to_string())
         .collect();
-    assert!(bad.contains(&keys[20].to_uppercase()), "{bad:?}");
+    assert!(bad.contains(&hex[20].to_uppercase()), "{bad:?}");
 }
 
 #[test]
@@ -541,7 +558,7 @@ fn import_objects_between_containers() {
         &PackWriteOptions::default(),
         &NoProgress,
         |a, b| {
-            map.insert(a.to_string(), b.to_string());
+            map.insert(a, b);
         },
     )
     .unwrap();

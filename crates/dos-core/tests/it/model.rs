@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use dos_core::{CompressMode, Container, InitOptions, PackWriteOptions};
+use dos_core::{CompressMode, Container, InitOptions, ObjectKey, PackWriteOptions};
 use proptest::prelude::*;
 
 use crate::util::sha256;
@@ -57,7 +57,7 @@ proptest! {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("c");
         let mut c = Container::init(&path, &InitOptions { pack_size_target: target, ..InitOptions::default() }).unwrap();
-        let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut model: BTreeMap<ObjectKey, Vec<u8>> = BTreeMap::new();
         for op in ops {
             match op {
                 Op::Loose(x) => {
@@ -72,9 +72,9 @@ proptest! {
                         ..PackWriteOptions::default()
                     };
                     if tiny_pipeline {
-                        opts.memory_budget = 10_000;
-                        opts.large_object = 2_000;
-                        opts.batch_objects = 3;
+                        opts.tuning.memory_budget = 10_000;
+                        opts.tuning.large_object = 2_000;
+                        opts.tuning.batch_objects = 3;
                     }
                     let keys = c.add_objects_to_pack(objects.clone(), &opts).unwrap();
                     for (k, x) in keys.into_iter().zip(objects) {
@@ -93,14 +93,14 @@ proptest! {
         for (k, x) in &model {
             prop_assert_eq!(&c.get_object_content(k).unwrap(), x);
         }
-        let keys: Vec<&String> = model.keys().collect();
+        let keys: Vec<ObjectKey> = model.keys().copied().collect();
         let mut n = 0;
         c.read_objects(&keys, |k, content, _| {
             let b = match content {
                 dos_core::ObjectContent::Bytes(b) => b.to_vec(),
                 dos_core::ObjectContent::Reader(_) => unreachable!("small objects only"),
             };
-            assert_eq!(&b, &model[k]);
+            assert_eq!(&b, &model[&k]);
             n += 1;
             Ok(())
         }).unwrap();

@@ -3,8 +3,10 @@
 use std::fs;
 use std::io::{self, Read};
 
+use dos_core::write::{self, PackItem, PackWriteSummary, Prepared, StoreOutcome, WriteTuning};
 use dos_core::{
-    CompressMode, Error, InitOptions, Interrupt, NoProgress, ObjectSource, PackWriteOptions,
+    CompressMode, Container, Error, InitOptions, Interrupt, NoProgress, ObjectKey, ObjectSource,
+    PackWriteOptions,
 };
 
 use crate::util::{Rng, new_container, pack_dir_entries, sha256};
@@ -13,11 +15,40 @@ fn small_pipeline(compress: CompressMode) -> PackWriteOptions {
     PackWriteOptions {
         compress,
         // Tiny limits exercise chunking, batching and the streaming path.
-        memory_budget: 64 * 1024,
-        large_object: 16 * 1024,
-        batch_bytes: 100 * 1024,
-        batch_objects: 50,
+        tuning: WriteTuning {
+            memory_budget: 64 * 1024,
+            large_object: 16 * 1024,
+            batch_bytes: 100 * 1024,
+            batch_objects: 50,
+            ..WriteTuning::default()
+        },
         ..PackWriteOptions::default()
+    }
+}
+
+/// Write `items` in one pack writer session.
+fn write_all<T: Into<PackItem>>(
+    c: &Container,
+    items: impl IntoIterator<Item = T>,
+    opts: &PackWriteOptions,
+    on_outcome: impl FnMut(usize, StoreOutcome),
+) -> Result<PackWriteSummary, write::Error> {
+    let mut w = c.pack_writer(opts, &NoProgress, on_outcome)?;
+    for item in items {
+        w.push(item)?;
+    }
+    w.finish()
+}
+
+/// The caller's own preparation, as a closure.
+struct Custom(Box<dyn FnOnce() -> Prepared + Send>);
+
+impl write::PrepareObject for Custom {
+    fn size_hint(&self) -> u64 {
+        100
+    }
+    fn prepare(self: Box<Self>) -> Prepared {
+        (self.0)()
     }
 }
 
@@ -214,17 +245,19 @@ fn failing_source_rolls_back_uncommitted_bytes() {
             }),
         });
         let mut reported = Vec::new();
-        let e = c
-            .add_to_pack(
-                sources,
-                &PackWriteOptions {
+        let e = write_all(
+            &c,
+            sources,
+            &PackWriteOptions {
+                tuning: WriteTuning {
                     batch_objects: 1000,
-                    ..small_pipeline(CompressMode::No)
+                    ..small_pipeline(CompressMode::No).tuning
                 },
-                &NoProgress,
-                |i, o| reported.push((i, o.key().unwrap().to_string())),
-            )
-            .unwrap_err();
+                ..small_pipeline(CompressMode::No)
+            },
+            |i, o| reported.push((i, o.key().unwrap().to_string())),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("the bad stream"), "{e}");
         assert!(e.to_string().contains("disk on fire"), "{e}");
         // Nothing of the failed batch is visible; the pack is back to its committed size;
@@ -252,7 +285,7 @@ fn interruption_stops_cleanly() {
             },
         )
         .unwrap_err();
-    assert!(matches!(e, Error::Interrupted));
+    assert!(matches!(e, write::Error::Interrupted));
     assert_eq!(c.count_objects().unwrap().packed, 0);
     assert!(pack_dir_entries(&c).iter().all(|p| !p.ends_with(".lock")));
 }
@@ -267,12 +300,18 @@ fn waits_for_and_respects_foreign_locks() {
         .add_objects_to_pack(
             vec![b"a".to_vec()],
             &PackWriteOptions {
-                lock_timeout: std::time::Duration::from_millis(50),
+                tuning: WriteTuning {
+                    lock_timeout: std::time::Duration::from_millis(50),
+                    ..WriteTuning::default()
+                },
                 ..PackWriteOptions::default()
             },
         )
         .unwrap_err();
-    assert!(matches!(e, Error::PackLocked { .. }), "{e}");
+    assert!(
+        matches!(e, write::Error::Container(Error::PackLocked { .. })),
+        "{e}"
+    );
     // The foreign lock is untouched.
     assert!(c.layout().pack_lock(0).exists());
     fs::remove_file(c.layout().pack_lock(0)).unwrap();
@@ -298,25 +337,14 @@ fn file_sources_and_large_files_stream() {
         bodies.push(b);
     }
     files.push(ObjectSource::File(d.path().join("missing")));
-    let e = c
-        .add_to_pack(
-            files,
-            &small_pipeline(CompressMode::Yes),
-            &NoProgress,
-            |_, _| {},
-        )
-        .unwrap_err();
+    let e = write_all(&c, files, &small_pipeline(CompressMode::Yes), |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");
     let sources = (0..bodies.len()).map(|i| ObjectSource::File(d.path().join(format!("f{i}"))));
-    let mut keys = vec![String::new(); bodies.len()];
-    let s = c
-        .add_to_pack(
-            sources,
-            &small_pipeline(CompressMode::Yes),
-            &NoProgress,
-            |i, o| keys[i] = o.key().unwrap().to_string(),
-        )
-        .unwrap();
+    let mut keys = vec![ObjectKey::sha256([0; 32]); bodies.len()];
+    let s = write_all(&c, sources, &small_pipeline(CompressMode::Yes), |i, o| {
+        keys[i] = o.key().unwrap()
+    })
+    .unwrap();
     assert_eq!(s.objects, 5);
     for (k, b) in keys.iter().zip(&bodies) {
         assert_eq!(&c.get_object_content(k).unwrap(), b);
@@ -325,7 +353,6 @@ fn file_sources_and_large_files_stream() {
 
 #[test]
 fn expected_key_mismatches_are_reported_and_never_stored() {
-    use dos_core::{PackItem, StoreOutcome};
     let d = tempfile::tempdir().unwrap();
     let c = new_container(d.path(), InitOptions::default());
     let good = b"good object".to_vec();
@@ -346,31 +373,25 @@ fn expected_key_mismatches_are_reported_and_never_stored() {
         },
         PackItem {
             source: ObjectSource::Bytes(big_bad.clone()),
-            expect: Some("0".repeat(64)),
+            expect: Some(ObjectKey::sha256([0; 32])),
         },
     ];
     let mut outcomes = Vec::new();
-    let s = c
-        .add_to_pack(
-            items,
-            &small_pipeline(CompressMode::Yes),
-            &NoProgress,
-            |i, o| {
-                outcomes.push((
-                    i,
-                    match o {
-                        StoreOutcome::Written { key, .. } => format!("written {key}"),
-                        StoreOutcome::AlreadyPacked { key } => format!("known {key}"),
-                        StoreOutcome::Vanished { expected } => format!("vanished {expected}"),
-                        StoreOutcome::Rejected { reason, .. } => format!("rejected {reason}"),
-                        StoreOutcome::Mismatch { expected, actual } => {
-                            format!("mismatch {expected} {actual}")
-                        }
-                    },
-                ))
+    let s = write_all(&c, items, &small_pipeline(CompressMode::Yes), |i, o| {
+        outcomes.push((
+            i,
+            match o {
+                StoreOutcome::Written { key, .. } => format!("written {key}"),
+                StoreOutcome::AlreadyPacked { key } => format!("known {key}"),
+                StoreOutcome::Vanished { expected } => format!("vanished {expected}"),
+                StoreOutcome::Rejected { reason, .. } => format!("rejected {reason}"),
+                StoreOutcome::Mismatch { expected, actual } => {
+                    format!("mismatch {expected} {actual}")
+                }
             },
-        )
-        .unwrap();
+        ))
+    })
+    .unwrap();
     assert_eq!(s.mismatched, 2);
     assert_eq!(
         outcomes,
@@ -407,7 +428,10 @@ fn skip_existing_holds_across_commits_inside_a_chunk() {
         .add_objects_to_pack(
             data.clone(),
             &PackWriteOptions {
-                batch_objects: 3,
+                tuning: WriteTuning {
+                    batch_objects: 3,
+                    ..WriteTuning::default()
+                },
                 ..PackWriteOptions::default()
             },
         )
@@ -426,36 +450,33 @@ fn skip_existing_holds_across_commits_inside_a_chunk() {
 /// An encoded stream over fixed bytes with a fixed verdict.
 struct FixedEncoded {
     data: io::Cursor<Vec<u8>>,
-    verdict: Result<(String, u64), String>,
+    verdict: Result<(ObjectKey, u64), String>,
 }
 
-impl dos_core::EncodedStream for FixedEncoded {
+impl dos_core::write::EncodedStream for FixedEncoded {
     fn compressed(&self) -> bool {
         true
     }
     fn read_stored(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         io::Read::read(&mut self.data, buf)
     }
-    fn finish(self: Box<Self>) -> Result<(String, u64), String> {
-        self.verdict
+    fn finish(self: Box<Self>) -> Result<(ObjectKey, u64), write::Rejection> {
+        self.verdict.map_err(Into::into)
     }
 }
 
 #[test]
 fn deferred_sources_encode_reject_and_stream() {
     use dos_core::codec::{Compressor, ZlibLevel};
-    use dos_core::{Deferred, EncodedObject, PackItem, StoreOutcome};
+    use dos_core::write::EncodedObject;
     let d = tempfile::tempdir().unwrap();
     let c = new_container(d.path(), InitOptions::default());
     let text = b"passthrough content ".repeat(100);
     let z = Compressor::new(ZlibLevel::new(6).unwrap()).compress(&text);
     let big = vec![1u8; 50_000];
     let big_z = Compressor::new(ZlibLevel::new(1).unwrap()).compress(&big);
-    let deferred = |f: Box<dyn FnOnce() -> Deferred + Send>| ObjectSource::Deferred {
-        name: "entry".into(),
-        size_hint: 100,
-        prepare: f,
-    };
+    let deferred =
+        |f: Box<dyn FnOnce() -> Prepared + Send>| ObjectSource::Prepare(Box::new(Custom(f)));
     let (t2, z2, b2, bz2, bz3) = (
         text.clone(),
         z.clone(),
@@ -464,10 +485,10 @@ fn deferred_sources_encode_reject_and_stream() {
         big_z.clone(),
     );
     let items: Vec<PackItem> = vec![
-        deferred(Box::new(move || Deferred::Content(t2))).into(),
+        deferred(Box::new(move || Prepared::Content(t2))).into(),
         PackItem {
             source: deferred(Box::new(move || {
-                Deferred::Encoded(EncodedObject {
+                Prepared::Encoded(EncodedObject {
                     key: sha256(&b"passthrough content ".repeat(100)),
                     size: 2000,
                     stored: z2,
@@ -476,23 +497,23 @@ fn deferred_sources_encode_reject_and_stream() {
             })),
             expect: Some(sha256(&text)),
         },
-        deferred(Box::new(|| Deferred::Rejected("bad CRC-32".into()))).into(),
+        deferred(Box::new(|| Prepared::Rejected("bad CRC-32".into()))).into(),
         deferred(Box::new(|| {
-            Deferred::Stream(Box::new(Failing {
+            Prepared::Stream(Box::new(Failing {
                 ok: 30_000,
                 done: 0,
             }))
         }))
         .into(),
         deferred(Box::new(move || {
-            Deferred::EncodedStream(Box::new(FixedEncoded {
+            Prepared::EncodedStream(Box::new(FixedEncoded {
                 data: io::Cursor::new(bz2),
                 verdict: Err("size mismatch".into()),
             }))
         }))
         .into(),
         deferred(Box::new(move || {
-            Deferred::EncodedStream(Box::new(FixedEncoded {
+            Prepared::EncodedStream(Box::new(FixedEncoded {
                 data: io::Cursor::new(bz3),
                 verdict: Ok((sha256(&b2), 50_000)),
             }))
@@ -500,25 +521,24 @@ fn deferred_sources_encode_reject_and_stream() {
         .into(),
     ];
     let mut outcomes = Vec::new();
-    let s = c
-        .add_to_pack(
-            items,
-            &PackWriteOptions {
-                skip_existing: false,
-                ..small_pipeline(CompressMode::No)
-            },
-            &NoProgress,
-            |i, o| {
-                outcomes.push(match o {
-                    StoreOutcome::Written { key, location } => {
-                        format!("{i} written {key} {}", location.compressed)
-                    }
-                    StoreOutcome::Rejected { reason, .. } => format!("{i} rejected {reason}"),
-                    other => format!("{i} {other:?}"),
-                })
-            },
-        )
-        .unwrap();
+    let s = write_all(
+        &c,
+        items,
+        &PackWriteOptions {
+            skip_existing: false,
+            ..small_pipeline(CompressMode::No)
+        },
+        |i, o| {
+            outcomes.push(match o {
+                StoreOutcome::Written { key, location, .. } => {
+                    format!("{i} written {key} {}", location.compressed)
+                }
+                StoreOutcome::Rejected { reason, .. } => format!("{i} rejected {reason}"),
+                other => format!("{i} {other:?}"),
+            })
+        },
+    )
+    .unwrap();
     assert_eq!(s.rejected, 3);
     assert_eq!(outcomes[0], format!("0 written {} false", sha256(&text)));
     assert_eq!(outcomes[1], format!("1 written {} true", sha256(&text)));
@@ -545,7 +565,6 @@ fn deferred_sources_encode_reject_and_stream() {
 /// with the index unchanged every object is written once and readable.
 #[test]
 fn absent_as_of_is_trusted_only_while_the_index_is_unchanged() {
-    use dos_core::{Container, PackItem, StoreOutcome};
     let d = tempfile::tempdir().unwrap();
     let c = new_container(d.path(), InitOptions::default());
     let mut rng = Rng::new(77);
@@ -574,13 +593,12 @@ fn absent_as_of_is_trusted_only_while_the_index_is_unchanged() {
         ..small_pipeline(CompressMode::No)
     };
     let mut skipped = 0;
-    let s = c
-        .add_to_pack(items(&distinct), &opts, &NoProgress, |_, o| {
-            if matches!(o, StoreOutcome::AlreadyPacked { .. }) {
-                skipped += 1;
-            }
-        })
-        .unwrap();
+    let s = write_all(&c, items(&distinct), &opts, |_, o| {
+        if matches!(o, StoreOutcome::AlreadyPacked { .. }) {
+            skipped += 1;
+        }
+    })
+    .unwrap();
     assert_eq!(skipped, 10, "{s:?}");
     assert_eq!(s.written as usize, distinct.len() - 10);
     // No holes: every packed byte belongs to exactly one object.
@@ -597,9 +615,7 @@ fn absent_as_of_is_trusted_only_while_the_index_is_unchanged() {
         absent_as_of: Some(c2.index_version().unwrap()),
         ..small_pipeline(CompressMode::Yes)
     };
-    let s = c2
-        .add_to_pack(items(&distinct), &opts, &NoProgress, |_, _| {})
-        .unwrap();
+    let s = write_all(&c2, items(&distinct), &opts, |_, _| {}).unwrap();
     assert_eq!(s.written as usize, distinct.len());
     assert_eq!(c2.count_objects().unwrap().packed as usize, distinct.len());
     for b in &distinct {
@@ -623,15 +639,13 @@ fn a_panicking_callback_panics_instead_of_hanging() {
     std::thread::spawn(move || {
         let c = new_container(&path, InitOptions::default());
         let data = Rng::new(5).objects(200, 5_000);
-        let opts = PackWriteOptions {
-            batch_objects: 10,
-            ..small_pipeline(CompressMode::No)
-        };
+        let mut opts = small_pipeline(CompressMode::No);
+        opts.tuning.batch_objects = 10;
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            c.add_to_pack(
+            write_all(
+                &c,
                 data.into_iter().map(ObjectSource::Bytes),
                 &opts,
-                &NoProgress,
                 |_, _| panic!("callback failure"),
             )
         }));

@@ -4,12 +4,13 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 
 use dos_core::{
-    CompressMode, Container, Error, InitOptions, ObjectContent, ObjectType, PackWriteOptions,
+    CompressMode, Container, Error, HashType, InitOptions, ObjectContent, ObjectKey, ObjectType,
+    PackWriteOptions,
 };
 
 use crate::util::{Rng, new_container, sha256};
 
-fn mixed_container(d: &std::path::Path) -> (Container, Vec<(String, Vec<u8>)>) {
+fn mixed_container(d: &std::path::Path) -> (Container, Vec<(ObjectKey, Vec<u8>)>) {
     let c = new_container(
         d,
         InitOptions {
@@ -106,9 +107,9 @@ fn bulk_read_visits_each_pack_once_in_offset_order() {
     let d = tempfile::tempdir().unwrap();
     let (c, all) = mixed_container(d.path());
     assert!(c.count_objects().unwrap().pack_files > 2);
-    let mut keys: Vec<String> = all.iter().map(|(k, _)| k.clone()).collect();
-    let absent = "f".repeat(64);
-    keys.push(absent.clone());
+    let mut keys: Vec<ObjectKey> = all.iter().map(|(k, _)| *k).collect();
+    let absent = ObjectKey::sha256([0xff; 32]);
+    keys.push(absent);
     keys.reverse(); // input order must not matter
     let mut seen = Vec::new();
     let mut last: Option<(u64, u64)> = None;
@@ -137,13 +138,13 @@ fn bulk_read_visits_each_pack_once_in_offset_order() {
                 }
                 last = Some((loc.pack_id, loc.offset));
             }
-            seen.push(k.to_string());
+            seen.push(k);
             Ok(())
         })
         .unwrap();
     assert_eq!(missing, vec![absent]);
     seen.sort();
-    let want: Vec<String> = all.iter().map(|(k, _)| k.clone()).collect();
+    let want: Vec<ObjectKey> = all.iter().map(|(k, _)| *k).collect();
     assert_eq!(seen, want);
 }
 
@@ -191,7 +192,7 @@ fn has_objects_every_strategy() {
     let d = tempfile::tempdir().unwrap();
     let (c, all) = mixed_container(d.path());
     let mut rng = Rng::new(4);
-    let present: Vec<String> = all.iter().map(|(k, _)| k.clone()).collect();
+    let present: Vec<String> = all.iter().map(|(k, _)| k.to_string()).collect();
     // Few keys (indexed lookups + stat), many keys (sorted scan + loose listing).
     for n_absent in [5usize, 30_000] {
         let mut keys = present.clone();
@@ -207,7 +208,20 @@ fn has_objects_every_strategy() {
         keys.push("not a key".into());
         keys.push(present[0].to_uppercase());
         keys.push(present[3].clone()); // duplicate in input
-        let has = c.has_objects(&keys).unwrap();
+        // Keys as they are stored (lowercase hex of the right length) are looked up; anything
+        // else names no object, as in Python, and is never looked up.
+        let parsed: Vec<Option<ObjectKey>> = keys
+            .iter()
+            .map(|k| ObjectKey::from_canonical(HashType::Sha256, k.as_bytes()))
+            .collect();
+        let valid: Vec<ObjectKey> = parsed.iter().flatten().copied().collect();
+        let found = c.has_objects(&valid).unwrap();
+        assert_eq!(found.len(), valid.len());
+        let mut found = found.into_iter();
+        let has: Vec<bool> = parsed
+            .iter()
+            .map(|p| p.is_some() && found.next().unwrap())
+            .collect();
         assert_eq!(has.len(), keys.len());
         for (k, h) in keys.iter().zip(&has) {
             assert_eq!(*h, present.contains(k), "{k}");
@@ -220,7 +234,7 @@ fn counts_sizes_and_listing() {
     let d = tempfile::tempdir().unwrap();
     let (c, all) = mixed_container(d.path());
     let listed = c.list_all_objects().unwrap();
-    let want: Vec<String> = all.iter().map(|(k, _)| k.clone()).collect();
+    let want: Vec<ObjectKey> = all.iter().map(|(k, _)| *k).collect();
     assert_eq!(listed, want);
     // Make one object both packed and loose: listed once, counted in both.
     let (k0, x0) = all
@@ -275,7 +289,7 @@ fn corruption_is_reported_with_object_and_file() {
     let e = c.get_object_content(&k).unwrap_err();
     match &e {
         Error::Corrupt { key, path, .. } => {
-            assert_eq!(key, &k);
+            assert_eq!(key, &k.to_string());
             assert_eq!(path, &pack);
         }
         other => panic!("{other}"),
@@ -289,7 +303,7 @@ fn corruption_is_reported_with_object_and_file() {
     let e = c
         .read_objects(std::slice::from_ref(&k), |_, _, _| Ok(()))
         .unwrap_err();
-    assert!(e.to_string().contains(&k), "{e}");
+    assert!(e.to_string().contains(&k.to_string()), "{e}");
     // Missing pack file.
     fs::remove_file(&pack).unwrap();
     let e = c.get_object_content(&k).unwrap_err().to_string();
@@ -298,7 +312,7 @@ fn corruption_is_reported_with_object_and_file() {
         "{e}"
     );
     assert!(
-        c.get_object_content(&"0".repeat(64))
+        c.get_object_content(&ObjectKey::sha256([0; 32]))
             .unwrap_err()
             .is_not_found()
     );

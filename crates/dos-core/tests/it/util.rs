@@ -54,7 +54,7 @@ impl Rng {
     }
 }
 
-pub fn sha256(data: &[u8]) -> String {
+pub fn sha256(data: &[u8]) -> dos_core::ObjectKey {
     dos_core::HashType::Sha256.key_of(data)
 }
 
