@@ -1752,11 +1752,10 @@ impl Runner {
 /// reused buffer, with libdeflate (the importer's inflater).
 fn inflate_raw_exact(raw: &[u8], expected: u64, out: &mut Vec<u8>) -> Result<()> {
     let n = usize::try_from(expected)?;
-    if out.len() < n + 1 {
-        out.resize(n + 1, 0);
-    }
-    match dos_core::libdeflate::inflate_raw(raw, &mut out[..=n]) {
-        dos_core::libdeflate::Inflated::Done { produced, .. } if produced as u64 == expected => {
+    match dos_core::codec::deflate::inflate(raw, n + 1, out) {
+        dos_core::codec::deflate::Inflated::Done { produced, .. }
+            if produced as u64 == expected =>
+        {
             Ok(())
         }
         other => bail!("inflate: {other:?}, expected {expected} bytes"),

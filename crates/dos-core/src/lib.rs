@@ -29,19 +29,17 @@ mod container;
 pub mod durable;
 pub mod error;
 pub mod fault;
+pub mod fileio;
 pub mod hashing;
 pub mod index;
 pub mod key;
 pub mod layout;
-pub mod libdeflate;
 pub mod location;
-pub mod lock;
 pub mod loose;
 pub mod maintain;
 pub mod pack;
 pub mod progress;
-mod read;
-pub mod reader;
+pub mod read;
 pub mod write;
 
 pub use codec::{CompressMode, ZlibLevel};
@@ -52,8 +50,8 @@ pub use hashing::HashType;
 pub use key::{InvalidKey, ObjectKey};
 pub use location::PackedLocation;
 pub use progress::{Interrupt, NoProgress, Progress, Unit};
+pub use read::ObjectReader;
 pub use read::{BULK_INLINE_MAX, ObjectContent, ObjectCount, ObjectMeta, ObjectType, TotalSize};
-pub use reader::ObjectReader;
 pub use write::{
     ObjectSource, PackItem, PackWriteOptions, PackWriteSummary, PackWriter, StoreOutcome, Stored,
     WriteTuning,

@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::lock::LockMode;
 use crate::container::Container;
 use crate::durable;
 use crate::error::{Error, IoContext, Result};
 use crate::key::ObjectKey;
-use crate::lock::LockMode;
 use crate::pack;
 use crate::progress::{Progress, Unit};
 

@@ -6,10 +6,10 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
+use super::lock::LockMode;
 use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::key::ObjectKey;
-use crate::lock::LockMode;
 use crate::progress::Progress;
 use crate::read::ObjectContent;
 use crate::write::{ObjectSource, PackItem, PackWriteOptions, StoreOutcome};

@@ -1,12 +1,13 @@
 //! Maintenance: packing loose objects, repacking, cleaning, deleting, validating, copying
 //! between containers, and recovering from interrupted operations (dos's or Python's).
 //!
-//! Every operation here takes the container's maintenance lock (see [`crate::lock`]) and, when
+//! Every operation here takes the container's maintenance lock (see [`LockMode`]) and, when
 //! it may change data, first runs [`Container::recover`] so that a crash of an earlier operation
 //! is completed or rolled back before anything else happens.
 
 mod clean;
 mod copy;
+mod lock;
 mod pack_loose;
 mod recover;
 mod repack;
@@ -14,6 +15,7 @@ mod validate;
 
 pub use clean::{CleanOptions, CleanSummary};
 pub use copy::ImportObjectsSummary;
+pub use lock::{LockMode, MAINTENANCE_LOCK_FILE, MaintenanceLock};
 pub use pack_loose::{PackLooseOptions, PackLooseSummary};
 pub use recover::REPACK_JOURNAL;
 pub use repack::{RepackCompress, RepackOptions, RepackSummary};
@@ -22,7 +24,6 @@ pub use validate::{ObjectProblem, ValidateOptions, ValidationReport};
 use crate::codec::CompressMode;
 use crate::container::Container;
 use crate::error::Result;
-use crate::lock::LockMode;
 use crate::progress::Progress;
 
 /// What [`Container::optimize`] did.

@@ -6,11 +6,11 @@ use std::io;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::lock::LockMode;
 use crate::codec::CompressMode;
 use crate::container::Container;
 use crate::error::{Error, Result};
 use crate::key::ObjectKey;
-use crate::lock::LockMode;
 use crate::progress::{Interrupt, Progress};
 use crate::write::{ObjectSource, PackItem, PackWriteOptions, StoreOutcome, WriteTuning};
 

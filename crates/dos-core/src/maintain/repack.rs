@@ -20,18 +20,20 @@ use std::time::{Duration, SystemTime};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::lock::LockMode;
 use crate::codec::{
-    AUTO_RATIO_THRESHOLD, Decompressor, InflateError, auto_should_compress, with_compressor,
+    AUTO_RATIO_THRESHOLD, Decompressor, InflateError, ZlibEncoder, auto_should_compress,
+    with_compressor,
 };
 use crate::container::Container;
 use crate::durable;
 use crate::error::{Corruption, Error, IoContext, Result};
+use crate::fileio::read_exact_at;
 use crate::index::RawRow;
 use crate::location::PackedLocation;
-use crate::lock::LockMode;
-use crate::pack::{self, PackAppender, PackLock};
+use crate::pack::{self, AppendSink, PackAppender, PackLock};
 use crate::progress::{Progress, Unit};
-use crate::reader::{PackRangeReader, ZlibObjectReader, read_exact_at};
+use crate::read::{PackRangeReader, ZlibObjectReader};
 
 use super::recover::{Journal, remove_if_exists};
 
@@ -418,35 +420,25 @@ impl Container {
             problem: Corruption::Read(e),
             location: Some(Box::new(loc)),
         };
-        if target == loc.compressed {
+        let mut sink = AppendSink::new(out);
+        let copied = if target == loc.compressed {
             let mut r = raw;
-            std::io::copy(&mut r, &mut AppendSink(out)).map_err(corrupt)?;
+            std::io::copy(&mut r, &mut sink).map(|_| ())
         } else if target {
-            let mut enc = flate2::write::ZlibEncoder::new(
-                AppendSink(out),
-                self.config.compression.backend_level(),
-            );
+            let mut enc = ZlibEncoder::new(&mut sink, self.config.compression);
             let mut r = raw;
-            std::io::copy(&mut r, &mut enc).map_err(corrupt)?;
-            enc.finish().map_err(corrupt)?;
+            std::io::copy(&mut r, &mut enc).and_then(|_| enc.finish().map(|_| ()))
         } else {
             let mut r = ZlibObjectReader::new(raw, loc.size);
-            std::io::copy(&mut r, &mut AppendSink(out)).map_err(corrupt)?;
+            std::io::copy(&mut r, &mut sink).map(|_| ())
+        };
+        // A failed write into the new pack is that pack's error; anything else is the old
+        // pack's bytes failing to read or decode.
+        if let Some(e) = sink.into_error() {
+            return Err(e);
         }
+        copied.map_err(corrupt)?;
         Ok((out.pos() - start, target))
-    }
-}
-
-/// `io::Write` into a pack appender.
-struct AppendSink<'a>(&'a mut PackAppender);
-
-impl std::io::Write for AppendSink<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf).map_err(std::io::Error::other)?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -16,14 +16,15 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use super::lock::LockMode;
 use crate::codec::Decompressor;
 use crate::container::Container;
 use crate::error::{IoContext, Result};
+use crate::fileio::read_exact_at;
 use crate::index::{CompactRow, PackStats, RawRow};
-use crate::lock::LockMode;
 use crate::pack::{self, LockState};
 use crate::progress::{Progress, Unit};
-use crate::reader::{PackRangeReader, ZlibObjectReader, read_exact_at};
+use crate::read::{PackRangeReader, ZlibObjectReader};
 
 /// Per-pack totals of rows sorted by pack id (what [`crate::index::Index::pack_stats`] returns).
 fn stats_of_sorted(rows: &[CompactRow]) -> Vec<PackStats> {

@@ -10,7 +10,7 @@ use crate::container::Container;
 use crate::index::NewRow;
 use crate::key::ObjectKey;
 use crate::location::PackedLocation;
-use crate::pack::{PackAppender, choose_pack};
+use crate::pack::{AppendSink, PackAppender, choose_pack};
 use crate::progress::Progress;
 use crate::write::commit::{CommitJob, Committer, Wait};
 use crate::write::options::PackWriteOptions;
@@ -50,29 +50,6 @@ pub(super) struct Writer<'a> {
     in_flight: bool,
     /// Whether the index was still at `opts.absent_as_of` when last asked.
     fresh: bool,
-}
-
-/// `io::Write` over a pack appender (for the streaming zlib encoder); keeps the appender's own
-/// error, which names the pack, for the writer to return.
-struct AppendWriter<'w> {
-    appender: &'w mut PackAppender,
-    failed: Option<crate::Error>,
-}
-
-impl Write for AppendWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.appender.write(buf) {
-            Ok(()) => Ok(buf.len()),
-            Err(e) => {
-                let msg = e.to_string();
-                self.failed = Some(e);
-                Err(io::Error::other(msg))
-            }
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Why pumping a stream into a pack stopped.
@@ -413,10 +390,7 @@ impl<'a> Writer<'a> {
         let offset = a.pos();
         let mut hasher = hash.hasher();
         let mut size = 0u64;
-        let mut sink = AppendWriter {
-            appender: a,
-            failed: None,
-        };
+        let mut sink = AppendSink::new(a);
         let result = (|| -> Result<(), PumpError> {
             let mut feed = |chunk: &[u8], sink: &mut dyn Write| -> Result<(), PumpError> {
                 hasher.update(chunk);
@@ -451,7 +425,7 @@ impl<'a> Writer<'a> {
             }
             Ok(())
         })();
-        if let Some(e) = sink.failed {
+        if let Some(e) = sink.into_error() {
             // The pack write itself failed: its own error names the pack.
             return Err(e.into());
         }

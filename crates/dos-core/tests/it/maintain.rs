@@ -177,7 +177,7 @@ fn interrupted_dos_repack_is_rolled_back_or_completed() {
     assert!(r.interrupted_repack.is_some() && r.is_valid());
     let notes = {
         let _l = c
-            .lock_maintenance(dos_core::lock::LockMode::Exclusive, "test")
+            .lock_maintenance(dos_core::maintain::LockMode::Exclusive, "test")
             .unwrap();
         c.recover().unwrap()
     };
@@ -575,7 +575,7 @@ fn maintenance_operations_exclude_each_other() {
     let c = new_container(d.path(), InitOptions::default());
     let other = Container::open(c.path()).unwrap();
     let held = other
-        .lock_maintenance(dos_core::lock::LockMode::Exclusive, "repack")
+        .lock_maintenance(dos_core::maintain::LockMode::Exclusive, "repack")
         .unwrap();
     let e = c.clean(&CleanOptions::default(), &NoProgress).unwrap_err();
     assert!(matches!(e, Error::Busy { .. }), "{e}");
@@ -588,7 +588,7 @@ fn maintenance_operations_exclude_each_other() {
     c.clean(&CleanOptions::default(), &NoProgress).unwrap();
     // Shared holders coexist (two validations at once).
     let _a = other
-        .lock_maintenance(dos_core::lock::LockMode::Shared, "validate")
+        .lock_maintenance(dos_core::maintain::LockMode::Shared, "validate")
         .unwrap();
     c.validate(&ValidateOptions::default(), &NoProgress)
         .unwrap();

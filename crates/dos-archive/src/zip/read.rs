@@ -19,171 +19,21 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dos_core::reader::{PackRangeReader, read_exact_at};
-use dos_core::{HashType, ObjectKey};
+use dos_core::ObjectKey;
+use dos_core::codec::deflate::DeflateDecoder;
+use dos_core::fileio::read_exact_at;
+use dos_core::read::PackRangeReader;
 use rayon::prelude::*;
 
 use crate::error::{ArchiveError, Result};
+use crate::zip::{
+    CENTRAL_LEN, EOCD_LEN, EXTRA_ZIP64, Entry, EntryName, LOCAL_LEN, Limits, METHOD_DEFLATE,
+    METHOD_STORED, SIG_CENTRAL, SIG_EOCD, SIG_LOCAL, SIG_Z64_EOCD, SIG_Z64_LOCATOR, Z64_EOCD_LEN,
+    Z64_LOCATOR_LEN, ZIP64_COUNT_LIMIT, ZIP64_LIMIT, u16_at, u32_at, u64_at,
+};
 
-const SIG_LOCAL: u32 = 0x0403_4b50;
-const SIG_CENTRAL: u32 = 0x0201_4b50;
-const SIG_EOCD: u32 = 0x0605_4b50;
-const SIG_Z64_EOCD: u32 = 0x0606_4b50;
-const SIG_Z64_LOCATOR: u32 = 0x0706_4b50;
-const EOCD_LEN: u64 = 22;
-const CENTRAL_LEN: usize = 46;
-const LOCAL_LEN: usize = 30;
 /// Bytes of local extra field read along with a local header (a zip64 extra field is 20).
 const LOCAL_EXTRA_GUESS: usize = 32;
-
-/// Compression method: stored.
-pub const METHOD_STORED: u16 = 0;
-/// Compression method: deflate.
-pub const METHOD_DEFLATE: u16 = 8;
-
-/// Caps on what an archive may declare, against zip bombs and lying headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest uncompressed size of one entry.
-    pub max_entry_size: u64,
-    /// Largest sum of uncompressed sizes.
-    pub max_total_size: u64,
-    /// Largest uncompressed/compressed ratio of one entry (deflate cannot exceed about 1032:1,
-    /// so a larger declared ratio is a lie).
-    pub max_ratio: u64,
-    /// Largest number of entries.
-    pub max_entries: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_entry_size: 64 << 30,
-            max_total_size: 16 << 40,
-            max_ratio: 1100,
-            max_entries: 100_000_000,
-        }
-    }
-}
-
-/// An entry name: repository entries (`repo/<64 lowercase hex>`) are kept as their key, so
-/// that a million entries cost little memory.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EntryName {
-    /// `repo/<key>`.
-    Repo(ObjectKey),
-    /// Anything else, as read (lossy UTF-8).
-    Other(Box<str>),
-}
-
-impl EntryName {
-    fn from_bytes(b: &[u8]) -> Self {
-        if let Some(hex) = b.strip_prefix(b"repo/")
-            && let Some(key) = ObjectKey::from_canonical(HashType::Sha256, hex)
-        {
-            return EntryName::Repo(key);
-        }
-        EntryName::Other(String::from_utf8_lossy(b).into())
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> Cow<'_, str> {
-        match self {
-            EntryName::Repo(k) => Cow::Owned(format!("repo/{k}")),
-            EntryName::Other(s) => Cow::Borrowed(s),
-        }
-    }
-
-    /// Length of the name in bytes, as stored (for names read as lossy UTF-8: of the text).
-    fn byte_len(&self) -> usize {
-        match self {
-            EntryName::Repo(_) => 5 + 64,
-            EntryName::Other(s) => s.len(),
-        }
-    }
-
-    /// The object key of a repository entry.
-    pub fn repo_key(&self) -> Option<ObjectKey> {
-        match self {
-            EntryName::Repo(k) => Some(*k),
-            EntryName::Other(_) => None,
-        }
-    }
-}
-
-/// One entry, as the central directory (and its local header) describe it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Its name.
-    pub name: EntryName,
-    /// Compression method (0 stored, 8 deflate; others unsupported).
-    pub method: u16,
-    /// General purpose flags.
-    pub flags: u16,
-    /// CRC-32 of the uncompressed data.
-    pub crc32: u32,
-    /// Compressed size.
-    pub csize: u64,
-    /// Uncompressed size.
-    pub usize: u64,
-    /// Offset of the local header.
-    pub header_offset: u64,
-    /// Offset of the data (after the local header); 0 until the local header was read (an
-    /// archive opened with [`ZipArchive::open_deferred`] reads it when the entry is read).
-    pub data_offset: u64,
-    /// Where the entry's data must end at the latest: the next local header in the file, or the
-    /// central directory.
-    pub data_limit: u64,
-    /// The central record carries a zip64 extra.
-    pub zip64_central: bool,
-    /// The local header carries a zip64 extra.
-    pub zip64_local: bool,
-}
-
-impl Entry {
-    /// Encrypted (flag bit 0).
-    pub fn encrypted(&self) -> bool {
-        self.flags & 1 != 0
-    }
-    /// Sizes and CRC follow the data in a descriptor (flag bit 3).
-    pub fn has_descriptor(&self) -> bool {
-        self.flags & 8 != 0
-    }
-    /// A directory entry.
-    pub fn is_dir(&self) -> bool {
-        matches!(&self.name, EntryName::Other(n) if n.ends_with('/'))
-    }
-    /// Why this entry cannot be read, if it cannot.
-    pub fn unsupported(&self) -> Option<Unsupported> {
-        if self.encrypted() {
-            return Some(Unsupported::Encrypted);
-        }
-        match self.method {
-            METHOD_STORED | METHOD_DEFLATE => None,
-            m => Some(Unsupported::Method(m)),
-        }
-    }
-}
-
-/// Why an entry cannot be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Unsupported {
-    /// It is encrypted.
-    #[error("is encrypted")]
-    Encrypted,
-    /// Its compression method is neither stored nor deflate.
-    #[error("uses {}, which is not supported", method_name(*.0))]
-    Method(u16),
-}
-
-fn method_name(m: u16) -> String {
-    match m {
-        9 => "deflate64 (method 9)".into(),
-        12 => "bzip2 (method 12)".into(),
-        14 => "lzma (method 14)".into(),
-        m => format!("compression method {m}"),
-    }
-}
 
 /// An open archive.
 #[derive(Debug)]
@@ -200,18 +50,6 @@ pub struct ZipArchive {
     pub cd_offset: u64,
 }
 
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
-}
-
 /// The zip64 extra field values of a header, in the order the fixed fields ask for them.
 struct Zip64Extra<'a> {
     data: &'a [u8],
@@ -225,7 +63,7 @@ impl Zip64Extra<'_> {
             let id = u16_at(extra, i);
             let size = usize::from(u16_at(extra, i + 2));
             let end = (i + 4 + size).min(extra.len());
-            if id == 1 {
+            if id == EXTRA_ZIP64 {
                 return Some(Zip64Extra {
                     data: &extra[i + 4..end],
                     pos: 0,
@@ -343,20 +181,21 @@ impl ZipArchive {
         let mut cd_offset = u64::from(u32_at(e, 16));
         let mut cd_end_limit = eocd_pos;
         // Zip64 locator right before the end record.
-        let has_locator =
-            eocd_pos >= 20 && u32_at(&self.read_at(eocd_pos - 20, 4)?, 0) == SIG_Z64_LOCATOR;
+        const LOCATOR: u64 = Z64_LOCATOR_LEN as u64;
+        let has_locator = eocd_pos >= LOCATOR
+            && u32_at(&self.read_at(eocd_pos - LOCATOR, 4)?, 0) == SIG_Z64_LOCATOR;
         if has_locator {
-            let loc = self.read_at(eocd_pos - 20, 20)?;
+            let loc = self.read_at(eocd_pos - LOCATOR, Z64_LOCATOR_LEN)?;
             let z64_pos = u64_at(&loc, 8);
             if z64_pos
-                .checked_add(56)
-                .is_none_or(|end| end > eocd_pos - 20)
+                .checked_add(Z64_EOCD_LEN as u64)
+                .is_none_or(|end| end > eocd_pos - LOCATOR)
             {
                 return Err(self.malformed(format!(
                     "zip64 end record offset {z64_pos} lies outside the archive"
                 )));
             }
-            let r = self.read_at(z64_pos, 56)?;
+            let r = self.read_at(z64_pos, Z64_EOCD_LEN)?;
             if u32_at(&r, 0) != SIG_Z64_EOCD {
                 return Err(self.malformed("zip64 locator does not point at a zip64 end record"));
             }
@@ -365,7 +204,7 @@ impl ZipArchive {
             cd_offset = u64_at(&r, 48);
             cd_end_limit = z64_pos;
             self.zip64 = true;
-        } else if count == 0xFFFF || cd_size == 0xFFFF_FFFF || cd_offset == 0xFFFF_FFFF {
+        } else if count == ZIP64_COUNT_LIMIT || cd_size == ZIP64_LIMIT || cd_offset == ZIP64_LIMIT {
             return Err(self.malformed("zip64 values without a zip64 end record"));
         }
         if cd_offset
@@ -415,7 +254,7 @@ impl ZipArchive {
             let disk = u16_at(&fixed, 34);
             let z64 = Zip64Extra::find(extra);
             let zip64_central = z64.is_some();
-            if usize_ == 0xFFFF_FFFF || csize == 0xFFFF_FFFF || offset == 0xFFFF_FFFF {
+            if usize_ == ZIP64_LIMIT || csize == ZIP64_LIMIT || offset == ZIP64_LIMIT {
                 let mut z = z64.ok_or_else(|| {
                     self.malformed(format!(
                         "entry {} needs a zip64 extra field but has none",
@@ -428,17 +267,17 @@ impl ZipArchive {
                         String::from_utf8_lossy(name_bytes)
                     ))
                 };
-                if usize_ == 0xFFFF_FFFF {
+                if usize_ == ZIP64_LIMIT {
                     usize_ = z.next().ok_or_else(missing)?;
                 }
-                if csize == 0xFFFF_FFFF {
+                if csize == ZIP64_LIMIT {
                     csize = z.next().ok_or_else(missing)?;
                 }
-                if offset == 0xFFFF_FFFF {
+                if offset == ZIP64_LIMIT {
                     offset = z.next().ok_or_else(missing)?;
                 }
             }
-            if disk != 0 && disk != 0xFFFF {
+            if disk != 0 && u64::from(disk) != ZIP64_COUNT_LIMIT {
                 return Err(ArchiveError::Unsupported {
                     path: self.path.clone(),
                     detail: "multi-disk zip archives are not supported".into(),
@@ -725,7 +564,7 @@ impl ZipArchive {
         }
         let raw = BufReader::with_capacity(256 * 1024, self.raw_reader(e)?);
         let inner: Box<dyn Read + Send> = if e.method == METHOD_DEFLATE {
-            Box::new(flate2::bufread::DeflateDecoder::new(raw))
+            Box::new(DeflateDecoder::new(raw))
         } else {
             Box::new(raw)
         };
@@ -822,20 +661,4 @@ fn invalid(msg: String) -> io::Error {
 
 fn bad(name: &str, e: io::Error) -> io::Error {
     invalid(format!("entry {name}: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repo_names_are_kept_as_keys() {
-        let key = ObjectKey::sha256(std::array::from_fn(|i| (i as u8).wrapping_mul(37)));
-        let hex = key.to_string();
-        assert_eq!(
-            EntryName::from_bytes(format!("repo/{hex}").as_bytes()),
-            EntryName::Repo(key)
-        );
-        assert_eq!(EntryName::Repo(key).byte_len(), 69);
-    }
 }

@@ -9,40 +9,9 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
-use flate2::bufread::ZlibDecoder;
-
-/// Positional read that works on every platform.
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::read_at(file, buf, offset)
-    }
-    #[cfg(windows)]
-    {
-        std::os::windows::fs::FileExt::seek_read(file, buf, offset)
-    }
-}
-
-/// Read exactly `buf.len()` bytes at `offset`, failing with `UnexpectedEof` on a short file.
-pub fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        match read_at(file, buf, offset) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("pack file ends before offset {}", offset + buf.len() as u64),
-                ));
-            }
-            Ok(n) => {
-                buf = &mut buf[n..];
-                offset += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
+use crate::codec::ZlibDecoder;
+use crate::fileio::read_at;
+pub use crate::fileio::read_exact_at;
 
 fn resolve_seek(pos: SeekFrom, current: u64, len: u64) -> io::Result<u64> {
     let target = match pos {

@@ -6,7 +6,8 @@
 //! against zlib-rs level 2 at 111 MB/s with ratio 0.486 (and CPython's zlib level 1 at 0.511).
 //! Its zlib streams are ordinary RFC 1950 streams that any zlib, Python's included, decodes.
 //!
-//! Objects held in memory are coded here; larger ones stream through zlib-rs (flate2).
+//! Objects held in memory are coded here; larger ones stream through zlib-rs (flate2). The rest
+//! of the workspace reaches it through [`crate::codec`].
 
 use std::cell::RefCell;
 use std::ptr::NonNull;
@@ -47,7 +48,7 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<RawDecompressor>> = const { RefCell::new(None) };
 }
 
-/// Outcome of [`inflate_raw`] and [`inflate_zlib`].
+/// Outcome of [`inflate_raw_vec`] and [`inflate_zlib_vec`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum Inflated {
     /// Decoded: bytes of input consumed (the stream may be followed by other bytes) and bytes
@@ -116,15 +117,6 @@ unsafe fn inflate(input: &[u8], out: *mut u8, out_len: usize, framing: Framing) 
     })
 }
 
-/// Decode into a slice.
-fn inflate_slice(input: &[u8], out: &mut [u8], framing: Framing) -> Inflated {
-    // SAFETY: a `&mut [u8]` is valid for writes of its length and borrowed exclusively.
-    #[allow(unsafe_code)]
-    unsafe {
-        inflate(input, out.as_mut_ptr(), out.len(), framing)
-    }
-}
-
 /// Decode into `out`, which is cleared and given room for `cap` bytes; on success its length is
 /// the number of bytes produced, otherwise it is left empty. Unlike resizing `out` first, the
 /// room is never zero-filled (decoded content is written exactly once).
@@ -154,24 +146,16 @@ fn inflate_vec(input: &[u8], cap: usize, out: &mut Vec<u8>, framing: Framing) ->
     }
 }
 
-/// Decode the raw deflate (RFC 1951) stream at the start of `input` into `out`.
-pub fn inflate_raw(input: &[u8], out: &mut [u8]) -> Inflated {
-    inflate_slice(input, out, Framing::Raw)
-}
-
-/// Decode the zlib (RFC 1950) stream at the start of `input` into `out`, checking its Adler-32.
-pub fn inflate_zlib(input: &[u8], out: &mut [u8]) -> Inflated {
-    inflate_slice(input, out, Framing::Zlib)
-}
-
-/// [`inflate_raw`] into a vector with room for at most `cap` bytes (cleared first; on success
-/// holding exactly the bytes produced, without ever zero-filling the room).
-pub fn inflate_raw_vec(input: &[u8], cap: usize, out: &mut Vec<u8>) -> Inflated {
+/// Decode the raw deflate (RFC 1951) stream at the start of `input` into a vector with room for
+/// at most `cap` bytes (cleared first; on success holding exactly the bytes produced, without
+/// ever zero-filling the room).
+pub(crate) fn inflate_raw_vec(input: &[u8], cap: usize, out: &mut Vec<u8>) -> Inflated {
     inflate_vec(input, cap, out, Framing::Raw)
 }
 
-/// [`inflate_zlib`] into a vector with room for at most `cap` bytes (as [`inflate_raw_vec`]).
-pub fn inflate_zlib_vec(input: &[u8], cap: usize, out: &mut Vec<u8>) -> Inflated {
+/// Decode the zlib (RFC 1950) stream at the start of `input`, checking its Adler-32, into a
+/// vector with room for at most `cap` bytes (as [`inflate_raw_vec`]).
+pub(crate) fn inflate_zlib_vec(input: &[u8], cap: usize, out: &mut Vec<u8>) -> Inflated {
     inflate_vec(input, cap, out, Framing::Zlib)
 }
 
@@ -257,28 +241,29 @@ mod tests {
         let data = b"hello hello hello deflate".repeat(100);
         let mut z = deflate(&data);
         let n = z.len();
-        let mut out = vec![0u8; data.len() + 1];
+        let cap = data.len() + 1;
+        let mut out = Vec::new();
         assert_eq!(
-            inflate_raw(&z, &mut out),
+            inflate_raw_vec(&z, cap, &mut out),
             Inflated::Done {
                 consumed: n,
                 produced: data.len()
             }
         );
-        assert_eq!(&out[..data.len()], &data[..]);
+        assert_eq!(out, data);
         // Trailing bytes are reported through `consumed`.
         z.extend_from_slice(b"junk");
         assert!(
-            matches!(inflate_raw(&z, &mut out), Inflated::Done { consumed, .. } if consumed == n)
+            matches!(inflate_raw_vec(&z, cap, &mut out), Inflated::Done { consumed, .. } if consumed == n)
         );
         // Too small an output, and garbage.
-        assert_eq!(inflate_raw(&z, &mut out[..10]), Inflated::TooLong);
+        assert_eq!(inflate_raw_vec(&z, 10, &mut out), Inflated::TooLong);
         assert_eq!(
-            inflate_raw(b"\xff\xff\xff\xff not deflate", &mut out),
+            inflate_raw_vec(b"\xff\xff\xff\xff not deflate", cap, &mut out),
             Inflated::Corrupt
         );
         assert!(matches!(
-            inflate_raw(&z[..n / 2], &mut out),
+            inflate_raw_vec(&z[..n / 2], cap, &mut out),
             Inflated::Corrupt
         ));
     }
@@ -321,9 +306,9 @@ mod tests {
                 .unwrap();
             assert_eq!(back, data);
             // ... and libdeflate decodes it, checking the Adler-32.
-            let mut out = vec![0u8; data.len()];
+            let mut out = Vec::new();
             assert_eq!(
-                inflate_zlib(z, &mut out),
+                inflate_zlib_vec(z, data.len(), &mut out),
                 Inflated::Done {
                     consumed: z.len(),
                     produced: data.len()
@@ -333,13 +318,16 @@ mod tests {
             let mut bad = z.to_vec();
             let last = bad.len() - 1;
             bad[last] ^= 1;
-            assert_eq!(inflate_zlib(&bad, &mut out), Inflated::Corrupt);
+            assert_eq!(
+                inflate_zlib_vec(&bad, data.len(), &mut out),
+                Inflated::Corrupt
+            );
         }
         // The empty input is a valid stream too.
         let mut z = Vec::new();
         assert!(ZlibCompressor::new(1).unwrap().compress_into(b"", &mut z));
         assert_eq!(
-            inflate_zlib(&z, &mut []),
+            inflate_zlib_vec(&z, 0, &mut Vec::new()),
             Inflated::Done {
                 consumed: z.len(),
                 produced: 0

@@ -1,0 +1,167 @@
+//! Finding keys: single lookups, many at once (by `IN` queries or one sorted scan), listing.
+
+use std::ops::ControlFlow;
+
+use rusqlite::OptionalExtension;
+
+use super::{IN_CHUNK, Index, key_of_text};
+use crate::error::Result;
+use crate::key::ObjectKey;
+use crate::location::PackedLocation;
+
+impl Index {
+    /// Location of one object, if packed.
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<PackedLocation>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT pack_id, \"offset\", length, compressed, size FROM db_object WHERE hashkey = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let row = stmt
+            .query_row([key.hex()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        row.map(|r| self.row_to_loc(key, r)).transpose()
+    }
+
+    /// Look up many keys; `f` is called for each key found (in no particular order).
+    /// Uses `IN` queries for few keys and one sorted scan of the whole index for many.
+    pub fn lookup_many(
+        &self,
+        sorted_keys: &[ObjectKey],
+        mut f: impl FnMut(ObjectKey, PackedLocation) -> Result<()>,
+    ) -> Result<()> {
+        if sorted_keys.is_empty() {
+            return Ok(());
+        }
+        let total = self.count()?;
+        // A full ordered scan costs ~total rows; IN lookups cost ~k·log(total). Prefer the scan
+        // when the request covers a sizeable share of the index.
+        if (sorted_keys.len() as u64) * 8 < total || sorted_keys.len() <= IN_CHUNK {
+            for chunk in sorted_keys.chunks(IN_CHUNK) {
+                let placeholders = vec!["?"; chunk.len()].join(",");
+                let sql = format!(
+                    "SELECT hashkey, pack_id, \"offset\", length, compressed, size FROM db_object \
+                     WHERE hashkey IN ({placeholders})"
+                );
+                let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+                let mut rows = stmt
+                    .query(rusqlite::params_from_iter(chunk.iter().map(ObjectKey::hex)))
+                    .map_err(|e| self.err(e))?;
+                while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                    let Some(key) = key_of_text(self.hash, r.get_ref(0).map_err(|e| self.err(e))?)
+                    else {
+                        continue;
+                    };
+                    let raw = (|| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))()
+                        .map_err(|e| self.err(e))?;
+                    let loc = self.row_to_loc(&key, raw)?;
+                    f(key, loc)?;
+                }
+            }
+            Ok(())
+        } else {
+            let mut want = sorted_keys.iter().peekable();
+            self.scan_sorted(|key, loc| {
+                while want.next_if(|w| **w < key).is_some() {}
+                match want.peek() {
+                    Some(w) if **w == key => {
+                        want.next();
+                        f(key, loc?)?;
+                        Ok(ControlFlow::Continue(()))
+                    }
+                    Some(_) => Ok(ControlFlow::Continue(())),
+                    None => Ok(ControlFlow::Break(())),
+                }
+            })
+        }
+    }
+
+    /// Scan every row with a well-formed key in key order until `f` breaks.
+    pub fn scan_sorted(
+        &self,
+        mut f: impl FnMut(ObjectKey, Result<PackedLocation>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT hashkey, pack_id, \"offset\", length, compressed, size FROM db_object \
+                 ORDER BY hashkey",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let Some(key) = key_of_text(self.hash, r.get_ref(0).map_err(|e| self.err(e))?) else {
+                continue;
+            };
+            let raw = (|| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))()
+                .map_err(|e| self.err(e))?;
+            let loc = self.row_to_loc(&key, raw);
+            if f(key, loc)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Scan every well-formed key in order until `f` breaks (covering index only: the fastest
+    /// listing).
+    pub fn scan_sorted_keys(
+        &self,
+        mut f: impl FnMut(ObjectKey) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT hashkey FROM db_object ORDER BY hashkey")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let Some(key) = key_of_text(self.hash, r.get_ref(0).map_err(|e| self.err(e))?) else {
+                continue;
+            };
+            if f(key)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Which of `sorted_keys` are in the index (one bool per key, same order).
+    pub fn contains_sorted(&self, sorted_keys: &[ObjectKey]) -> Result<Vec<bool>> {
+        let mut out = vec![false; sorted_keys.len()];
+        if sorted_keys.is_empty() {
+            return Ok(out);
+        }
+        let total = self.count()?;
+        if (sorted_keys.len() as u64) * 8 < total {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT 1 FROM db_object WHERE hashkey = ?1")
+                .map_err(|e| self.err(e))?;
+            for (i, k) in sorted_keys.iter().enumerate() {
+                out[i] = stmt.exists([k.hex()]).map_err(|e| self.err(e))?;
+            }
+        } else {
+            let mut i = 0;
+            let n = sorted_keys.len();
+            self.scan_sorted_keys(|key| {
+                while i < n && sorted_keys[i] < key {
+                    i += 1;
+                }
+                while i < n && sorted_keys[i] == key {
+                    out[i] = true;
+                    i += 1;
+                }
+                Ok(if i >= n {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })?;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,311 @@
+//! Reading objects: single reads, listing, counts and sizes here; [`stream`] readers, bulk reads
+//! in pack/offset order (`bulk`) and existence checks (`exists`) in their own files.
+//!
+//! Lookup order is Python's: the index first, then the loose file. A loose file can vanish between
+//! the two checks when a concurrent packer moves it into a pack and cleans it; the index is then
+//! queried again (cheaply skipped when no other connection committed in between).
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::codec::Decompressor;
+use crate::container::Container;
+use crate::error::{Corruption, Error, IoContext, Result, usize_of};
+use crate::fileio::read_exact_at;
+use crate::key::ObjectKey;
+use crate::location::PackedLocation;
+use crate::loose;
+use crate::pack;
+
+mod bulk;
+mod exists;
+pub mod stream;
+
+pub use stream::{ObjectReader, PackRangeReader, ZlibObjectReader};
+
+/// Where an object is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectType {
+    /// A loose file.
+    Loose,
+    /// In a pack (possibly also loose; the packed copy is preferred, as in Python).
+    Packed,
+    /// Not in the container.
+    Missing,
+}
+
+/// What is known about an object without reading it (Python's `ObjectMeta`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Storage kind.
+    pub kind: ObjectType,
+    /// Uncompressed size (`None` when missing).
+    pub size: Option<u64>,
+    /// Pack location when packed.
+    pub location: Option<PackedLocation>,
+}
+
+impl ObjectMeta {
+    pub(super) fn missing() -> Self {
+        Self {
+            kind: ObjectType::Missing,
+            size: None,
+            location: None,
+        }
+    }
+    pub(super) fn packed(loc: PackedLocation) -> Self {
+        Self {
+            kind: ObjectType::Packed,
+            size: Some(loc.size),
+            location: Some(loc),
+        }
+    }
+    pub(super) fn loose(size: u64) -> Self {
+        Self {
+            kind: ObjectType::Loose,
+            size: Some(size),
+            location: None,
+        }
+    }
+}
+
+/// Python's `ObjectCount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ObjectCount {
+    /// Objects in the index.
+    pub packed: u64,
+    /// Loose files (including loose copies of packed objects, as Python counts them).
+    pub loose: u64,
+    /// Pack files.
+    pub pack_files: u64,
+}
+
+/// Python's `TotalSize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TotalSize {
+    /// Sum of uncompressed sizes of packed objects.
+    pub total_size_packed: u64,
+    /// Sum of on-disk lengths of packed objects.
+    pub total_size_packed_on_disk: u64,
+    /// Sum of pack file sizes (holes included).
+    pub total_size_packfiles_on_disk: u64,
+    /// Size of `packs.idx` (without the WAL).
+    pub total_size_packindexes_on_disk: u64,
+    /// Sum of loose file sizes.
+    pub total_size_loose: u64,
+}
+
+/// The content of one object handed to a bulk-read callback.
+pub enum ObjectContent<'a> {
+    /// The whole content, in memory (objects up to [`BULK_INLINE_MAX`] bytes).
+    Bytes(&'a [u8]),
+    /// A streaming reader (larger objects, which are never held in memory whole).
+    Reader(&'a mut ObjectReader),
+}
+
+/// Largest object a bulk read hands over as a byte slice; larger ones come as readers.
+pub const BULK_INLINE_MAX: u64 = 64 * 1024 * 1024;
+impl Container {
+    pub(super) fn open_pack(&self, pack_id: u64) -> Result<Arc<File>> {
+        let p = self.layout.pack(pack_id);
+        File::open(&p).map(Arc::new).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::MissingPack { path: p }
+            } else {
+                Error::io(&p, "open pack", e)
+            }
+        })
+    }
+
+    pub(super) fn packed_reader(&self, loc: PackedLocation) -> Result<ObjectReader> {
+        let file = self.open_pack(loc.pack_id)?;
+        let raw = PackRangeReader::new(file, loc.offset, loc.length);
+        Ok(if loc.compressed {
+            ObjectReader::Compressed(Box::new(ZlibObjectReader::new(raw, loc.size)))
+        } else {
+            ObjectReader::Packed(raw)
+        })
+    }
+
+    /// Find an object: packed location, or an open loose file. `None` if missing.
+    pub(super) fn locate(&self, key: &ObjectKey) -> Result<Option<Located>> {
+        let version = {
+            let idx = self.index();
+            if let Some(loc) = idx.get(key)? {
+                return Ok(Some(Located::Packed(loc)));
+            }
+            idx.data_version()?
+        };
+        let path = self.loose_path(key);
+        match File::open(&path) {
+            Ok(f) => return Ok(Some(Located::Loose(f))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, "open loose object", e)),
+        }
+        // The loose file may have been packed and removed by a concurrent packer.
+        let idx = self.index();
+        if idx.data_version()? != version
+            && let Some(loc) = idx.get(key)?
+        {
+            return Ok(Some(Located::Packed(loc)));
+        }
+        Ok(None)
+    }
+
+    /// Metadata of one object (type `Missing` if absent).
+    pub fn get_object_meta(&self, key: &ObjectKey) -> Result<ObjectMeta> {
+        Ok(match self.locate(key)? {
+            Some(Located::Packed(loc)) => ObjectMeta::packed(loc),
+            Some(Located::Loose(f)) => {
+                ObjectMeta::loose(f.metadata().ctx(self.loose_path(key), "stat")?.len())
+            }
+            None => ObjectMeta::missing(),
+        })
+    }
+
+    /// A streaming reader of one object and its metadata.
+    pub fn open_object(&self, key: &ObjectKey) -> Result<(ObjectReader, ObjectMeta)> {
+        match self.locate(key)? {
+            Some(Located::Packed(loc)) => Ok((self.packed_reader(loc)?, ObjectMeta::packed(loc))),
+            Some(Located::Loose(f)) => {
+                let size = f.metadata().ctx(self.loose_path(key), "stat")?.len();
+                Ok((ObjectReader::Loose(f), ObjectMeta::loose(size)))
+            }
+            None => Err(self.not_found(key)),
+        }
+    }
+
+    /// The whole content of one object. Packed content is checked against the recorded size.
+    pub fn get_object_content(&self, key: &ObjectKey) -> Result<Vec<u8>> {
+        match self.locate(key)? {
+            Some(Located::Packed(loc)) => {
+                let file = self.open_pack(loc.pack_id)?;
+                let mut raw = vec![0u8; usize_of(loc.length)?];
+                read_exact_at(&file, &mut raw, loc.offset)
+                    .map_err(|e| self.corrupt(key, loc, Corruption::Read(e)))?;
+                if !loc.compressed {
+                    if loc.length != loc.size {
+                        return Err(self.corrupt(key, loc, Corruption::LengthNotSize));
+                    }
+                    return Ok(raw);
+                }
+                let mut out = Vec::new();
+                Decompressor::new()
+                    .inflate_exact(&raw, loc.size, &mut out)
+                    .map_err(|e| self.corrupt(key, loc, e.into()))?;
+                Ok(out)
+            }
+            Some(Located::Loose(mut f)) => {
+                let mut v = Vec::new();
+                f.read_to_end(&mut v).ctx(self.loose_path(key), "read")?;
+                Ok(v)
+            }
+            None => Err(self.not_found(key)),
+        }
+    }
+
+    pub(crate) fn corrupt(
+        &self,
+        key: &ObjectKey,
+        loc: PackedLocation,
+        problem: Corruption,
+    ) -> Error {
+        Error::Corrupt {
+            key: key.to_string(),
+            path: self.layout.pack(loc.pack_id),
+            problem,
+            location: Some(Box::new(loc)),
+        }
+    }
+
+    /// Metadata of many objects, in input order (type `Missing` for absent ones).
+    pub fn get_objects_meta(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectMeta>> {
+        keys.iter().map(|k| self.get_object_meta(k)).collect()
+    }
+
+    /// Visit every object key once, in sorted order (packed and loose merged).
+    pub fn for_each_key(&self, mut f: impl FnMut(ObjectKey) -> Result<()>) -> Result<()> {
+        let loose = loose::list(&self.layout, self.config.loose_prefix_len, self.hash_type())?;
+        let mut li = 0;
+        self.index().scan_sorted_keys(|k| {
+            while li < loose.len() && loose[li] < k {
+                f(loose[li])?;
+                li += 1;
+            }
+            if li < loose.len() && loose[li] == k {
+                li += 1;
+            }
+            f(k)?;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        for k in &loose[li..] {
+            f(*k)?;
+        }
+        Ok(())
+    }
+
+    /// All object keys, sorted.
+    pub fn list_all_objects(&self) -> Result<Vec<ObjectKey>> {
+        let mut v = Vec::new();
+        self.for_each_key(|k| {
+            v.push(k);
+            Ok(())
+        })?;
+        Ok(v)
+    }
+
+    /// Keys of loose objects, sorted (including loose copies of packed objects).
+    pub fn list_loose(&self) -> Result<Vec<ObjectKey>> {
+        loose::list(&self.layout, self.config.loose_prefix_len, self.hash_type())
+    }
+
+    /// Counts, as Python's `count_objects`.
+    pub fn count_objects(&self) -> Result<ObjectCount> {
+        Ok(ObjectCount {
+            packed: self.index().count()?,
+            loose: self.list_loose()?.len() as u64,
+            pack_files: pack::list_pack_ids(&self.layout)?.len() as u64,
+        })
+    }
+
+    /// Sizes, as Python's `get_total_size`.
+    pub fn get_total_size(&self) -> Result<TotalSize> {
+        let (packed, on_disk) = self.index().sums()?;
+        let mut packfiles = 0;
+        for id in pack::list_pack_ids(&self.layout)? {
+            let p = self.layout.pack(id);
+            packfiles += fs::metadata(&p).ctx(&p, "stat")?.len();
+        }
+        let idx = fs::metadata(&self.layout.index)
+            .ctx(&self.layout.index, "stat")?
+            .len();
+        let loose_sizes: u64 = self
+            .list_loose()?
+            .par_iter()
+            .map(|k| {
+                fs::metadata(self.loose_path(k))
+                    .map(|m| m.len())
+                    .unwrap_or(0)
+            })
+            .sum();
+        Ok(TotalSize {
+            total_size_packed: packed,
+            total_size_packed_on_disk: on_disk,
+            total_size_packfiles_on_disk: packfiles,
+            total_size_packindexes_on_disk: idx,
+            total_size_loose: loose_sizes,
+        })
+    }
+}
+
+/// Where [`Container::locate`] found an object.
+pub(super) enum Located {
+    Packed(PackedLocation),
+    Loose(File),
+}
