@@ -7,7 +7,7 @@ use std::path::Path;
 use dos_core::{HashType, ObjectKey};
 use serde_json::Value;
 
-use crate::error::{ArchiveError, Result};
+use crate::error::{ArchiveError, ContentProblem, Result};
 use crate::zip::ZipArchive;
 
 /// Name of the metadata entry.
@@ -58,18 +58,18 @@ pub fn classify(version: Option<&str>) -> FormatKind {
 pub fn read_metadata(z: &ZipArchive) -> Result<Metadata> {
     let e = z.find(META_NAME).ok_or_else(|| ArchiveError::Content {
         path: z.path().to_path_buf(),
-        detail: format!("no {META_NAME}: not an AiiDA archive"),
+        problem: ContentProblem::NoMetadata,
     })?;
     if e.usize > 64 << 20 {
         return Err(ArchiveError::Content {
             path: z.path().to_path_buf(),
-            detail: format!("{META_NAME} declares {} bytes: implausibly large", e.usize),
+            problem: ContentProblem::MetadataTooLarge(e.usize),
         });
     }
     let bytes = z.read_entry(e)?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|err| ArchiveError::Content {
         path: z.path().to_path_buf(),
-        detail: format!("{META_NAME} is not valid JSON: {err}"),
+        problem: ContentProblem::MetadataNotJson(err),
     })?;
     let export_version = value
         .get("export_version")
@@ -87,7 +87,7 @@ pub fn read_metadata(z: &ZipArchive) -> Result<Metadata> {
 pub fn extract_db(z: &ZipArchive, dir: &Path) -> Result<tempfile::NamedTempFile> {
     let e = z.find(DB_NAME).ok_or_else(|| ArchiveError::Content {
         path: z.path().to_path_buf(),
-        detail: format!("no {DB_NAME} in the archive"),
+        problem: ContentProblem::NoDatabase,
     })?;
     let mut tmp = tempfile::Builder::new()
         .prefix("dos-archive-db-")
@@ -96,7 +96,7 @@ pub fn extract_db(z: &ZipArchive, dir: &Path) -> Result<tempfile::NamedTempFile>
     let mut r = z.entry_reader(e)?;
     io::copy(&mut r, tmp.as_file_mut()).map_err(|err| ArchiveError::Content {
         path: z.path().to_path_buf(),
-        detail: format!("{DB_NAME}: {err}"),
+        problem: ContentProblem::DatabaseRead(err),
     })?;
     Ok(tmp)
 }
@@ -106,7 +106,7 @@ pub fn extract_db(z: &ZipArchive, dir: &Path) -> Result<tempfile::NamedTempFile>
 pub fn referenced_keys(db: &Path) -> Result<(Vec<ObjectKey>, Vec<String>)> {
     let err = |e: rusqlite::Error| ArchiveError::Content {
         path: db.to_path_buf(),
-        detail: format!("cannot read the archive database: {e}"),
+        problem: ContentProblem::Database(e),
     };
     let conn = rusqlite::Connection::open_with_flags(
         db,
@@ -124,7 +124,7 @@ pub fn referenced_keys(db: &Path) -> Result<(Vec<ObjectKey>, Vec<String>)> {
         let Some(text) = text else { continue };
         let v: Value = serde_json::from_str(&text).map_err(|e| ArchiveError::Content {
             path: db.to_path_buf(),
-            detail: format!("a node's repository_metadata is not JSON: {e}"),
+            problem: ContentProblem::RepositoryMetadata(e),
         })?;
         collect_keys(&v, &mut keys, &mut malformed);
     }

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::aiida::{self, DB_NAME, LATEST_VERSION, META_NAME};
-use crate::error::{ArchiveError, Result};
+use crate::error::{ArchiveError, ContentProblem, NotSupported, Result};
 use crate::zip::write::ZipWriter;
 use crate::zip::{METHOD_DEFLATE, METHOD_STORED};
 
@@ -77,13 +77,13 @@ impl ArchiveWriter {
         if level > 9 {
             return Err(ArchiveError::Unsupported {
                 path: out_path.to_path_buf(),
-                detail: format!("compression level {level} is not in 0..=9"),
+                what: NotSupported::Level(level),
             });
         }
         if !overwrite && out_path.exists() {
             return Err(ArchiveError::Unsupported {
                 path: out_path.to_path_buf(),
-                detail: "already exists (use --overwrite to replace it)".into(),
+                what: NotSupported::Exists,
             });
         }
         let dir = out_path
@@ -220,7 +220,7 @@ pub fn export_archive(
     if let Some(k) = malformed.first() {
         return Err(ArchiveError::Content {
             path: db.to_path_buf(),
-            detail: format!("repository_metadata references {k:?}, which is not a sha256 key"),
+            problem: ContentProblem::MalformedReference(k.clone()),
         });
     }
     let have = c.has_objects(&keys)?;
@@ -233,11 +233,11 @@ pub fn export_archive(
     if let Some(first) = missing.first() {
         return Err(ArchiveError::Content {
             path: c.path().to_path_buf(),
-            detail: format!(
-                "{} objects referenced by {} are not in the container (first: {first})",
-                missing.len(),
-                db.display()
-            ),
+            problem: ContentProblem::MissingObjects {
+                count: missing.len(),
+                db: db.to_path_buf(),
+                first: **first,
+            },
         });
     }
     let mut w = ArchiveWriter::create(out_path, opts.level, opts.overwrite)?;
@@ -284,10 +284,10 @@ pub fn export_archive(
     if let Some(first) = vanished.first() {
         return Err(ArchiveError::Content {
             path: c.path().to_path_buf(),
-            detail: format!(
-                "{} objects vanished during the export (first: {first})",
-                vanished.len()
-            ),
+            problem: ContentProblem::Vanished {
+                count: vanished.len(),
+                first: *first,
+            },
         });
     }
     progress.inc(batch.len() as u64);

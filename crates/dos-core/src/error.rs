@@ -159,6 +159,9 @@ pub enum Error {
         /// Its size.
         bytes: u64,
     },
+    /// A pack writer was used after an earlier error ended it.
+    #[error("the pack writer stopped after an earlier error")]
+    WriterStopped,
     /// An argument outside what the format allows.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

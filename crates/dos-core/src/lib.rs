@@ -7,15 +7,27 @@
 //! content, written as lowercase hex on disk.
 //!
 //! ```no_run
-//! use dos_core::{Container, InitOptions, PackWriteOptions};
+//! use dos_core::{Container, InitOptions, NoProgress, ObjectContent, ObjectSource, PackWriteOptions};
 //! # fn main() -> dos_core::Result<()> {
 //! let c = Container::init("/tmp/example".as_ref(), &InitOptions::default())?;
 //! let loose_key = c.add_object(b"hello")?;
-//! let keys = c.add_objects_to_pack(vec![b"packed".to_vec()], &PackWriteOptions::default())?;
+//! // One pack writer session: push objects, finish; outcomes arrive once durable.
+//! let mut keys = Vec::new();
+//! let mut w = c.pack_writer(&PackWriteOptions::default(), &NoProgress, |_, o| {
+//!     keys.extend(o.key())
+//! })?;
+//! w.push(ObjectSource::Bytes(b"packed".to_vec()))?;
+//! w.finish()?;
 //! assert_eq!(c.get_object_content(&keys[0])?, b"packed");
+//! c.read_objects(&keys, |key, content, _meta| {
+//!     if let ObjectContent::Bytes(b) = content {
+//!         println!("{key}: {} bytes", b.len());
+//!     }
+//!     Ok(())
+//! })?;
 //! assert!(c.has_object(&loose_key)?);
 //! // Keys from users are parsed once, at the boundary.
-//! let k = c.parse_key("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")?;
+//! let k = c.parse_key("E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855")?;
 //! assert!(!c.has_object(&k)?);
 //! # Ok(()) }
 //! ```

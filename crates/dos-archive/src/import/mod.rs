@@ -25,7 +25,7 @@ use entry::EntryImport;
 pub use entry::EntryProblem;
 
 use crate::aiida::{self, FormatKind};
-use crate::error::{ArchiveError, Result};
+use crate::error::{ArchiveError, LimitExceeded, NotSupported, Result};
 use crate::zip::{EntryName, Limits, ZipArchive};
 
 /// Options of [`import_archive`].
@@ -117,10 +117,7 @@ pub fn import_archive(
     if c.hash_type() != HashType::Sha256 {
         return Err(ArchiveError::Unsupported {
             path: c.path().to_path_buf(),
-            detail: format!(
-                "archives name objects by sha256, but this container uses {} keys",
-                c.hash_type()
-            ),
+            what: NotSupported::HashType(c.hash_type()),
         });
     }
     // Local headers are read by the workers, each just before its entry's data.
@@ -129,10 +126,8 @@ pub fn import_archive(
     if meta.kind == FormatKind::Legacy {
         return Err(ArchiveError::Unsupported {
             path: path.to_path_buf(),
-            detail: format!(
-                "legacy archive format {} (files under nodes/, not repo/): migrate it first with \
-                 `verdi archive migrate`",
-                meta.export_version.as_deref().unwrap_or("?")
+            what: NotSupported::LegacyFormat(
+                meta.export_version.clone().unwrap_or_else(|| "?".into()),
             ),
         });
     }
@@ -232,10 +227,7 @@ pub fn import_archive(
     {
         return Err(ArchiveError::Limit {
             path: c.path().to_path_buf(),
-            detail: format!(
-                "the import needs about {need} bytes but only {avail} are free on the \
-                 container's filesystem"
-            ),
+            limit: LimitExceeded::FreeSpace { need, avail },
         });
     }
 

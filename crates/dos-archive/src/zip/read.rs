@@ -25,7 +25,9 @@ use dos_core::fileio::read_exact_at;
 use dos_core::read::PackRangeReader;
 use rayon::prelude::*;
 
-use crate::error::{ArchiveError, Result};
+use crate::error::{
+    ArchiveError, ContentProblem, DataStart, LimitExceeded, NotSupported, Result, ZipProblem,
+};
 use crate::zip::{
     CENTRAL_LEN, EOCD_LEN, EXTRA_ZIP64, Entry, EntryName, LOCAL_LEN, Limits, METHOD_DEFLATE,
     METHOD_STORED, SIG_CENTRAL, SIG_EOCD, SIG_LOCAL, SIG_Z64_EOCD, SIG_Z64_LOCATOR, Z64_EOCD_LEN,
@@ -84,10 +86,24 @@ impl Zip64Extra<'_> {
 }
 
 impl ZipArchive {
-    fn malformed(&self, detail: impl Into<String>) -> ArchiveError {
+    fn malformed(&self, problem: ZipProblem) -> ArchiveError {
         ArchiveError::Malformed {
             path: self.path.clone(),
-            detail: detail.into(),
+            problem,
+        }
+    }
+
+    fn unsupported(&self, what: NotSupported) -> ArchiveError {
+        ArchiveError::Unsupported {
+            path: self.path.clone(),
+            what,
+        }
+    }
+
+    fn limit(&self, limit: LimitExceeded) -> ArchiveError {
+        ArchiveError::Limit {
+            path: self.path.clone(),
+            limit,
         }
     }
 
@@ -137,9 +153,7 @@ impl ZipArchive {
         let len = buf.len();
         read_exact_at(&self.file, buf, offset).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
-                self.malformed(format!(
-                    "truncated: expected {len} bytes at offset {offset}"
-                ))
+                self.malformed(ZipProblem::Truncated { len, offset })
             } else {
                 ArchiveError::io(&self.path, "read", e)
             }
@@ -148,7 +162,7 @@ impl ZipArchive {
 
     fn read_central_directory(&mut self, limits: &Limits) -> Result<()> {
         if self.len < EOCD_LEN {
-            return Err(self.malformed("too short to be a zip file"));
+            return Err(self.malformed(ZipProblem::TooShort));
         }
         // The end record sits at the end, followed only by its comment (at most 65535 bytes).
         let tail_len = self.len.min(EOCD_LEN + 65_535);
@@ -164,17 +178,12 @@ impl ZipArchive {
             }
         }
         let Some(p) = eocd_at else {
-            return Err(
-                self.malformed("end of central directory not found (not a zip file, or truncated)")
-            );
+            return Err(self.malformed(ZipProblem::NoEndRecord));
         };
         let eocd_pos = tail_start + p as u64;
         let e = &tail[p..];
         if u16_at(e, 4) != 0 || u16_at(e, 6) != 0 {
-            return Err(ArchiveError::Unsupported {
-                path: self.path.clone(),
-                detail: "multi-disk zip archives are not supported".into(),
-            });
+            return Err(self.unsupported(NotSupported::MultiDisk));
         }
         let mut count = u64::from(u16_at(e, 10));
         let mut cd_size = u64::from(u32_at(e, 12));
@@ -191,13 +200,11 @@ impl ZipArchive {
                 .checked_add(Z64_EOCD_LEN as u64)
                 .is_none_or(|end| end > eocd_pos - LOCATOR)
             {
-                return Err(self.malformed(format!(
-                    "zip64 end record offset {z64_pos} lies outside the archive"
-                )));
+                return Err(self.malformed(ZipProblem::Zip64RecordOutside(z64_pos)));
             }
             let r = self.read_at(z64_pos, Z64_EOCD_LEN)?;
             if u32_at(&r, 0) != SIG_Z64_EOCD {
-                return Err(self.malformed("zip64 locator does not point at a zip64 end record"));
+                return Err(self.malformed(ZipProblem::Zip64LocatorDangling));
             }
             count = u64_at(&r, 32);
             cd_size = u64_at(&r, 40);
@@ -205,26 +212,28 @@ impl ZipArchive {
             cd_end_limit = z64_pos;
             self.zip64 = true;
         } else if count == ZIP64_COUNT_LIMIT || cd_size == ZIP64_LIMIT || cd_offset == ZIP64_LIMIT {
-            return Err(self.malformed("zip64 values without a zip64 end record"));
+            return Err(self.malformed(ZipProblem::Zip64WithoutRecord));
         }
         if cd_offset
             .checked_add(cd_size)
             .is_none_or(|end| end > cd_end_limit)
         {
-            return Err(self.malformed(format!(
-                "central directory ({cd_size} bytes at {cd_offset}) lies outside the archive"
-            )));
+            return Err(self.malformed(ZipProblem::DirectoryOutside {
+                size: cd_size,
+                offset: cd_offset,
+            }));
         }
         if count > cd_size / CENTRAL_LEN as u64 {
-            return Err(self.malformed(format!(
-                "{count} entries cannot fit in a central directory of {cd_size} bytes"
-            )));
+            return Err(self.malformed(ZipProblem::DirectoryTooSmall {
+                count,
+                size: cd_size,
+            }));
         }
         if count > limits.max_entries {
-            return Err(ArchiveError::Limit {
-                path: self.path.clone(),
-                detail: format!("{count} entries exceed the limit of {}", limits.max_entries),
-            });
+            return Err(self.limit(LimitExceeded::Entries {
+                count,
+                max: limits.max_entries,
+            }));
         }
         self.cd_offset = cd_offset;
 
@@ -236,16 +245,16 @@ impl ZipArchive {
         let mut var = Vec::new();
         for i in 0..count {
             r.read_exact(&mut fixed)
-                .map_err(|_| self.malformed(format!("central directory ends at entry {i}")))?;
+                .map_err(|_| self.malformed(ZipProblem::DirectoryEnds(i)))?;
             if u32_at(&fixed, 0) != SIG_CENTRAL {
-                return Err(self.malformed(format!("bad central directory record {i}")));
+                return Err(self.malformed(ZipProblem::BadRecord(i)));
             }
             let nlen = usize::from(u16_at(&fixed, 28));
             let xlen = usize::from(u16_at(&fixed, 30));
             let clen = usize::from(u16_at(&fixed, 32));
             var.resize(nlen + xlen + clen, 0);
             r.read_exact(&mut var)
-                .map_err(|_| self.malformed(format!("central directory ends inside entry {i}")))?;
+                .map_err(|_| self.malformed(ZipProblem::DirectoryEndsInside(i)))?;
             let name_bytes = &var[..nlen];
             let extra = &var[nlen..nlen + xlen];
             let mut usize_ = u64::from(u32_at(&fixed, 24));
@@ -256,15 +265,13 @@ impl ZipArchive {
             let zip64_central = z64.is_some();
             if usize_ == ZIP64_LIMIT || csize == ZIP64_LIMIT || offset == ZIP64_LIMIT {
                 let mut z = z64.ok_or_else(|| {
-                    self.malformed(format!(
-                        "entry {} needs a zip64 extra field but has none",
-                        String::from_utf8_lossy(name_bytes)
+                    self.malformed(ZipProblem::Zip64ExtraMissing(
+                        String::from_utf8_lossy(name_bytes).into_owned(),
                     ))
                 })?;
                 let missing = || {
-                    self.malformed(format!(
-                        "zip64 extra field of {} is too short",
-                        String::from_utf8_lossy(name_bytes)
+                    self.malformed(ZipProblem::Zip64ExtraShort(
+                        String::from_utf8_lossy(name_bytes).into_owned(),
                     ))
                 };
                 if usize_ == ZIP64_LIMIT {
@@ -278,10 +285,7 @@ impl ZipArchive {
                 }
             }
             if disk != 0 && u64::from(disk) != ZIP64_COUNT_LIMIT {
-                return Err(ArchiveError::Unsupported {
-                    path: self.path.clone(),
-                    detail: "multi-disk zip archives are not supported".into(),
-                });
+                return Err(self.unsupported(NotSupported::MultiDisk));
             }
             let name = EntryName::from_bytes(name_bytes);
             entries.push(Entry {
@@ -322,9 +326,7 @@ impl ZipArchive {
                     .map(|w| w[0].to_string())
             });
         if let Some(name) = dup {
-            return Err(self.malformed(format!(
-                "duplicate entry name {name} (one would shadow the other)"
-            )));
+            return Err(self.malformed(ZipProblem::DuplicateName(name)));
         }
         drop((keys, others));
         self.entries = entries;
@@ -351,16 +353,15 @@ impl ZipArchive {
     /// for its compressed size before `data_limit`), and whether it has a zip64 extra field.
     fn resolve_entry(&self, e: &Entry) -> Result<(u64, bool)> {
         // The name as text only for messages (formatting it allocates).
-        let name = || e.name.as_str();
+        let name = || e.name.as_str().into_owned();
         if e.header_offset
             .checked_add(LOCAL_LEN as u64)
             .is_none_or(|x| x > self.cd_offset)
         {
-            return Err(self.malformed(format!(
-                "entry {name}: local header at {} lies outside the data area",
-                e.header_offset,
-                name = name()
-            )));
+            return Err(self.malformed(ZipProblem::LocalHeaderOutside {
+                name: name(),
+                offset: e.header_offset,
+            }));
         }
         // One read for the header, the name (as long as the central one) and a likely
         // extra field; a second one only when the local extra field is longer.
@@ -377,17 +378,13 @@ impl ZipArchive {
         self.read_exact_at(e.header_offset, h)?;
         let mut h: Cow<'_, [u8]> = Cow::Borrowed(&*h);
         if u32_at(&h, 0) != SIG_LOCAL {
-            return Err(self.malformed(format!(
-                "entry {name}: no local header at offset {}",
-                e.header_offset,
-                name = name()
-            )));
+            return Err(self.malformed(ZipProblem::NoLocalHeader {
+                name: name(),
+                offset: e.header_offset,
+            }));
         }
         if u16_at(&h, 8) != e.method {
-            return Err(self.malformed(format!(
-                "entry {name}: local and central headers disagree on the method",
-                name = name()
-            )));
+            return Err(self.malformed(ZipProblem::MethodDisagrees(name())));
         }
         let nlen = u16_at(&h, 26) as usize;
         let xlen = u16_at(&h, 28) as usize;
@@ -400,46 +397,46 @@ impl ZipArchive {
         }
         let var = &h[LOCAL_LEN..LOCAL_LEN + nlen + xlen];
         if EntryName::from_bytes(&var[..nlen]) != e.name {
-            return Err(self.malformed(format!(
-                "entry {name}: local header names another file ({})",
-                String::from_utf8_lossy(&var[..nlen]),
-                name = name()
-            )));
+            return Err(self.malformed(ZipProblem::LocalNameDiffers {
+                name: name(),
+                local: String::from_utf8_lossy(&var[..nlen]).into_owned(),
+            }));
         }
         let zip64_local = Zip64Extra::find(&var[nlen..]).is_some();
         let data_offset = e.header_offset + (LOCAL_LEN + nlen + xlen) as u64;
-        self.check_data_end(e, Some(data_offset), || format!("at {data_offset}"))?;
+        self.check_data_end(e, DataStart::At(data_offset))?;
         Ok((data_offset, zip64_local))
     }
 
-    /// The entry's data, starting at `start` (or right after a local header with no name or
-    /// extra field at least: the bound checkable from the central directory), must end by its
-    /// `data_limit`. `at` says where the data starts, for the message (formatted only then).
-    fn check_data_end(
-        &self,
-        e: &Entry,
-        start: Option<u64>,
-        at: impl FnOnce() -> String,
-    ) -> Result<()> {
-        let start = start.or_else(|| e.header_offset.checked_add(LOCAL_LEN as u64));
-        if start
+    /// The entry's data, starting at `start` (or, before its local header was read, right
+    /// after a local header with no name or extra field at least: the bound checkable from the
+    /// central directory), must end by its `data_limit`.
+    fn check_data_end(&self, e: &Entry, start: DataStart) -> Result<()> {
+        let first = match start {
+            DataStart::At(o) => Some(o),
+            DataStart::AfterLocalHeader(h) => h.checked_add(LOCAL_LEN as u64),
+        };
+        if first
             .and_then(|s| s.checked_add(e.csize))
             .is_some_and(|end| end <= e.data_limit)
         {
             return Ok(());
         }
-        let (name, at) = (e.name.as_str(), at());
+        // The name as text only for the message (formatting it allocates).
+        let name = e.name.as_str().into_owned();
         Err(self.malformed(if e.data_limit >= self.cd_offset {
-            format!(
-                "entry {name}: {} bytes of data {at} run past the data area",
-                e.csize
-            )
+            ZipProblem::DataPastEnd {
+                name,
+                csize: e.csize,
+                start,
+            }
         } else {
-            format!(
-                "entry {name}: {} bytes of data {at} overlap the next entry (its local header \
-                 is at {})",
-                e.csize, e.data_limit
-            )
+            ZipProblem::DataOverlaps {
+                name,
+                csize: e.csize,
+                start,
+                next: e.data_limit,
+            }
         }))
     }
 
@@ -469,57 +466,42 @@ impl ZipArchive {
         let mut total = 0u64;
         for e in &self.entries {
             // The name as text only for messages (formatting it allocates).
-            let name = || e.name.as_str();
+            let name = || e.name.as_str().into_owned();
             // A local header and the data after it must fit before the next local header (the
             // exact check, with the local header's own lengths, is made when it is read).
-            self.check_data_end(e, None, || {
-                format!("after the local header at {}", e.header_offset)
-            })?;
+            self.check_data_end(e, DataStart::AfterLocalHeader(e.header_offset))?;
             if e.usize > limits.max_entry_size {
-                return Err(ArchiveError::Limit {
-                    path: self.path.clone(),
-                    detail: format!(
-                        "entry {name} declares {} bytes, over the per-entry limit of {}",
-                        e.usize,
-                        limits.max_entry_size,
-                        name = name()
-                    ),
-                });
+                return Err(self.limit(LimitExceeded::EntrySize {
+                    name: name(),
+                    size: e.usize,
+                    max: limits.max_entry_size,
+                }));
             }
             if e.method == METHOD_STORED && e.csize != e.usize && !e.encrypted() {
-                return Err(self.malformed(format!(
-                    "stored entry {name} has compressed size {} but size {}",
-                    e.csize,
-                    e.usize,
-                    name = name()
-                )));
+                return Err(self.malformed(ZipProblem::StoredSizesDiffer {
+                    name: name(),
+                    csize: e.csize,
+                    size: e.usize,
+                }));
             }
             if e.method == METHOD_DEFLATE
                 && e.usize > 0
                 && (e.csize == 0 || e.usize / e.csize > limits.max_ratio)
             {
-                return Err(ArchiveError::Limit {
-                    path: self.path.clone(),
-                    detail: format!(
-                        "entry {name} declares {} bytes from {} compressed: a ratio over {}:1 \
-                         (a zip bomb or a lying header)",
-                        e.usize,
-                        e.csize,
-                        limits.max_ratio,
-                        name = name()
-                    ),
-                });
+                return Err(self.limit(LimitExceeded::Ratio {
+                    name: name(),
+                    size: e.usize,
+                    csize: e.csize,
+                    max: limits.max_ratio,
+                }));
             }
             total = total.saturating_add(e.usize);
         }
         if total > limits.max_total_size {
-            return Err(ArchiveError::Limit {
-                path: self.path.clone(),
-                detail: format!(
-                    "entries declare {total} bytes in total, over the limit of {}",
-                    limits.max_total_size
-                ),
-            });
+            return Err(self.limit(LimitExceeded::Total {
+                total,
+                max: limits.max_total_size,
+            }));
         }
         Ok(())
     }
@@ -538,7 +520,7 @@ impl ZipArchive {
         let at = self.data_offset(e)?;
         read_exact_at(&self.file, buf, at).map_err(|err| {
             if err.kind() == io::ErrorKind::UnexpectedEof {
-                self.malformed(format!("truncated inside entry {}", e.name.as_str()))
+                self.malformed(ZipProblem::TruncatedEntry(e.name.as_str().into_owned()))
             } else {
                 ArchiveError::io(&self.path, "read", err)
             }
@@ -557,10 +539,10 @@ impl ZipArchive {
     /// `InvalidData` error if they do not match) and never yields more than the declared size.
     pub fn entry_reader(&self, e: &Entry) -> Result<EntryReader> {
         if let Some(why) = e.unsupported() {
-            return Err(ArchiveError::Unsupported {
-                path: self.path.clone(),
-                detail: format!("entry {} {why}", e.name.as_str()),
-            });
+            return Err(self.unsupported(NotSupported::Entry {
+                name: e.name.as_str().into_owned(),
+                why,
+            }));
         }
         let raw = BufReader::with_capacity(256 * 1024, self.raw_reader(e)?);
         let inner: Box<dyn Read + Send> = if e.method == METHOD_DEFLATE {
@@ -583,10 +565,14 @@ impl ZipArchive {
     pub fn read_entry(&self, e: &Entry) -> Result<Vec<u8>> {
         let mut r = self.entry_reader(e)?;
         let mut v = Vec::with_capacity(usize::try_from(e.usize).unwrap_or(0).min(1 << 30));
-        r.read_to_end(&mut v).map_err(|err| ArchiveError::Content {
-            path: self.path.clone(),
-            detail: format!("entry {}: {err}", e.name.as_str()),
-        })?;
+        r.read_to_end(&mut v)
+            .map_err(|source| ArchiveError::Content {
+                path: self.path.clone(),
+                problem: ContentProblem::EntryRead {
+                    name: e.name.as_str().into_owned(),
+                    source,
+                },
+            })?;
         Ok(v)
     }
 

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use dos_core::codec::deflate::DeflateEncoder;
 use dos_core::fileio::write_all_at;
 
-use crate::error::{ArchiveError, Result};
+use crate::error::{ArchiveError, ContentProblem, Result};
 use crate::zip::{
     EXTRA_ZIP64, METHOD_DEFLATE, METHOD_STORED, SIG_CENTRAL, SIG_EOCD, SIG_LOCAL, SIG_Z64_EOCD,
     SIG_Z64_LOCATOR, ZIP64_COUNT_LIMIT, ZIP64_LIMIT,
@@ -212,10 +212,11 @@ impl ZipWriter {
         if total != size {
             return Err(ArchiveError::Content {
                 path: self.out.path.clone(),
-                detail: format!(
-                    "{}: read {total} bytes, expected {size}",
-                    String::from_utf8_lossy(&name)
-                ),
+                problem: ContentProblem::ShortStream {
+                    name: String::from_utf8_lossy(&name).into_owned(),
+                    read: total,
+                    expected: size,
+                },
             });
         }
         let csize = self.out.pos - start;

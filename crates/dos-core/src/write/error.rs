@@ -35,9 +35,7 @@ impl From<Error> for crate::Error {
                 source,
             },
             Error::Interrupted => crate::Error::Interrupted,
-            Error::Stopped => crate::Error::InvalidArgument(
-                "a pack writer was used after an earlier error ended it".into(),
-            ),
+            Error::Stopped => crate::Error::WriterStopped,
             Error::Container(e) => e,
         }
     }
