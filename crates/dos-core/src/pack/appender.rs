@@ -403,15 +403,9 @@ impl Write for AppendSink<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pack::tests::layout;
     use crate::pack::choose_pack;
     use std::fs;
-
-    fn layout() -> (tempfile::TempDir, Layout) {
-        let d = tempfile::tempdir().unwrap();
-        let l = Layout::new(d.path());
-        fs::create_dir(&l.packs).unwrap();
-        (d, l)
-    }
 
     #[test]
     fn choose_and_append() {

@@ -228,14 +228,7 @@ fn with_stale_lock(path: &Path, on_stale: impl FnOnce(&Path) -> Result<()>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Layout;
-
-    fn layout() -> (tempfile::TempDir, Layout) {
-        let d = tempfile::tempdir().unwrap();
-        let l = Layout::new(d.path());
-        fs::create_dir(&l.packs).unwrap();
-        (d, l)
-    }
+    use crate::pack::tests::layout;
 
     #[test]
     fn lock_protocol() {

@@ -51,8 +51,16 @@ pub fn choose_pack(layout: &Layout, start: u64, target: u64) -> Result<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A folder with an empty `packs/`.
+    pub(crate) fn layout() -> (tempfile::TempDir, Layout) {
+        let d = tempfile::tempdir().unwrap();
+        let l = Layout::new(d.path());
+        fs::create_dir(&l.packs).unwrap();
+        (d, l)
+    }
 
     #[test]
     fn pack_names() {

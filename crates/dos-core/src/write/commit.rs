@@ -103,6 +103,12 @@ impl Committer {
         unreachable!("the committer thread keeps its channels open until the writer closes them")
     }
 
+    /// The result of the job in flight, waiting for it; `None` if the thread is gone (for a
+    /// roll-back, which must not panic again while a panic unwinds).
+    pub fn settle(&mut self) -> Option<CommitDone> {
+        self.results.recv().ok()
+    }
+
     /// Let the thread end and wait for it (a job in flight is committed first).
     pub fn stop(&mut self) {
         self.jobs = None;

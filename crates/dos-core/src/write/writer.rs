@@ -12,7 +12,7 @@ use crate::key::ObjectKey;
 use crate::location::PackedLocation;
 use crate::pack::{AppendSink, PackAppender, choose_pack};
 use crate::progress::Progress;
-use crate::write::commit::{CommitJob, Committer, Wait};
+use crate::write::commit::{CommitDone, CommitJob, Committer, Wait};
 use crate::write::options::PackWriteOptions;
 use crate::write::outcome::{PackWriteSummary, StoreOutcome, Stored};
 use crate::write::prepare::Staged;
@@ -48,6 +48,8 @@ pub(super) struct Writer<'a> {
     committer: Committer,
     /// Whether a batch was handed to the committer and its result not yet collected.
     in_flight: bool,
+    /// The pack position after the batch in flight.
+    in_flight_pos: u64,
     /// Whether the index was still at `opts.absent_as_of` when last asked.
     fresh: bool,
 }
@@ -83,6 +85,7 @@ impl<'a> Writer<'a> {
             summary: PackWriteSummary::default(),
             committer,
             in_flight: false,
+            in_flight_pos: 0,
             fresh: true,
         }
     }
@@ -211,6 +214,7 @@ impl<'a> Writer<'a> {
         }
         self.committer.send(job);
         self.in_flight = true;
+        self.in_flight_pos = pos;
         Ok(())
     }
 
@@ -227,6 +231,11 @@ impl<'a> Writer<'a> {
         let Some(done) = self.committer.collect(wait) else {
             return Ok(());
         };
+        self.settle_commit(done)
+    }
+
+    /// Take in the result of the commit in flight.
+    fn settle_commit(&mut self, done: CommitDone) -> Result<(), Error> {
         self.in_flight = false;
         let (outcomes, pos) = done?;
         self.summary.commits += 1;
@@ -553,7 +562,22 @@ impl<'a> Writer<'a> {
     /// packs are cut), then cut the uncommitted tails so that packs hold only committed
     /// objects, and let the committer end.
     pub fn roll_back(&mut self) {
-        let _ = self.wait_commit();
+        if self.in_flight {
+            match self.committer.settle() {
+                Some(done) => {
+                    let _ = self.settle_commit(done);
+                }
+                // The committer is gone (it panicked) and may have committed the batch: its
+                // bytes are durable, so keep them (at worst an unreferenced hole).
+                None => {
+                    self.in_flight = false;
+                    match self.retiring.take() {
+                        Some(_) => {}
+                        None => self.committed_pos = self.in_flight_pos,
+                    }
+                }
+            }
+        }
         self.committer.stop();
         if let Some(a) = self.appender.as_mut() {
             let _ = a.truncate_to(self.committed_pos);
