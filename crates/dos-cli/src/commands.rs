@@ -12,7 +12,7 @@ use dos_core::{
     CompressMode, Container, HashType, InitOptions, ObjectContent, ObjectKey, ZlibLevel,
 };
 
-use crate::Outcome;
+use crate::Verdict;
 use crate::cli::{
     AddArgs, ArchiveInfoArgs, CatArgs, CleanArgs, Cli, Command, CompressArg, DeleteArgs,
     ExportArchiveArgs, HashArg, ImportArchiveArgs, ImportObjectsArgs, InitArgs, MetaArgs,
@@ -37,7 +37,7 @@ impl Ctx<'_> {
 }
 
 /// Run the parsed command.
-pub fn run(cli: &Cli, env: &Env) -> Result<Outcome> {
+pub fn run(cli: &Cli, env: &Env) -> Result<Verdict> {
     let ctx = Ctx {
         cli,
         env,
@@ -64,11 +64,11 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Outcome> {
 }
 
 /// `Success` when `ok`, else `Negative`.
-fn outcome(ok: bool) -> Outcome {
+fn verdict(ok: bool) -> Verdict {
     if ok {
-        Outcome::Success
+        Verdict::Success
     } else {
-        Outcome::Negative
+        Verdict::Negative
     }
 }
 
@@ -111,7 +111,7 @@ fn read_list(list: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-fn init(ctx: &Ctx, a: &InitArgs) -> Result<Outcome> {
+fn init(ctx: &Ctx, a: &InitArgs) -> Result<Verdict> {
     let Some(level) = ZlibLevel::from_algorithm(&a.compression) else {
         bail!(
             "unknown compression {:?}: expected zlib+1 .. zlib+9",
@@ -129,10 +129,10 @@ fn init(ctx: &Ctx, a: &InitArgs) -> Result<Outcome> {
     };
     let c = ctx.env.init(&ctx.cli.path, &opts)?;
     output::initialised(&c, a.json)?;
-    Ok(Outcome::Success)
+    Ok(Verdict::Success)
 }
 
-fn add(ctx: &Ctx, a: &AddArgs) -> Result<Outcome> {
+fn add(ctx: &Ctx, a: &AddArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let mut files = a.files.clone();
     if let Some(list) = &a.files_from {
@@ -181,10 +181,10 @@ fn add(ctx: &Ctx, a: &AddArgs) -> Result<Outcome> {
         }
     }
     output::added(&files, &keys, a.json)?;
-    Ok(Outcome::Success)
+    Ok(Verdict::Success)
 }
 
-fn cat(ctx: &Ctx, a: &CatArgs) -> Result<Outcome> {
+fn cat(ctx: &Ctx, a: &CatArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let key = c.parse_key(&a.hashkey)?;
     let mut out = io::stdout().lock();
@@ -203,20 +203,20 @@ fn cat(ctx: &Ctx, a: &CatArgs) -> Result<Outcome> {
         .into());
     }
     out.flush()?;
-    Ok(Outcome::Success)
+    Ok(Verdict::Success)
 }
 
-fn ls(ctx: &Ctx) -> Result<Outcome> {
+fn ls(ctx: &Ctx) -> Result<Verdict> {
     let c = ctx.open()?;
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     c.for_each_key(|k| {
         writeln!(out, "{k}").map_err(|e| dos_core::Error::io("<stdout>", "write", e))
     })?;
     out.flush()?;
-    Ok(Outcome::Success)
+    Ok(Verdict::Success)
 }
 
-fn meta(ctx: &Ctx, a: &MetaArgs) -> Result<Outcome> {
+fn meta(ctx: &Ctx, a: &MetaArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let keys = parse_keys(&c, &a.hashkeys)?;
     let metas = keys
@@ -227,16 +227,16 @@ fn meta(ctx: &Ctx, a: &MetaArgs) -> Result<Outcome> {
     let all_found = metas
         .iter()
         .all(|(_, m)| m.kind != dos_core::ObjectType::Missing);
-    Ok(outcome(all_found))
+    Ok(verdict(all_found))
 }
 
-fn status(ctx: &Ctx, a: &StatusArgs) -> Result<Outcome> {
+fn status(ctx: &Ctx, a: &StatusArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     output::status(&c, &c.count_objects()?, &c.get_total_size()?, a.json)?;
-    Ok(Outcome::Success)
+    Ok(Verdict::Success)
 }
 
-fn pack(ctx: &Ctx, a: &PackArgs) -> Result<Outcome> {
+fn pack(ctx: &Ctx, a: &PackArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let opts = PackLooseOptions {
         compress: compress_mode(Some(a.compress)),
@@ -246,10 +246,10 @@ fn pack(ctx: &Ctx, a: &PackArgs) -> Result<Outcome> {
     };
     let s = c.pack_all_loose(&opts, &ctx.bars)?;
     output::summary(a.json, &s, &output::packed_line(&s))?;
-    Ok(outcome(s.corrupt.is_empty()))
+    Ok(verdict(s.corrupt.is_empty()))
 }
 
-fn repack(ctx: &Ctx, a: &RepackArgs) -> Result<Outcome> {
+fn repack(ctx: &Ctx, a: &RepackArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let opts = RepackOptions {
         compress: repack_mode(a.compress),
@@ -258,10 +258,10 @@ fn repack(ctx: &Ctx, a: &RepackArgs) -> Result<Outcome> {
     };
     let s = c.repack(&opts, &ctx.bars)?;
     output::summary(a.json, &s, &output::repacked_line(&s))?;
-    Ok(Outcome::Success)
+    Ok(Verdict::Success)
 }
 
-fn validate(ctx: &Ctx, a: &ValidateArgs) -> Result<Outcome> {
+fn validate(ctx: &Ctx, a: &ValidateArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let opts = ValidateOptions {
         map_packs: !a.no_mmap,
@@ -273,10 +273,10 @@ fn validate(ctx: &Ctx, a: &ValidateArgs) -> Result<Outcome> {
     } else {
         output::validation(&r)?;
     }
-    Ok(outcome(r.is_valid()))
+    Ok(verdict(r.is_valid()))
 }
 
-fn clean(ctx: &Ctx, a: &CleanArgs) -> Result<Outcome> {
+fn clean(ctx: &Ctx, a: &CleanArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let opts = CleanOptions {
         vacuum: a.vacuum,
@@ -284,18 +284,18 @@ fn clean(ctx: &Ctx, a: &CleanArgs) -> Result<Outcome> {
     };
     let s = c.clean(&opts, &ctx.bars)?;
     output::summary(a.json, &s, &output::cleaned_line(&s))?;
-    Ok(outcome(s.duplicates_unresolved.is_empty()))
+    Ok(verdict(s.duplicates_unresolved.is_empty()))
 }
 
-fn delete(ctx: &Ctx, a: &DeleteArgs) -> Result<Outcome> {
+fn delete(ctx: &Ctx, a: &DeleteArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let keys = parse_keys(&c, &a.hashkeys)?;
     let deleted = c.delete_objects(&keys)?;
     output::deleted(&deleted, a.json)?;
-    Ok(outcome(deleted.len() == a.hashkeys.len()))
+    Ok(verdict(deleted.len() == a.hashkeys.len()))
 }
 
-fn optimize(ctx: &Ctx, a: &OptimizeArgs) -> Result<Outcome> {
+fn optimize(ctx: &Ctx, a: &OptimizeArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let s = c.optimize(
         compress_mode(Some(a.compress)),
@@ -303,10 +303,10 @@ fn optimize(ctx: &Ctx, a: &OptimizeArgs) -> Result<Outcome> {
         &ctx.bars,
     )?;
     output::summary(a.json, &s, &output::optimized_line(&s))?;
-    Ok(Outcome::Success)
+    Ok(Verdict::Success)
 }
 
-fn import_archive(ctx: &Ctx, a: &ImportArchiveArgs) -> Result<Outcome> {
+fn import_archive(ctx: &Ctx, a: &ImportArchiveArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let mut limits = dos_archive::Limits::default();
     if let Some(m) = a.max_entry_size {
@@ -328,10 +328,10 @@ fn import_archive(ctx: &Ctx, a: &ImportArchiveArgs) -> Result<Outcome> {
     } else {
         output::archive_import(&s)?;
     }
-    Ok(outcome(s.is_complete()))
+    Ok(verdict(s.is_complete()))
 }
 
-fn archive_info(ctx: &Ctx, a: &ArchiveInfoArgs) -> Result<Outcome> {
+fn archive_info(ctx: &Ctx, a: &ArchiveInfoArgs) -> Result<Verdict> {
     let c = if ctx.cli.path.join("config.json").exists() {
         Some(ctx.open()?)
     } else {
@@ -344,10 +344,10 @@ fn archive_info(ctx: &Ctx, a: &ArchiveInfoArgs) -> Result<Outcome> {
     } else {
         output::archive_info(&i, &ctx.cli.path)?;
     }
-    Ok(Outcome::Success)
+    Ok(Verdict::Success)
 }
 
-fn export_archive(ctx: &Ctx, a: &ExportArchiveArgs) -> Result<Outcome> {
+fn export_archive(ctx: &Ctx, a: &ExportArchiveArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let metadata = match &a.metadata {
         Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?),
@@ -360,10 +360,10 @@ fn export_archive(ctx: &Ctx, a: &ExportArchiveArgs) -> Result<Outcome> {
     };
     let s = dos_archive::export::export_archive(&c, &a.db, &a.out, &opts, &ctx.bars)?;
     output::summary(a.json, &s, &output::exported_line(&s))?;
-    Ok(Outcome::Success)
+    Ok(Verdict::Success)
 }
 
-fn import_objects(ctx: &Ctx, a: &ImportObjectsArgs) -> Result<Outcome> {
+fn import_objects(ctx: &Ctx, a: &ImportObjectsArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let src = ctx.env.open(&a.source)?;
     let opts = PackWriteOptions {
@@ -373,7 +373,7 @@ fn import_objects(ctx: &Ctx, a: &ImportObjectsArgs) -> Result<Outcome> {
     };
     let s = c.import_objects(&src, None, &opts, &ctx.bars, |_, _| {})?;
     output::summary(a.json, &s, &output::imported_objects_line(&s))?;
-    Ok(outcome(
+    Ok(verdict(
         s.corrupt_in_source.is_empty() && s.missing_in_source.is_empty(),
     ))
 }

@@ -17,7 +17,7 @@ use clap::Parser;
 
 /// How a command ended, when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Verdict {
     /// Everything asked for was done or found.
     Success,
     /// The command ran, but the answer is negative (e.g. an object is missing).
@@ -28,8 +28,8 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let result = env::Env::from_process().and_then(|env| commands::run(&args, &env));
     match result {
-        Ok(Outcome::Success) => ExitCode::SUCCESS,
-        Ok(Outcome::Negative) => ExitCode::from(1),
+        Ok(Verdict::Success) => ExitCode::SUCCESS,
+        Ok(Verdict::Negative) => ExitCode::from(1),
         Err(e) => report(&e),
     }
 }
