@@ -4,7 +4,8 @@
 
 use dos_archive::{ImportOptions, Limits, import_archive};
 use dos_core::maintain::ValidateOptions;
-use dos_core::{CompressMode, Container, InitOptions, NoProgress, PackWriteOptions};
+use dos_core::write::WriteTuning;
+use dos_core::{CompressMode, Container, InitOptions, NoProgress, ObjectKey};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -25,10 +26,10 @@ fuzz_target!(|data: &[u8]| {
     let opts = ImportOptions {
         compress: if data.len() % 2 == 0 { CompressMode::Yes } else { CompressMode::No },
         limits,
-        write: PackWriteOptions {
+        tuning: WriteTuning {
             large_object: 4096,
             memory_budget: 1 << 20,
-            ..PackWriteOptions::default()
+            ..WriteTuning::default()
         },
         check_free_space: false,
         ..ImportOptions::default()
@@ -38,8 +39,8 @@ fuzz_target!(|data: &[u8]| {
         let report = c.validate(&ValidateOptions::default(), &NoProgress).expect("validate runs");
         assert!(report.is_valid(), "{report:?}");
         for b in &s.bad_entries {
-            if let Some(k) = b.name.strip_prefix("repo/") {
-                assert!(!c.has_object(k).unwrap_or(false), "bad entry {} visible", b.name);
+            if let Some(k) = b.name.strip_prefix("repo/").and_then(|k| k.parse::<ObjectKey>().ok()) {
+                assert!(!c.has_object(&k).unwrap_or(false), "bad entry {} visible", b.name);
             }
         }
     }
