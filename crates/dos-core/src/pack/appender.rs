@@ -403,8 +403,8 @@ impl Write for AppendSink<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pack::tests::layout;
     use crate::pack::choose_pack;
+    use crate::pack::tests::layout;
     use std::fs;
 
     #[test]

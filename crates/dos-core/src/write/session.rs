@@ -150,7 +150,7 @@ impl PackWriter<'_> {
         self.next
     }
 
-    /// What was done so far (final after [`Self::finish`]).
+    /// What was done so far (the summary [`Self::finish`] returns is the final one).
     pub fn summary(&self) -> &PackWriteSummary {
         &self.writer.summary
     }
@@ -184,8 +184,13 @@ impl PackWriter<'_> {
             };
             match step {
                 Step::Sent => {}
-                // The preparer stopped at a source error: it is waiting in `done`.
-                Step::PreparerStopped => return self.write_all_prepared(),
+                // The preparer stopped at a source error: it is waiting in `done`, and writing
+                // up to it returns it. (Had it stopped without one, the chunk could not be
+                // written: the session ends.)
+                Step::PreparerStopped => {
+                    self.write_all_prepared()?;
+                    return Err(Error::Stopped);
+                }
                 Step::Prepared(staged) => self.write(staged)?,
                 Step::PreparerHungUp => self.preparer_failed(),
             }
