@@ -25,6 +25,9 @@ use crate::write::{Error, Rejection};
 /// peak RSS 224-230 MB with one queued chunk of a quarter of the budget, 206-214 MB like this,
 /// in the same time).
 const QUEUED: usize = 3;
+/// Chunks of pushed items waiting for the preparer: enough that it has work while the writer,
+/// on the caller's thread, is busy (an fsync, a commit to collect).
+const TODO: usize = 2;
 /// Items per chunk at most, whatever their size.
 pub(super) const CHUNK_ITEMS: usize = 16_384;
 
@@ -103,7 +106,7 @@ impl Preparer {
     /// Start the preparer thread. It prepares one chunk at a time on the rayon pool and stops
     /// at the first source error, when `todo` is closed, or when the writer hangs up.
     pub fn start(params: StageParams) -> io::Result<Self> {
-        let (todo_tx, todo_rx) = crossbeam_channel::bounded::<Chunk>(1);
+        let (todo_tx, todo_rx) = crossbeam_channel::bounded::<Chunk>(TODO);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<StagedChunk>(QUEUED);
         let thread = std::thread::Builder::new()
             .name("dos-prepare".into())

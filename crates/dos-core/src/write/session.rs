@@ -195,8 +195,9 @@ impl PackWriter<'_> {
                 Step::PreparerHungUp => self.preparer_failed(),
             }
         }
-        // Write what is ready, without waiting.
-        while let Ok(staged) = self.preparer.done.try_recv() {
+        // Write one chunk if one is ready, without waiting: the caller goes back to pushing, so
+        // that the preparer never runs out of work while the writer catches up.
+        if let Ok(staged) = self.preparer.done.try_recv() {
             self.write(staged)?;
         }
         Ok(())
