@@ -101,7 +101,7 @@ impl From<CompactRow> for RawRow {
     fn from(c: CompactRow) -> Self {
         RawRow {
             id: c.id,
-            key: c.key.to_string(),
+            key: c.key.hex().as_str().to_owned(),
             pack_id: c.pack_id,
             offset: c.offset,
             length: c.length,

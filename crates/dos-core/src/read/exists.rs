@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use crate::container::Container;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::ObjectKey;
 use crate::loose;
 
@@ -50,19 +50,35 @@ impl Container {
         loose: Option<&[ObjectKey]>,
     ) -> Result<Vec<bool>> {
         let hash = self.config.hash_type;
-        let mut order: Vec<(ObjectKey, usize)> =
-            keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
-        order.par_sort_unstable();
-        let sorted: Vec<ObjectKey> = order.iter().map(|(k, _)| *k).collect();
+        // The keys in sorted order and, unless they came sorted (as from the importer), where
+        // each one was asked.
+        let owned: Vec<ObjectKey>;
+        let mut asked_at: Vec<u32> = Vec::new();
+        let sorted: &[ObjectKey] = if keys.is_sorted() {
+            keys
+        } else {
+            let n = u32::try_from(keys.len()).map_err(|_| Error::TooLarge {
+                bytes: keys.len() as u64,
+            })?;
+            let mut pairs: Vec<(ObjectKey, u32)> = keys.iter().copied().zip(0..n).collect();
+            pairs.par_sort_unstable();
+            asked_at = pairs.iter().map(|p| p.1).collect();
+            owned = pairs.into_iter().map(|p| p.0).collect();
+            &owned
+        };
+        let position = |j: usize| match asked_at.get(j) {
+            Some(&i) => i as usize,
+            None => j,
+        };
         let (packed, version) = {
             let idx = self.index();
-            (idx.contains_sorted(&sorted)?, idx.data_version()?)
+            (idx.contains_sorted(sorted)?, idx.data_version()?)
         };
         let mut result = vec![false; keys.len()];
         let mut rest: Vec<usize> = Vec::new(); // positions in `sorted` not packed
         for (j, &found) in packed.iter().enumerate() {
             if found {
-                result[order[j].1] = true;
+                result[position(j)] = true;
             } else {
                 rest.push(j);
             }
@@ -91,7 +107,7 @@ impl Container {
         let mut still: Vec<ObjectKey> = Vec::new();
         for (n, &j) in rest.iter().enumerate() {
             if loose_found[n] {
-                result[order[j].1] = true;
+                result[position(j)] = true;
             } else {
                 still.push(sorted[j]);
             }
@@ -105,7 +121,7 @@ impl Container {
                 for &j in &rest {
                     if s < still.len() && sorted[j] == still[s] {
                         if again[s] {
-                            result[order[j].1] = true;
+                            result[position(j)] = true;
                         }
                         s += 1;
                     }

@@ -1,9 +1,10 @@
 //! The parallel stage: reading, hashing and compressing objects on the rayon workers, a chunk at
 //! a time, on the preparer thread.
 //!
-//! The session hands the preparer chunks of items bounded in bytes; the preparer prepares each
-//! chunk in parallel and queues it for the writer (at most [`QUEUED`] chunks wait), so that the
-//! workers go on while the writer waits for the disk.
+//! The session hands the preparer its pushed items in small groups; the preparer cuts them into
+//! chunks bounded in bytes (it looks at each item's size, e.g. a file's, off the writer's
+//! thread), prepares each chunk in parallel and queues it for the writer (at most [`QUEUED`]
+//! chunks wait), so that the workers go on while the writer waits for the disk.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -25,11 +26,13 @@ use crate::write::{Error, Rejection};
 /// peak RSS 224-230 MB with one queued chunk of a quarter of the budget, 206-214 MB like this,
 /// in the same time).
 const QUEUED: usize = 3;
-/// Chunks of pushed items waiting for the preparer: enough that it has work while the writer,
+/// Items per group handed to the preparer.
+pub(super) const GROUP_ITEMS: usize = 512;
+/// Groups of pushed items waiting for the preparer: enough that it has work while the writer,
 /// on the caller's thread, is busy (an fsync, a commit to collect).
-const TODO: usize = 2;
+const TODO: usize = 8;
 /// Items per chunk at most, whatever their size.
-pub(super) const CHUNK_ITEMS: usize = 16_384;
+const CHUNK_ITEMS: usize = 16_384;
 
 /// An object after the parallel stage, ready for the writer.
 pub(super) enum Staged {
@@ -78,13 +81,14 @@ pub(super) struct StageParams {
     pub large: u64,
 }
 
-/// A chunk of items, with their position in the session.
-pub(super) type Chunk = Vec<(usize, PackItem)>;
+/// Items with their position in the session: a group the session hands over, or a chunk the
+/// preparer prepares at once.
+pub(super) type Items = Vec<(usize, PackItem)>;
 /// A prepared chunk, or the first source error in it.
 pub(super) type StagedChunk = Result<Vec<Staged>, Error>;
 
 /// Bytes an item will occupy in memory once prepared (at most `large`: larger objects stream).
-pub(super) fn memory_estimate(source: &ObjectSource, large: u64) -> u64 {
+fn memory_estimate(source: &ObjectSource, large: u64) -> u64 {
     match source {
         ObjectSource::Bytes(b) => b.len() as u64,
         ObjectSource::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()).min(large),
@@ -95,31 +99,49 @@ pub(super) fn memory_estimate(source: &ObjectSource, large: u64) -> u64 {
 
 /// The preparer thread and its two channels.
 pub(super) struct Preparer {
-    /// Chunks to prepare (`None` once the session has sent its last one).
-    pub todo: Option<crossbeam_channel::Sender<Chunk>>,
+    /// Groups of items to prepare (`None` once the session has sent its last one).
+    pub todo: Option<crossbeam_channel::Sender<Items>>,
     /// Prepared chunks, in order.
     pub done: crossbeam_channel::Receiver<StagedChunk>,
     pub thread: Option<JoinHandle<()>>,
 }
 
 impl Preparer {
-    /// Start the preparer thread. It prepares one chunk at a time on the rayon pool and stops
-    /// at the first source error, when `todo` is closed, or when the writer hangs up.
-    pub fn start(params: StageParams) -> io::Result<Self> {
-        let (todo_tx, todo_rx) = crossbeam_channel::bounded::<Chunk>(TODO);
+    /// Start the preparer thread: it cuts the groups it is given into chunks of about
+    /// `chunk_budget` bytes, prepares one chunk at a time on the rayon pool, and stops at the
+    /// first source error, when `todo` is closed (after preparing what is left), or when the
+    /// writer hangs up.
+    pub fn start(params: StageParams, chunk_budget: u64) -> io::Result<Self> {
+        let (todo_tx, todo_rx) = crossbeam_channel::bounded::<Items>(TODO);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<StagedChunk>(QUEUED);
         let thread = std::thread::Builder::new()
             .name("dos-prepare".into())
             .spawn(move || {
-                for chunk in todo_rx {
+                // Prepare a chunk and hand it over; false once the preparer must stop.
+                let prepare = |chunk: Items| {
                     let staged: StagedChunk = chunk
                         .into_par_iter()
                         .map(|(i, item)| stage(i, item, params))
                         .collect();
                     let failed = staged.is_err();
-                    if done_tx.send(staged).is_err() || failed {
-                        return;
+                    done_tx.send(staged).is_ok() && !failed
+                };
+                let mut chunk: Items = Vec::new();
+                let mut chunk_bytes = 0u64;
+                for group in todo_rx {
+                    for (i, item) in group {
+                        chunk_bytes += memory_estimate(&item.source, params.large) + 256;
+                        chunk.push((i, item));
+                        if chunk_bytes >= chunk_budget || chunk.len() >= CHUNK_ITEMS {
+                            chunk_bytes = 0;
+                            if !prepare(std::mem::take(&mut chunk)) {
+                                return;
+                            }
+                        }
                     }
+                }
+                if !chunk.is_empty() {
+                    prepare(chunk);
                 }
             })?;
         Ok(Self {

@@ -1,9 +1,9 @@
 //! The pack writer session: the one way objects get into packs.
 //!
-//! Three threads besides the caller's: the preparer (chunks prepared on the rayon pool), the
-//! caller's own thread as the ordered writer (inside [`PackWriter::push`] and
-//! [`PackWriter::finish`]), and the committer (index transactions). Outcomes are reported on
-//! the caller's thread, in input order, once durable.
+//! Two threads besides the caller's: the preparer (which cuts the pushed items into chunks and
+//! prepares each on the rayon pool) and the committer (index transactions). The caller's own
+//! thread is the ordered writer, inside [`PackWriter::push`] and [`PackWriter::finish`], and
+//! outcomes are reported on it, in input order, once durable.
 
 use crossbeam_channel::Select;
 
@@ -14,9 +14,7 @@ use crate::write::Error;
 use crate::write::commit::Committer;
 use crate::write::options::PackWriteOptions;
 use crate::write::outcome::{PackWriteSummary, StoreOutcome};
-use crate::write::prepare::{
-    CHUNK_ITEMS, Chunk, Preparer, StageParams, StagedChunk, memory_estimate,
-};
+use crate::write::prepare::{GROUP_ITEMS, Items, Preparer, StageParams, StagedChunk};
 use crate::write::source::PackItem;
 use crate::write::writer::Writer;
 
@@ -25,9 +23,9 @@ type OnOutcome<'a> = Box<dyn FnMut(usize, StoreOutcome) + 'a>;
 
 /// What one wait on the preparer brought.
 enum Step {
-    /// The chunk was handed over.
+    /// The group was handed over.
     Sent,
-    /// The preparer no longer takes chunks (it stopped at an error).
+    /// The preparer no longer takes items (it stopped at an error).
     PreparerStopped,
     /// A prepared chunk.
     Prepared(StagedChunk),
@@ -50,11 +48,8 @@ pub struct PackWriter<'a> {
     on_outcome: OnOutcome<'a>,
     progress: &'a dyn Progress,
     preparer: Preparer,
-    params: StageParams,
     /// Items not yet handed to the preparer.
-    chunk: Chunk,
-    chunk_bytes: u64,
-    chunk_budget: u64,
+    group: Items,
     next: usize,
     state: State,
 }
@@ -96,17 +91,15 @@ impl Container {
         let threads = |e| ContainerError::io(self.path(), "start a writer thread", e);
         let committer =
             Committer::start(self.index_handle(), self.io.faults.clone()).map_err(threads)?;
-        let preparer = Preparer::start(params).map_err(threads)?;
+        let chunk_budget = (opts.tuning.memory_budget / 8).max(1) as u64;
+        let preparer = Preparer::start(params, chunk_budget).map_err(threads)?;
         progress.start(opts.total_hint, Unit::Bytes, "Writing to packs");
         Ok(PackWriter {
             writer: Writer::new(self, opts.clone(), progress, committer),
             on_outcome: Box::new(on_outcome),
             progress,
             preparer,
-            params,
-            chunk: Vec::new(),
-            chunk_bytes: 0,
-            chunk_budget: (opts.tuning.memory_budget / 8).max(1) as u64,
+            group: Vec::with_capacity(GROUP_ITEMS),
             next: 0,
             state: State::Open,
         })
@@ -121,12 +114,10 @@ impl PackWriter<'_> {
         if self.state != State::Open {
             return Err(Error::Stopped);
         }
-        let item = item.into();
         let idx = self.next;
         self.next += 1;
-        self.chunk_bytes += memory_estimate(&item.source, self.params.large) + 256;
-        self.chunk.push((idx, item));
-        if self.chunk_bytes >= self.chunk_budget || self.chunk.len() >= CHUNK_ITEMS {
+        self.group.push((idx, item.into()));
+        if self.group.len() >= GROUP_ITEMS {
             let r = self.dispatch();
             self.settle(r)?;
         }
@@ -155,11 +146,13 @@ impl PackWriter<'_> {
         &self.writer.summary
     }
 
-    /// Hand the current chunk to the preparer; while it is busy, write what it has prepared.
+    /// Hand the current group to the preparer; while it is busy, write what it has prepared.
     fn dispatch(&mut self) -> Result<(), Error> {
-        let mut chunk = Some(std::mem::take(&mut self.chunk));
-        self.chunk_bytes = 0;
-        while chunk.is_some() {
+        let mut group = Some(std::mem::replace(
+            &mut self.group,
+            Vec::with_capacity(GROUP_ITEMS),
+        ));
+        while group.is_some() {
             let step = {
                 let Some(todo) = self.preparer.todo.as_ref() else {
                     return Err(Error::Stopped);
@@ -170,7 +163,7 @@ impl PackWriter<'_> {
                 sel.recv(done);
                 let op = sel.select();
                 if op.index() == send_op {
-                    let sent = chunk.take().map(|c| op.send(todo, c));
+                    let sent = group.take().map(|g| op.send(todo, g));
                     match sent {
                         Some(Ok(())) => Step::Sent,
                         _ => Step::PreparerStopped,
@@ -185,7 +178,7 @@ impl PackWriter<'_> {
             match step {
                 Step::Sent => {}
                 // The preparer stopped at a source error: it is waiting in `done`, and writing
-                // up to it returns it. (Had it stopped without one, the chunk could not be
+                // up to it returns it. (Had it stopped without one, the group could not be
                 // written: the session ends.)
                 Step::PreparerStopped => {
                     self.write_all_prepared()?;
@@ -196,7 +189,7 @@ impl PackWriter<'_> {
             }
         }
         // Write one chunk if one is ready, without waiting: the caller goes back to pushing, so
-        // that the preparer never runs out of work while the writer catches up.
+        // that the preparer does not run out of items while the writer catches up.
         if let Ok(staged) = self.preparer.done.try_recv() {
             self.write(staged)?;
         }
@@ -205,7 +198,7 @@ impl PackWriter<'_> {
 
     /// After the last push: prepare and write the rest, then commit.
     fn drain(&mut self) -> Result<(), Error> {
-        if !self.chunk.is_empty() {
+        if !self.group.is_empty() {
             self.dispatch()?;
         }
         self.write_all_prepared()?;
