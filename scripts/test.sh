@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: creates what it needs (a Python venv with
-# disk-objectstore 1.5.0 and aiida-core 2.9.4 for the interoperability tests), then runs every
-# test of the workspace.
+# disk-objectstore 1.5.0, aiida-core 2.9.4 and pytest for the interoperability tests, and the
+# dos_objectstore package built from this checkout), then runs every test of the workspace and
+# the Python package's tests.
 # It fails loudly, never skips, when something it needs is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ dos_version="1.5.0"
 aiida_version="2.9.4"
 have_deps() {
     "$venv/bin/python" -c "
-import sys, disk_objectstore, aiida
+import sys, disk_objectstore, aiida, pytest
 sys.exit(disk_objectstore.__version__ != '$dos_version' or aiida.__version__ != '$aiida_version')" 2>/dev/null
 }
 if ! have_deps; then
@@ -19,9 +20,16 @@ if ! have_deps; then
     command -v python3 >/dev/null || { echo "test.sh: python3 is required" >&2; exit 1; }
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check \
-        "disk-objectstore==$dos_version" "aiida-core==$aiida_version"
+        "disk-objectstore==$dos_version" "aiida-core==$aiida_version" pytest
     have_deps || { echo "test.sh: the Python dependencies are not importable from $venv" >&2; exit 1; }
 fi
 export DOS_TEST_PYTHON="$PWD/$venv/bin/python"
 
+# The Python package, built from this checkout (the one pip command of its README).
+echo "test.sh: building dos_objectstore into $venv" >&2
+"$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./crates/dos-py
+"$venv/bin/python" -c "import dos_objectstore" \
+    || { echo "test.sh: dos_objectstore is not importable from $venv" >&2; exit 1; }
+
 cargo test --workspace --locked "$@"
+"$venv/bin/python" -m pytest -q crates/dos-py/tests

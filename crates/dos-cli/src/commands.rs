@@ -255,6 +255,7 @@ fn repack(ctx: &Ctx, a: &RepackArgs) -> Result<Verdict> {
         compress: repack_mode(a.compress),
         force: a.force,
         interrupt: ctx.env.interrupt(),
+        ..RepackOptions::default()
     };
     let s = c.repack(&opts, &ctx.bars)?;
     output::summary(a.json, &s, &output::repacked_line(&s))?;

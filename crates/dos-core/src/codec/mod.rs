@@ -70,7 +70,7 @@ pub enum CompressMode {
     /// Store raw bytes.
     #[default]
     No,
-    /// Compress every object (the empty object stays raw: zero bytes cannot shrink).
+    /// Compress every object, the empty one too (as Python does).
     Yes,
     /// Compress only objects for which it pays (compressed size below 90% of the original).
     Auto,

@@ -19,10 +19,13 @@ use crate::write::{ObjectSource, PackItem, PackWriteOptions, StoreOutcome, Write
 pub struct PackLooseOptions {
     /// Compression of the packed copies.
     pub compress: CompressMode,
-    /// Delete each loose object as soon as the index commit of its batch is durable (and the
-    /// loose copies of objects that were already packed), so peak disk use stays near the
-    /// starting size. Without it, loose copies stay until `clean`.
+    /// Delete each loose object as soon as the index commit of its batch is durable (and, with
+    /// `clean_already_packed`, the loose copies of objects that were already packed), so peak
+    /// disk use stays near the starting size. Without it, loose copies stay until `clean`.
     pub clean_loose: bool,
+    /// With `clean_loose`, also delete loose copies of objects packed before this call (on by
+    /// default; Python's `clean_loose_per_pack` deletes only what the call packed).
+    pub clean_already_packed: bool,
     /// Pipeline tuning (batch sizes, memory budget, lock timeout).
     pub tuning: WriteTuning,
     /// Cooperative cancellation, checked between objects.
@@ -34,6 +37,7 @@ impl Default for PackLooseOptions {
         Self {
             compress: CompressMode::No,
             clean_loose: false,
+            clean_already_packed: true,
             tuning: WriteTuning::default(),
             interrupt: Interrupt::default(),
         }
@@ -101,7 +105,7 @@ impl Container {
             if p { done.push(k) } else { todo.push(k) }
         }
         summary.already_packed = done.len() as u64;
-        if opts.clean_loose {
+        if opts.clean_loose && opts.clean_already_packed {
             // Their index rows were committed long ago.
             summary.loose_deleted += done
                 .par_iter()

@@ -66,6 +66,12 @@ pub struct RepackOptions {
     pub compress: RepackCompress,
     /// Rewrite every pack, even those without holes that need no compression change.
     pub force: bool,
+    /// Only this pack (Python's `repack_pack`); `None`: every pack.
+    pub only_pack: Option<u64>,
+    /// How old a pack file without index rows must be before it is deleted (`None`: 10
+    /// minutes, so that a pack a concurrent Python writer has written but not yet committed is
+    /// left alone; `Some(ZERO)` when no other process writes, as Python's `repack` assumes).
+    pub empty_pack_min_age: Option<Duration>,
     /// Cooperative cancellation, checked between packs and before each switch (an interrupted
     /// pack is rolled back: its new copy is removed).
     pub interrupt: crate::progress::Interrupt,
@@ -112,6 +118,9 @@ impl Container {
         let mut s = RepackSummary::default();
         let stats = self.index().pack_stats()?;
         for id in pack::list_pack_ids(&self.layout)? {
+            if opts.only_pack.is_some_and(|only| only != id) {
+                continue;
+            }
             if opts.interrupt.is_set() {
                 return Err(Error::Interrupted);
             }
@@ -123,7 +132,7 @@ impl Container {
                     .modified()
                     .ok()
                     .and_then(|m| SystemTime::now().duration_since(m).ok())
-                    .is_some_and(|age| age >= ORPHAN_MIN_AGE);
+                    .is_some_and(|age| age >= opts.empty_pack_min_age.unwrap_or(ORPHAN_MIN_AGE));
                 if old
                     && let Some(lock) =
                         PackLock::try_acquire(&self.layout.pack_lock(id), &self.io.faults)?
@@ -162,7 +171,7 @@ impl Container {
                 .index()
                 .rows_in_pack(id as i64)?
                 .iter()
-                .any(|r| !r.compressed && r.size > 0),
+                .any(|r| !r.compressed),
         })
     }
 
@@ -460,13 +469,8 @@ fn transform(
         (RepackCompress::Keep, c) => (raw.to_vec(), c),
         (RepackCompress::No, false) | (RepackCompress::Yes, true) => (raw.to_vec(), loc.compressed),
         (RepackCompress::No, true) => (inflate()?, false),
-        (RepackCompress::Yes, false) => {
-            if raw.is_empty() {
-                (Vec::new(), false)
-            } else {
-                (compress(raw), true)
-            }
-        }
+        // As Python: the empty object too (a zlib stream of no bytes).
+        (RepackCompress::Yes, false) => (compress(raw), true),
         (RepackCompress::Auto, true) => {
             if (loc.length as f64) < (loc.size as f64) * AUTO_RATIO_THRESHOLD {
                 (raw.to_vec(), true)

@@ -304,6 +304,23 @@ impl Container {
     }
 }
 
+impl Container {
+    /// Objects and bytes per pack id that has rows in the index, by pack id.
+    pub fn pack_stats(&self) -> Result<Vec<crate::index::PackStats>> {
+        self.index().pack_stats()
+    }
+
+    /// Compact the index file (SQLite `VACUUM`).
+    pub fn vacuum_index(&self) -> Result<()> {
+        self.index().vacuum()
+    }
+
+    /// The index rows of one pack, by offset.
+    pub fn rows_in_pack(&self, pack_id: i64) -> Result<Vec<crate::index::RawRow>> {
+        self.index().rows_in_pack(pack_id)
+    }
+}
+
 /// Where [`Container::locate`] found an object.
 pub(super) enum Located {
     Packed(PackedLocation),

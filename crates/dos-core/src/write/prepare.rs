@@ -158,7 +158,8 @@ fn stage_bytes(idx: usize, data: Vec<u8>, p: StageParams) -> Staged {
     let size = data.len() as u64;
     let want = match p.mode {
         CompressMode::No => false,
-        CompressMode::Yes => !data.is_empty(),
+        // As Python: the empty object too (a zlib stream of no bytes).
+        CompressMode::Yes => true,
         // Small objects are compressed once and kept compressed if that paid; larger ones are
         // first judged on a sample (Python's plan), so incompressible data costs no full pass.
         CompressMode::Auto => {

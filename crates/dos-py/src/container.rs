@@ -1,0 +1,488 @@
+//! `RawContainer`: one open dos-core container, the native half of
+//! `dos_objectstore.Container`. Keys cross as hex strings (what Python code holds), are parsed
+//! once here, and every call that does I/O releases the interpreter lock while dos-core works.
+//! The Python class (`python/dos_objectstore/container.py`) gives these calls disk-objectstore's
+//! names, arguments, return types and exceptions.
+
+use std::path::PathBuf;
+
+use dos_core::maintain::{
+    CleanOptions, PackLooseOptions, RepackCompress, RepackOptions, ValidateOptions,
+};
+use dos_core::{
+    CompressMode, Container, HashType, InitOptions, ObjectContent, ObjectKey, ObjectMeta,
+    ObjectSource, ObjectType, PackWriteOptions, ZlibLevel,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use crate::bridge::{PyReader, StreamErrors};
+use crate::errors::{to_py, write_to_py};
+
+/// A metadata row as Python builds `ObjectMeta` from it:
+/// `(type, size, pack_id, pack_compressed, pack_offset, pack_length)`.
+type MetaRow = (
+    &'static str,
+    Option<u64>,
+    Option<u64>,
+    Option<bool>,
+    Option<u64>,
+    Option<u64>,
+);
+
+/// A key as the hex string Python code holds.
+fn hex(k: &ObjectKey) -> String {
+    k.hex().as_str().to_owned()
+}
+
+fn missing() -> ObjectMeta {
+    ObjectMeta {
+        kind: ObjectType::Missing,
+        size: None,
+        location: None,
+    }
+}
+
+fn meta_row(m: &ObjectMeta) -> MetaRow {
+    let kind = match m.kind {
+        ObjectType::Loose => "loose",
+        ObjectType::Packed => "packed",
+        ObjectType::Missing => "missing",
+    };
+    match &m.location {
+        Some(l) => (
+            kind,
+            m.size,
+            Some(l.pack_id),
+            Some(l.compressed),
+            Some(l.offset),
+            Some(l.length),
+        ),
+        None => (kind, m.size, None, None, None, None),
+    }
+}
+
+/// `CompressMode` by the value of disk-objectstore's enum (`'no'`, `'yes'`, `'auto'`).
+fn compress_mode(mode: &str) -> PyResult<CompressMode> {
+    match mode {
+        "no" => Ok(CompressMode::No),
+        "yes" => Ok(CompressMode::Yes),
+        "auto" => Ok(CompressMode::Auto),
+        other => Err(PyValueError::new_err(format!(
+            "compression mode {other:?} is not one of 'no', 'yes', 'auto'"
+        ))),
+    }
+}
+
+/// Repack's compression by disk-objectstore's values (`'keep'` as well).
+fn repack_mode(mode: &str) -> PyResult<RepackCompress> {
+    match mode {
+        "keep" => Ok(RepackCompress::Keep),
+        "no" => Ok(RepackCompress::No),
+        "yes" => Ok(RepackCompress::Yes),
+        "auto" => Ok(RepackCompress::Auto),
+        other => Err(PyValueError::new_err(format!(
+            "compression mode {other:?} is not one of 'keep', 'no', 'yes', 'auto'"
+        ))),
+    }
+}
+
+/// One open container.
+#[pyclass(frozen, module = "dos_objectstore._dos")]
+pub struct RawContainer {
+    c: Container,
+}
+
+impl RawContainer {
+    /// A key as Python's containers name objects: exactly the hash's number of lowercase hex
+    /// digits. Anything else (an uppercase key among it) names no object, as in
+    /// disk-objectstore.
+    fn key(&self, key: &str) -> Option<ObjectKey> {
+        ObjectKey::from_canonical(self.c.hash_type(), key.as_bytes())
+    }
+
+    /// [`RawContainer::key`] of each key.
+    fn parse_all(&self, keys: &[String]) -> Vec<Option<ObjectKey>> {
+        keys.iter().map(|k| self.key(k)).collect()
+    }
+}
+
+#[pymethods]
+impl RawContainer {
+    /// Open the container in `folder`.
+    #[staticmethod]
+    fn open(py: Python<'_>, folder: PathBuf) -> PyResult<Self> {
+        let c = py
+            .allow_threads(|| Container::open(&folder))
+            .map_err(to_py)?;
+        Ok(Self { c })
+    }
+
+    /// Create a container in `folder` (missing or empty) and open it.
+    #[staticmethod]
+    fn init(
+        py: Python<'_>,
+        folder: PathBuf,
+        pack_size_target: u64,
+        loose_prefix_len: usize,
+        hash_type: &str,
+        compression_algorithm: &str,
+    ) -> PyResult<Self> {
+        let hash_type = HashType::from_name(hash_type)
+            .ok_or_else(|| PyValueError::new_err(format!("Unknown hash type \"{hash_type}\"")))?;
+        let compression = ZlibLevel::from_algorithm(compression_algorithm).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "Unknown or unsupported compression algorithm \"{compression_algorithm}\""
+            ))
+        })?;
+        let opts = InitOptions {
+            pack_size_target,
+            loose_prefix_len,
+            hash_type,
+            compression,
+        };
+        let c = py
+            .allow_threads(|| Container::init(&folder, &opts))
+            .map_err(to_py)?;
+        Ok(Self { c })
+    }
+
+    /// Write one loose object; returns its key.
+    fn add_object(&self, py: Python<'_>, content: &[u8]) -> PyResult<String> {
+        let k = py
+            .allow_threads(|| self.c.add_object(content))
+            .map_err(to_py)?;
+        Ok(hex(&k))
+    }
+
+    /// Write one loose object read from a Python stream; returns its key.
+    fn add_streamed_object(&self, py: Python<'_>, stream: Py<PyAny>) -> PyResult<String> {
+        let errors = StreamErrors::default();
+        let mut reader = PyReader::new(stream, errors.clone());
+        let r = py.allow_threads(|| self.c.add_streamed_object(&mut reader));
+        match r {
+            Ok(k) => Ok(hex(&k)),
+            Err(e) => Err(errors.take().unwrap_or_else(|| to_py(e))),
+        }
+    }
+
+    /// Write to packs, in order, each item one of: `bytes` (the content), a `str` (the path of a
+    /// file dos reads itself) or a Python stream (an object with `read(n)`); returns their keys.
+    /// `skip_existing` writes each content at most once (disk-objectstore's `no_holes=True`).
+    fn add_to_pack(
+        &self,
+        py: Python<'_>,
+        items: Vec<Bound<'_, PyAny>>,
+        compress: &str,
+        skip_existing: bool,
+    ) -> PyResult<Vec<String>> {
+        let errors = StreamErrors::default();
+        let mut sources = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            if let Ok(b) = item.downcast::<PyBytes>() {
+                sources.push(ObjectSource::Bytes(b.as_bytes().to_vec()));
+            } else if let Ok(path) = item.downcast::<PyString>() {
+                sources.push(ObjectSource::File(PathBuf::from(path.to_cow()?.as_ref())));
+            } else {
+                sources.push(ObjectSource::Reader {
+                    name: format!("stream #{i}"),
+                    reader: Box::new(PyReader::new(item.clone().unbind(), errors.clone())),
+                });
+            }
+        }
+        let opts = PackWriteOptions {
+            compress: compress_mode(compress)?,
+            skip_existing,
+            total_hint: sources
+                .iter()
+                .map(|s| match s {
+                    ObjectSource::Bytes(b) => b.len() as u64,
+                    _ => 0,
+                })
+                .sum(),
+            ..Default::default()
+        };
+        let n = sources.len();
+        let r = py.allow_threads(|| {
+            let mut keys: Vec<Option<ObjectKey>> = vec![None; n];
+            let mut w = self
+                .c
+                .pack_writer(&opts, &dos_core::NoProgress, |i, o| keys[i] = o.key())?;
+            for s in sources {
+                w.push(s)?;
+            }
+            w.finish()?;
+            Ok::<_, dos_core::write::Error>(keys)
+        });
+        let keys = match r {
+            Ok(k) => k,
+            Err(e) => return Err(errors.take().unwrap_or_else(|| write_to_py(e))),
+        };
+        keys.into_iter()
+            .map(|k| {
+                k.map(|k| hex(&k))
+                    .ok_or_else(|| crate::errors::DosError::new_err("a stream was not stored"))
+            })
+            .collect()
+    }
+
+    /// The content of one object (`NotExistent` if it is neither packed nor loose).
+    fn get_object_content<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let k = match self.key(key) {
+            Some(k) => k,
+            None => {
+                return Err(crate::errors::upstream_err(
+                    "NotExistent",
+                    format!("No object with hash key {key}"),
+                ));
+            }
+        };
+        let data = py
+            .allow_threads(|| self.c.get_object_content(&k))
+            .map_err(to_py)?;
+        Ok(PyBytes::new(py, &data))
+    }
+
+    /// The contents of the keys that exist, as `(key, bytes)` pairs in pack/offset order
+    /// (loose objects last); each key once.
+    fn get_objects_content<'py>(
+        &self,
+        py: Python<'py>,
+        keys: Vec<String>,
+    ) -> PyResult<Vec<(String, Bound<'py, PyBytes>)>> {
+        let parsed: Vec<ObjectKey> = self.parse_all(&keys).into_iter().flatten().collect();
+        let found = py
+            .allow_threads(|| {
+                let mut out: Vec<(ObjectKey, Vec<u8>)> = Vec::new();
+                self.c.read_objects(&parsed, |k, content, _| {
+                    let data = match content {
+                        ObjectContent::Bytes(b) => b.to_vec(),
+                        ObjectContent::Reader(r) => {
+                            let mut v = Vec::new();
+                            std::io::Read::read_to_end(r, &mut v).map_err(|e| {
+                                dos_core::Error::io(self.c.path(), "read object", e)
+                            })?;
+                            v
+                        }
+                    };
+                    out.push((k, data));
+                    Ok(())
+                })?;
+                Ok::<_, dos_core::Error>(out)
+            })
+            .map_err(to_py)?;
+        Ok(found
+            .into_iter()
+            .map(|(k, d)| (hex(&k), PyBytes::new(py, &d)))
+            .collect())
+    }
+
+    /// Where each distinct key is, in the order a bulk read visits them: packed objects by pack
+    /// and offset, then loose ones, then missing ones (each in the order given).
+    fn locate(&self, py: Python<'_>, keys: Vec<String>) -> PyResult<Vec<(String, MetaRow)>> {
+        let parsed = self.parse_all(&keys);
+        let valid: Vec<ObjectKey> = parsed.iter().flatten().copied().collect();
+        let metas = py
+            .allow_threads(|| self.c.get_objects_meta(&valid))
+            .map_err(to_py)?;
+        let mut metas = metas.into_iter();
+        let mut rows: Vec<(usize, ObjectMeta)> = parsed
+            .iter()
+            .map(|p| match p {
+                Some(_) => metas.next().unwrap_or_else(missing),
+                None => missing(),
+            })
+            .enumerate()
+            .collect();
+        rows.sort_by_key(|(i, m)| match (&m.kind, &m.location) {
+            (ObjectType::Packed, Some(l)) => (0, l.pack_id, l.offset, *i),
+            (ObjectType::Loose, _) => (1, 0, 0, *i),
+            _ => (2, 0, 0, *i),
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(i, m)| (keys[i].clone(), meta_row(&m)))
+            .collect())
+    }
+
+    /// Metadata of one object.
+    fn get_object_meta(&self, py: Python<'_>, key: &str) -> PyResult<MetaRow> {
+        let Some(k) = self.key(key) else {
+            return Ok(("missing", None, None, None, None, None));
+        };
+        let m = py
+            .allow_threads(|| self.c.get_object_meta(&k))
+            .map_err(to_py)?;
+        Ok(meta_row(&m))
+    }
+
+    /// For each key, whether the container has it.
+    fn has_objects(&self, py: Python<'_>, keys: Vec<String>) -> PyResult<Vec<bool>> {
+        let parsed = self.parse_all(&keys);
+        let valid: Vec<ObjectKey> = parsed.iter().flatten().copied().collect();
+        let found = py
+            .allow_threads(|| self.c.has_objects(&valid))
+            .map_err(to_py)?;
+        let mut found = found.into_iter();
+        Ok(parsed
+            .iter()
+            .map(|p| p.is_some() && found.next().unwrap_or(false))
+            .collect())
+    }
+
+    /// Every key, packed and loose, each once, sorted.
+    fn list_all_objects(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let keys = py
+            .allow_threads(|| self.c.list_all_objects())
+            .map_err(to_py)?;
+        Ok(keys.iter().map(hex).collect())
+    }
+
+    /// `(packed, loose, pack_files)`.
+    fn count_objects(&self, py: Python<'_>) -> PyResult<(u64, u64, u64)> {
+        let c = py.allow_threads(|| self.c.count_objects()).map_err(to_py)?;
+        Ok((c.packed, c.loose, c.pack_files))
+    }
+
+    /// `(packed, packed_on_disk, packfiles_on_disk, packindexes_on_disk, loose)` in bytes.
+    fn get_total_size(&self, py: Python<'_>) -> PyResult<(u64, u64, u64, u64, u64)> {
+        let t = py
+            .allow_threads(|| self.c.get_total_size())
+            .map_err(to_py)?;
+        Ok((
+            t.total_size_packed,
+            t.total_size_packed_on_disk,
+            t.total_size_packfiles_on_disk,
+            t.total_size_packindexes_on_disk,
+            t.total_size_loose,
+        ))
+    }
+
+    /// Loose objects that are not packed, as `(key, size)`, by key.
+    fn loose_not_packed(&self, py: Python<'_>) -> PyResult<Vec<(String, u64)>> {
+        py.allow_threads(|| {
+            let loose = self.c.list_loose()?;
+            let metas = self.c.get_objects_meta(&loose)?;
+            let mut out = Vec::new();
+            for (k, m) in loose.iter().zip(metas) {
+                if m.kind == ObjectType::Loose {
+                    out.push((hex(k), m.size.unwrap_or(0)));
+                }
+            }
+            Ok::<_, dos_core::Error>(out)
+        })
+        .map_err(to_py)
+    }
+
+    /// Pack every loose object; with `clean_loose` the loose copies are deleted once their
+    /// pack's index commit is durable. Returns the loose files whose content does not match
+    /// their name, as `(key, actual key)` (they are not packed).
+    fn pack_all_loose(
+        &self,
+        py: Python<'_>,
+        compress: &str,
+        clean_loose: bool,
+    ) -> PyResult<Vec<(String, String)>> {
+        let opts = PackLooseOptions {
+            compress: compress_mode(compress)?,
+            clean_loose,
+            // Python's `clean_loose_per_pack` deletes only what this call packed.
+            clean_already_packed: false,
+            ..Default::default()
+        };
+        let s = py
+            .allow_threads(|| self.c.pack_all_loose(&opts, &dos_core::NoProgress))
+            .map_err(to_py)?;
+        Ok(s.corrupt
+            .iter()
+            .map(|c| (hex(&c.key), hex(&c.actual)))
+            .collect())
+    }
+
+    /// Check every object; returns the four lists of disk-objectstore's `ValidationIssues`.
+    #[allow(clippy::type_complexity)]
+    fn validate(
+        &self,
+        py: Python<'_>,
+    ) -> PyResult<(Vec<String>, Vec<String>, Vec<String>, Vec<String>)> {
+        let r = py
+            .allow_threads(|| {
+                self.c
+                    .validate(&ValidateOptions::default(), &dos_core::NoProgress)
+            })
+            .map_err(to_py)?;
+        Ok((
+            r.invalid_hashes_loose,
+            r.invalid_hashes_packed,
+            r.invalid_sizes_packed,
+            r.overlapping_packed,
+        ))
+    }
+
+    /// `(pack_id, objects)` for each pack id with rows, by pack id.
+    fn pack_counts(&self, py: Python<'_>) -> PyResult<Vec<(i64, u64)>> {
+        let stats = py.allow_threads(|| self.c.pack_stats()).map_err(to_py)?;
+        Ok(stats.iter().map(|s| (s.pack_id, s.objects)).collect())
+    }
+
+    /// `(pack_id, [size of each object by offset])` for each pack id with rows.
+    fn pack_object_sizes(&self, py: Python<'_>) -> PyResult<Vec<(i64, Vec<u64>)>> {
+        py.allow_threads(|| {
+            let mut out = Vec::new();
+            for s in self.c.pack_stats()? {
+                let rows = self.c.rows_in_pack(s.pack_id)?;
+                let sizes = rows
+                    .iter()
+                    .map(|r| u64::try_from(r.size).unwrap_or(0))
+                    .collect();
+                out.push((s.pack_id, sizes));
+            }
+            Ok::<_, dos_core::Error>(out)
+        })
+        .map_err(to_py)
+    }
+
+    /// Rewrite every pack (or only `pack_id`) without the bytes of deleted objects
+    /// (`compress`: `'keep'`, `'no'`, `'yes'` or `'auto'`).
+    #[pyo3(signature = (compress, pack_id=None))]
+    fn repack(&self, py: Python<'_>, compress: &str, pack_id: Option<u64>) -> PyResult<()> {
+        let opts = RepackOptions {
+            compress: repack_mode(compress)?,
+            force: true,
+            only_pack: pack_id,
+            // Python's repack is a maintenance operation: no other process writes meanwhile, so
+            // pack files without rows go at once, as they do there.
+            empty_pack_min_age: Some(std::time::Duration::ZERO),
+            ..Default::default()
+        };
+        py.allow_threads(|| self.c.repack(&opts, &dos_core::NoProgress))
+            .map(|_| ())
+            .map_err(to_py)
+    }
+
+    /// Compact the index file.
+    fn vacuum(&self, py: Python<'_>) -> PyResult<()> {
+        py.allow_threads(|| self.c.vacuum_index()).map_err(to_py)
+    }
+
+    /// Delete loose copies of packed objects and leftovers; `vacuum` compacts the index.
+    fn clean_storage(&self, py: Python<'_>, vacuum: bool) -> PyResult<()> {
+        let opts = CleanOptions {
+            vacuum,
+            ..Default::default()
+        };
+        py.allow_threads(|| self.c.clean(&opts, &dos_core::NoProgress))
+            .map(|_| ())
+            .map_err(to_py)
+    }
+
+    /// Delete `keys`; returns the keys that were present and are now deleted.
+    fn delete_objects(&self, py: Python<'_>, keys: Vec<String>) -> PyResult<Vec<String>> {
+        let parsed: Vec<ObjectKey> = self.parse_all(&keys).into_iter().flatten().collect();
+        let deleted = py
+            .allow_threads(|| self.c.delete_objects(&parsed))
+            .map_err(to_py)?;
+        Ok(deleted.iter().map(hex).collect())
+    }
+}
