@@ -7,6 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# rsync: `verdi storage backup` calls it (the AiiDA plugin tests back up a profile).
+if ! command -v rsync >/dev/null; then
+    echo "test.sh: installing rsync (Debian package)" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -q rsync >/dev/null; else sudo apt-get install -y -q rsync >/dev/null; fi \
+        || { echo "test.sh: rsync is required and could not be installed" >&2; exit 1; }
+fi
+
 venv="${DOS_VENV:-.venv}"
 dos_version="1.5.0"
 aiida_version="2.9.4"
