@@ -7,12 +7,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# rsync: `verdi storage backup` calls it (the AiiDA plugin tests back up a profile).
-if ! command -v rsync >/dev/null; then
-    echo "test.sh: installing rsync (Debian package)" >&2
-    if [ "$(id -u)" = 0 ]; then apt-get install -y -q rsync >/dev/null; else sudo apt-get install -y -q rsync >/dev/null; fi \
-        || { echo "test.sh: rsync is required and could not be installed" >&2; exit 1; }
-fi
+# Debian packages the AiiDA plugin tests need: rsync (`verdi storage backup` calls it) and the
+# PostgreSQL server binaries (the dos.psql_dos test starts its own server on 127.0.0.1).
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+    echo "test.sh: installing $* (Debian packages)" >&2
+    as_root apt-get install -y -q "$@" >/dev/null \
+        || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q "$@" >/dev/null; } \
+        || { echo "test.sh: $* required and could not be installed" >&2; exit 1; }
+}
+command -v rsync >/dev/null || apt_install rsync
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && command -v psql >/dev/null || apt_install postgresql
 
 venv="${DOS_VENV:-.venv}"
 dos_version="1.5.0"
