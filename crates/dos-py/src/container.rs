@@ -11,7 +11,7 @@ use dos_core::maintain::{
 };
 use dos_core::{
     CompressMode, Container, HashType, InitOptions, ObjectContent, ObjectKey, ObjectMeta,
-    ObjectSource, ObjectType, PackWriteOptions, ZlibLevel,
+    ObjectSource, ObjectType, PackWriteOptions, StoreOutcome, ZlibLevel,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -168,15 +168,16 @@ impl RawContainer {
     }
 
     /// Write to packs, in order, each item one of: `bytes` (the content), a `str` (the path of a
-    /// file dos reads itself) or a Python stream (an object with `read(n)`); returns their keys.
-    /// `skip_existing` writes each content at most once (disk-objectstore's `no_holes=True`).
+    /// file dos reads itself) or a Python stream (an object with `read(n)`); returns, in order,
+    /// each one's key and whether it was written (not found packed already). `skip_existing`
+    /// writes each content at most once (disk-objectstore's `no_holes=True`).
     fn add_to_pack(
         &self,
         py: Python<'_>,
         items: Vec<Bound<'_, PyAny>>,
         compress: &str,
         skip_existing: bool,
-    ) -> PyResult<Vec<String>> {
+    ) -> PyResult<Vec<(String, bool)>> {
         let errors = StreamErrors::default();
         let mut sources = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -205,10 +206,11 @@ impl RawContainer {
         };
         let n = sources.len();
         let r = py.allow_threads(|| {
-            let mut keys: Vec<Option<ObjectKey>> = vec![None; n];
-            let mut w = self
-                .c
-                .pack_writer(&opts, &dos_core::NoProgress, |i, o| keys[i] = o.key())?;
+            let mut keys: Vec<Option<(ObjectKey, bool)>> = vec![None; n];
+            let mut w = self.c.pack_writer(&opts, &dos_core::NoProgress, |i, o| {
+                let written = matches!(o, StoreOutcome::Written { .. });
+                keys[i] = o.key().map(|k| (k, written));
+            })?;
             for s in sources {
                 w.push(s)?;
             }
@@ -221,7 +223,7 @@ impl RawContainer {
         };
         keys.into_iter()
             .map(|k| {
-                k.map(|k| hex(&k))
+                k.map(|(k, written)| (hex(&k), written))
                     .ok_or_else(|| crate::errors::DosError::new_err("a stream was not stored"))
             })
             .collect()
@@ -426,11 +428,21 @@ impl RawContainer {
         Ok(stats.iter().map(|s| (s.pack_id, s.objects)).collect())
     }
 
-    /// `(pack_id, [size of each object by offset])` for each pack id with rows.
-    fn pack_object_sizes(&self, py: Python<'_>) -> PyResult<Vec<(i64, Vec<u64>)>> {
+    /// `(pack_id, [size of each object by offset])` for each pack id with rows (or only for
+    /// `pack_id`, if it has rows).
+    #[pyo3(signature = (pack_id=None))]
+    fn pack_object_sizes(
+        &self,
+        py: Python<'_>,
+        pack_id: Option<i64>,
+    ) -> PyResult<Vec<(i64, Vec<u64>)>> {
         py.allow_threads(|| {
             let mut out = Vec::new();
-            for s in self.c.pack_stats()? {
+            let stats = self.c.pack_stats()?;
+            for s in stats
+                .iter()
+                .filter(|s| pack_id.is_none_or(|p| p == s.pack_id))
+            {
                 let rows = self.c.rows_in_pack(s.pack_id)?;
                 let sizes = rows
                     .iter()

@@ -23,7 +23,7 @@ def bulk_store_preamble(callback: Callable, raw, no_holes: bool) -> None:
     """The 'List existing' block a ``no_holes`` bulk write reports when packs hold objects."""
     if not no_holes:
         return
-    total = raw.count_objects()[0]
+    total = sum(count for _, count in raw.pack_counts())
     if not total:
         return
     callback('init', {'total': total, 'description': 'List existing'})

@@ -189,12 +189,6 @@ class Container(disk_objectstore.Container):
         meta = _meta(self._raw().get_object_meta(hashkey))
         if meta.type == ObjectType.MISSING:
             raise NotExistent(f'No object with hash key {hashkey}')
-        if meta.type == ObjectType.LOOSE:
-            # The size of the file as it is now, as upstream reports it.
-            try:
-                meta = _loose_meta(self._get_loose_path_from_hashkey(hashkey).stat().st_size)
-            except FileNotFoundError:
-                return self.get_object_meta(hashkey)
         return meta
 
     def _visit(self, hashkeys: Iterable[str], skip_if_missing: bool, with_streams: bool, retry: bool = True):
@@ -315,7 +309,7 @@ class Container(disk_objectstore.Container):
         """
         raw = self._raw(ValueError)
         contents = [c if isinstance(c, bytes) else bytes(memoryview(c)) for c in content_list]
-        return self._to_pack(raw, contents, compress, no_holes, callback)
+        return [key for key, _ in self._to_pack(raw, contents, compress, no_holes, callback)]
 
     def add_streamed_objects_to_pack(
         self,
@@ -340,11 +334,14 @@ class Container(disk_objectstore.Container):
                 items.append(OpeningStream(stream))
             else:
                 items.append(stream)
-        return self._to_pack(raw, items, compress, no_holes, callback)
+        return [key for key, _ in self._to_pack(raw, items, compress, no_holes, callback)]
 
     @staticmethod
-    def _to_pack(raw: RawContainer, items: list, compress: bool, no_holes: bool, callback: Callable | None) -> list[str]:
-        """One bulk write (contents, paths or streams) with upstream's progress blocks."""
+    def _to_pack(
+        raw: RawContainer, items: list, compress: bool, no_holes: bool, callback: Callable | None
+    ) -> list[tuple[str, bool]]:
+        """One bulk write (contents, paths or streams) with upstream's progress blocks; returns
+        each item's key and whether it was written (rather than found packed already)."""
         assert isinstance(compress, bool), 'Only True or False are valid `compress` modes when adding directly to a pack'
         if callback:
             callbacks.bulk_store_preamble(callback, raw, no_holes)
@@ -367,12 +364,12 @@ class Container(disk_objectstore.Container):
     ) -> str:
         """Write one stream into a pack; returns its key. The callback sees the bytes read."""
         wrapper = CallbackStreamWrapper(stream, callback=callback, total_length=callback_size_hint)
-        known = no_holes and no_holes_read_twice and callback is not None
-        before = self.count_objects().packed if known else 0
-        key = self.add_streamed_objects_to_pack(
-            [wrapper], compress=compress, open_streams=open_streams, no_holes=no_holes
-        )[0]
-        if known and self.count_objects().packed != before:
+        raw = self._raw()
+        # As upstream: with open_streams, the wrapper is what is entered (so a LazyOpener, which
+        # cannot be read itself, fails as it does there).
+        item = OpeningStream(wrapper) if open_streams else wrapper
+        [(key, written)] = self._to_pack(raw, [item], compress, no_holes, None)
+        if written and no_holes and no_holes_read_twice and callback is not None:
             # Upstream hashes such a stream first and reads it again to write it; the callback
             # sees that second pass as a "[rewind]" block.
             wrapper.seek(0)
@@ -400,12 +397,13 @@ class Container(disk_objectstore.Container):
             mode = compress.value
         else:
             mode = None
-        to_pack = raw.loose_not_packed()
+        # What is to be packed is listed only where it is reported or decides an error.
+        to_pack = raw.loose_not_packed() if callback or mode is None else None
         if mode is None and to_pack:
             raise NotImplementedError(f'Unknown compress mode {compress}')
         if callback:
             callback('init', {'total': self.get_total_size().total_size_loose, 'description': 'Packing loose objects'})
-        if to_pack:
+        if mode is not None and to_pack != []:
             bad = raw.pack_all_loose(mode or 'no', bool(clean_loose_per_pack))
             if bad:
                 key, actual = bad[0]
@@ -459,7 +457,7 @@ class Container(disk_objectstore.Container):
         raw = self._raw()
         if not isinstance(compress_mode, CompressMode):
             raise NotImplementedError(f'Unknown compress mode {compress_mode}')
-        sizes = dict(raw.pack_object_sizes()).get(int(pack_id))
+        sizes = dict(raw.pack_object_sizes(int(pack_id))).get(int(pack_id))
         if sizes is None:
             # No object in it: the file goes (upstream's behaviour), without progress calls.
             path = self._get_pack_path_from_pack_id(pack_id)
