@@ -1,10 +1,12 @@
 """Python side of `dos-compare`: one timed disk-objectstore operation per process.
 
-Usage: dos_bench.py OP --container DIR [--list FILE] [--keys FILE] [--archive ZIP] [--compress]
-       [--dedup]
+Usage: dos_bench.py [--impl upstream|dos] OP --container DIR [--list FILE] [--keys FILE]
+       [--archive ZIP] [--compress] [--dedup]
 
-OP is one of: loose, pack, pack-files, read, has, pack-loose, validate, repack, import, and the
-untimed helpers init and delete. Write operations (loose, pack, pack-files, import) initialise a
+--impl picks the Container class: disk_objectstore's (upstream, the default) or dos_objectstore's
+(the drop-in on dos-core; `dos-compare --api python` runs both on the same data). OP is one of:
+loose, pack, pack-files, read, get-one, get-content, has, list, count, size, pack-loose, validate,
+repack, import (upstream only), and the untimed helpers init and delete. Write operations (loose, pack, pack-files, import) initialise a
 fresh container in DIR (which must not exist); init only initialises one; the others open an
 existing one. FILE holds one path (write ops) or one key (read, has, delete) per line; --keys names
 the keys whose packed state pack-loose checks afterwards, or that import reads back and hashes
@@ -35,7 +37,6 @@ import time
 import zipfile
 
 import disk_objectstore
-from disk_objectstore import Container
 from disk_objectstore.utils import LazyOpener
 
 
@@ -234,7 +235,12 @@ def main():
             "pack",
             "pack-files",
             "read",
+            "get-one",
+            "get-content",
             "has",
+            "list",
+            "count",
+            "size",
             "pack-loose",
             "validate",
             "delete",
@@ -242,6 +248,7 @@ def main():
             "import",
         ],
     )
+    p.add_argument("--impl", choices=["upstream", "dos"], default="upstream")
     p.add_argument("--container", required=True)
     p.add_argument("--list")
     p.add_argument("--keys")
@@ -250,11 +257,23 @@ def main():
     p.add_argument("--dedup", action="store_true")
     a = p.parse_args()
 
+    if a.impl == "dos":
+        import dos_objectstore  # pylint: disable=import-outside-toplevel
+
+        Container = dos_objectstore.Container
+        out = {"side": "dos", "impl": "dos_objectstore", "version": dos_objectstore.__version__}
+    else:
+        Container = disk_objectstore.Container
+        out = {"side": "python", "impl": "disk_objectstore"}
+        out["version"] = disk_objectstore.__version__
+    out["op"] = a.op
+    if a.op == "import" and a.impl != "upstream":
+        p.error("import measures disk_objectstore only (dos imports with dos_archive)")
+
     items = read_lines(a.list) if a.list else []
     c = Container(a.container)
     if a.op in ("init", "loose", "pack", "pack-files", "import"):
         c.init_container()  # defaults: zlib+1, loose_prefix_len 2, 4 GiB packs
-    out = {"side": "python", "op": a.op, "version": disk_objectstore.__version__}
 
     if a.op == "init":
         c.close()
@@ -325,6 +344,44 @@ def main():
         secs = time.perf_counter() - t0
         out["objects"] = count
         out["bytes"] = total
+    elif a.op == "get-one":
+        mem = op_start()
+        t0 = time.perf_counter()
+        total = 0
+        for key in items:
+            total += len(c.get_object_content(key))
+        secs = time.perf_counter() - t0
+        out["objects"] = len(items)
+        out["bytes"] = total
+    elif a.op == "get-content":
+        mem = op_start()
+        t0 = time.perf_counter()
+        contents = c.get_objects_content(items)
+        secs = time.perf_counter() - t0
+        out["objects"] = len(contents)
+        out["bytes"] = sum(len(v) for v in contents.values())
+        out["missing"] = sum(1 for k in items if contents.get(k) is None)
+    elif a.op == "list":
+        mem = op_start()
+        t0 = time.perf_counter()
+        listed = list(c.list_all_objects())
+        secs = time.perf_counter() - t0
+        out["objects"] = len(listed)
+        out["keys_digest"] = digest(sorted(listed))
+    elif a.op == "count":
+        mem = op_start()
+        t0 = time.perf_counter()
+        counts = c.count_objects()
+        secs = time.perf_counter() - t0
+        out["objects"] = counts.packed + counts.loose
+    elif a.op == "size":
+        mem = op_start()
+        t0 = time.perf_counter()
+        sizes = c.get_total_size()
+        secs = time.perf_counter() - t0
+        out["bytes"] = sizes.total_size_packed + sizes.total_size_loose
+        counts = c.count_objects()
+        out["objects"] = counts.packed + counts.loose
     elif a.op == "pack-loose":
         mem = op_start()
         t0 = time.perf_counter()
@@ -384,7 +441,19 @@ def main():
             k for k, meta in c.get_objects_meta(wanted) if meta.type.value == "packed"
         )
         out["packed_digest"] = digest(packed)
-    if a.op in ("read", "has", "pack-loose", "validate", "repack", "import"):
+    if a.op in (
+        "read",
+        "get-one",
+        "get-content",
+        "has",
+        "list",
+        "count",
+        "size",
+        "pack-loose",
+        "validate",
+        "repack",
+        "import",
+    ):
         keys = sorted(c.list_all_objects())
         out["keyset_count"] = len(keys)
         out["keyset_digest"] = digest(keys)

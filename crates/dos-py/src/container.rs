@@ -10,14 +10,15 @@ use dos_core::maintain::{
     CleanOptions, PackLooseOptions, RepackCompress, RepackOptions, ValidateOptions,
 };
 use dos_core::{
-    CompressMode, Container, HashType, InitOptions, ObjectContent, ObjectKey, ObjectMeta,
-    ObjectSource, ObjectType, PackWriteOptions, StoreOutcome, ZlibLevel,
+    CompressMode, Container, HashType, InitOptions, ObjectKey, ObjectMeta, ObjectSource,
+    ObjectType, PackWriteOptions, StoreOutcome, ZlibLevel, read::FillTarget,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
+use rayon::prelude::*;
 
-use crate::bridge::{PyReader, StreamErrors};
+use crate::bridge::{HeldBytes, PyReader, StreamErrors};
 use crate::errors::{to_py, write_to_py};
 
 /// A metadata row as Python builds `ObjectMeta` from it:
@@ -182,7 +183,7 @@ impl RawContainer {
         let mut sources = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             if let Ok(b) = item.downcast::<PyBytes>() {
-                sources.push(ObjectSource::Bytes(b.as_bytes().to_vec()));
+                sources.push(ObjectSource::Held(Box::new(HeldBytes::new(b))));
             } else if let Ok(path) = item.downcast::<PyString>() {
                 sources.push(ObjectSource::File(PathBuf::from(path.to_cow()?.as_ref())));
             } else {
@@ -198,7 +199,7 @@ impl RawContainer {
             total_hint: sources
                 .iter()
                 .map(|s| match s {
-                    ObjectSource::Bytes(b) => b.len() as u64,
+                    ObjectSource::Held(b) => b.as_ref().as_ref().len() as u64,
                     _ => 0,
                 })
                 .sum(),
@@ -253,30 +254,60 @@ impl RawContainer {
         py: Python<'py>,
         keys: Vec<String>,
     ) -> PyResult<Vec<(String, Bound<'py, PyBytes>)>> {
-        let parsed: Vec<ObjectKey> = self.parse_all(&keys).into_iter().flatten().collect();
-        let found = py
-            .allow_threads(|| {
-                let mut out: Vec<(ObjectKey, Vec<u8>)> = Vec::new();
-                self.c.read_objects(&parsed, |k, content, _| {
-                    let data = match content {
-                        ObjectContent::Bytes(b) => b.to_vec(),
-                        ObjectContent::Reader(r) => {
-                            let mut v = Vec::new();
-                            std::io::Read::read_to_end(r, &mut v).map_err(|e| {
-                                dos_core::Error::io(self.c.path(), "read object", e)
-                            })?;
-                            v
-                        }
-                    };
-                    out.push((k, data));
-                    Ok(())
-                })?;
-                Ok::<_, dos_core::Error>(out)
-            })
+        // Each distinct valid key once, with where it is.
+        let mut seen = std::collections::HashSet::new();
+        let mut wanted: Vec<(usize, ObjectKey)> = Vec::new();
+        for (i, k) in self.parse_all(&keys).into_iter().enumerate() {
+            if let Some(k) = k
+                && seen.insert(k)
+            {
+                wanted.push((i, k));
+            }
+        }
+        let just_keys: Vec<ObjectKey> = wanted.iter().map(|(_, k)| *k).collect();
+        let metas = py
+            .allow_threads(|| self.c.get_objects_meta(&just_keys))
             .map_err(to_py)?;
-        Ok(found
+        let mut found: Vec<(usize, ObjectKey, ObjectMeta)> = wanted
             .into_iter()
-            .map(|(k, d)| (hex(&k), PyBytes::new(py, &d)))
+            .zip(metas)
+            .filter(|(_, m)| m.kind != ObjectType::Missing)
+            .map(|((i, k), m)| (i, k, m))
+            .collect();
+        found.sort_by_key(|(i, _, m)| match m.location {
+            Some(l) => (0, l.pack_id, l.offset, *i),
+            None => (1, 0, 0, *i),
+        });
+        // The result objects, allocated first and filled without the interpreter lock: the
+        // content is read once, straight into them.
+        let mut out = Vec::with_capacity(found.len());
+        let mut bufs = Vec::with_capacity(found.len());
+        for (_, _, m) in &found {
+            let (obj, buf) = crate::bridge::UnsharedBytes::new(py, m.size.unwrap_or(0))?;
+            out.push(obj);
+            bufs.push(buf);
+        }
+        py.allow_threads(|| {
+            let mut targets: Vec<FillTarget<'_>> = found
+                .iter()
+                .zip(
+                    bufs.par_iter_mut()
+                        .map(|b| b.as_mut_slice())
+                        .collect::<Vec<_>>(),
+                )
+                .map(|((_, k, m), b)| FillTarget {
+                    key: *k,
+                    meta: m.clone(),
+                    buf: b,
+                })
+                .collect();
+            self.c.fill_objects(&mut targets)
+        })
+        .map_err(to_py)?;
+        Ok(found
+            .iter()
+            .zip(out)
+            .map(|((i, _, _), b)| (keys[*i].clone(), b))
             .collect())
     }
 
@@ -306,6 +337,18 @@ impl RawContainer {
             .into_iter()
             .map(|(i, m)| (keys[i].clone(), meta_row(&m)))
             .collect())
+    }
+
+    /// Pack `pack_id`, open for reading its objects' streams.
+    fn open_pack(&self, pack_id: u64) -> PyResult<crate::streams::PackFile> {
+        let path = self.c.layout().pack(pack_id);
+        crate::streams::PackFile::open(path.clone()).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                to_py(dos_core::Error::MissingPack { path })
+            } else {
+                to_py(dos_core::Error::io(&path, "open pack", e))
+            }
+        })
     }
 
     /// Metadata of one object.

@@ -8,6 +8,7 @@
 mod bridge;
 mod container;
 mod errors;
+mod streams;
 
 use pyo3::prelude::*;
 
@@ -15,6 +16,8 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _dos(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<container::RawContainer>()?;
+    m.add_class::<streams::PackFile>()?;
+    m.add_class::<streams::PackedStream>()?;
     m.add("DosError", m.py().get_type::<errors::DosError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use dos_bench::r#gen::GenOptions;
 
+use crate::ops::Api;
+
 /// `dos-compare [OPTIONS]` (the comparison) or `dos-compare <COMMAND>`.
 #[derive(Parser, Debug)]
 #[command(
@@ -96,10 +98,17 @@ pub struct RunArgs {
     /// repository if it exists, else `$DOS_PYTHON`).
     #[arg(long)]
     pub python: Option<PathBuf>,
+    /// The API measured: `rust` (dos-core against disk-objectstore), or `python`
+    /// (`dos_objectstore.Container` against `disk_objectstore.Container` in the same venv; select
+    /// its operations with `--ops python-api`).
+    #[arg(long, value_enum, default_value_t = Api::Rust)]
+    pub api: Api,
     /// Operations, comma-separated: all (= loose,pack,pack-z,read,read-z,has), maintenance (=
     /// pack-loose,pack-loose-z,validate,validate-z,repack), archive (= import,import-z), loose,
     /// pack, pack-z, pack-files, read, read-z, has, pack-loose, pack-loose-z, validate,
-    /// validate-z, repack, import, import-z, import-l0.
+    /// validate-z, repack, import, import-z, import-l0; with `--api python` also python-api (=
+    /// loose,pack,pack-files,read,get-one,get-content,has,list,count,size,pack-loose,
+    /// pack-loose-z,validate,repack), get-one, get-content, list, count, size.
     #[arg(long, default_value = "all")]
     pub ops: String,
     /// Files added by the `loose` operation (the first ones of the data set).

@@ -45,9 +45,21 @@ pub fn expect(row: &Row, inp: &Inputs) -> Expect {
             keys_digest: Some(inp.digest_all.clone()),
             ..Expect::default()
         },
-        "read" => Expect {
+        "read" | "get-one" | "get-content" | "size" => Expect {
             objects: inp.unique,
             bytes: Some(inp.unique_bytes),
+            keyset,
+            ..Expect::default()
+        },
+        // The listing itself (sorted) is the container's key set.
+        "list" => Expect {
+            objects: inp.unique,
+            keys_digest: Some(inp.digest_unique_sorted.clone()),
+            keyset,
+            ..Expect::default()
+        },
+        "count" => Expect {
+            objects: inp.unique,
             keyset,
             ..Expect::default()
         },

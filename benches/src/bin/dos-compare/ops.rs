@@ -22,6 +22,27 @@ impl Side {
     }
 }
 
+/// Which API the comparison measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Api {
+    /// dos-core from Rust (this binary's `child`) against disk-objectstore from Python.
+    Rust,
+    /// `dos_objectstore.Container` against `disk_objectstore.Container`, both from Python in one
+    /// venv (`benches/python/dos_bench.py --impl dos|upstream`).
+    Python,
+}
+
+impl Api {
+    /// The name of a side in tables (`python s`, `dos s` or the two Python packages).
+    pub fn side_label(self, side: Side) -> &'static str {
+        match (self, side) {
+            (Api::Rust, s) => s.name(),
+            (Api::Python, Side::Python) => "disk_objectstore",
+            (Api::Python, Side::Dos) => "dos_objectstore",
+        }
+    }
+}
+
 /// One row of the table: an operation measured on both sides.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -241,13 +262,98 @@ pub const ROWS: &[Row] = &[
         fsync: true,
         archive: Some(0),
     },
+    Row {
+        label: "get-one",
+        op: "get-one",
+        container: "pack",
+        list: "keys-unique.txt",
+        compress: false,
+        dedup: false,
+        writes: false,
+        base: None,
+        fsync: false,
+        archive: None,
+    },
+    Row {
+        label: "get-content",
+        op: "get-content",
+        container: "pack",
+        list: "keys-unique.txt",
+        compress: false,
+        dedup: false,
+        writes: false,
+        base: None,
+        fsync: false,
+        archive: None,
+    },
+    Row {
+        label: "list",
+        op: "list",
+        container: "pack",
+        list: "",
+        compress: false,
+        dedup: false,
+        writes: false,
+        base: None,
+        fsync: false,
+        archive: None,
+    },
+    Row {
+        label: "count",
+        op: "count",
+        container: "pack",
+        list: "",
+        compress: false,
+        dedup: false,
+        writes: false,
+        base: None,
+        fsync: false,
+        archive: None,
+    },
+    Row {
+        label: "size",
+        op: "size",
+        container: "pack",
+        list: "",
+        compress: false,
+        dedup: false,
+        writes: false,
+        base: None,
+        fsync: false,
+        archive: None,
+    },
 ];
 
-/// The rows selected by `--ops`.
-pub fn select_rows(ops: &str) -> Result<Vec<&'static Row>> {
+/// Operations only the Python API has a row for (`--api python`).
+const PYTHON_ONLY: &[&str] = &["get-one", "get-content", "list", "count", "size"];
+
+/// The rows selected by `--ops` for `api`.
+pub fn select_rows(ops: &str, api: Api) -> Result<Vec<&'static Row>> {
     let mut names: Vec<&str> = Vec::new();
     for op in ops.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match op {
+            "python-api" => names.extend([
+                "loose",
+                "pack",
+                "pack-files",
+                "read",
+                "get-one",
+                "get-content",
+                "has",
+                "list",
+                "count",
+                "size",
+                "pack-loose",
+                "pack-loose-z",
+                "validate",
+                "repack",
+            ]),
+            o if PYTHON_ONLY.contains(&o) => {
+                if api != Api::Python {
+                    bail!("operation {o:?} is measured with --api python only");
+                }
+                names.push(o);
+            }
             "all" => names.extend(["loose", "pack", "pack-z", "read", "read-z", "has"]),
             "maintenance" => names.extend([
                 "pack-loose",
@@ -263,6 +369,11 @@ pub fn select_rows(ops: &str) -> Result<Vec<&'static Row>> {
             "pack" => names.push("pack"),
             other => bail!("unknown operation {other:?}"),
         }
+    }
+    if api == Api::Python && names.iter().any(|n| n.starts_with("import")) {
+        bail!(
+            "the Python API run has no archive import (aiida-core's import is benches/python/aiida_bench.py)"
+        );
     }
     let mut rows = Vec::new();
     for r in ROWS {
@@ -281,7 +392,7 @@ mod tests {
 
     #[test]
     fn ops_selection() {
-        let all: Vec<&str> = select_rows("all")
+        let all: Vec<&str> = select_rows("all", Api::Rust)
             .unwrap()
             .iter()
             .map(|r| r.label)
@@ -298,7 +409,7 @@ mod tests {
                 "has"
             ]
         );
-        let maint: Vec<&str> = select_rows("maintenance")
+        let maint: Vec<&str> = select_rows("maintenance", Api::Rust)
             .unwrap()
             .iter()
             .map(|r| r.label)
@@ -313,7 +424,7 @@ mod tests {
                 "repack"
             ]
         );
-        let imports: Vec<(&str, Option<u32>, bool)> = select_rows("archive,import-l0")
+        let imports: Vec<(&str, Option<u32>, bool)> = select_rows("archive,import-l0", Api::Rust)
             .unwrap()
             .iter()
             .map(|r| (r.label, r.archive, r.compress))
@@ -326,6 +437,15 @@ mod tests {
                 ("import-l0", Some(0), false)
             ]
         );
-        assert!(select_rows("bogus").is_err());
+        assert!(select_rows("bogus", Api::Rust).is_err());
+        assert!(select_rows("get-one", Api::Rust).is_err());
+        assert!(select_rows("import", Api::Python).is_err());
+        let py: Vec<&str> = select_rows("python-api", Api::Python)
+            .unwrap()
+            .iter()
+            .map(|r| r.label)
+            .collect();
+        assert_eq!(py.len(), 15);
+        assert!(py.contains(&"get-one") && py.contains(&"pack, dedup"));
     }
 }

@@ -10,7 +10,7 @@ use dos_bench::archive::ArchiveInfo;
 use serde_json::{Value, json};
 
 use crate::inputs::Inputs;
-use crate::ops::{Row, Side};
+use crate::ops::{Api, Row, Side};
 use crate::probe::probe_text;
 
 /// The runs of one row on both sides and what was wrong with them.
@@ -65,16 +65,19 @@ pub struct Report {
     results: Vec<Value>,
     /// Whether every row was right.
     all_ok: bool,
+    /// The API measured (the sides' names, which peak figure is compared).
+    api: Api,
 }
 
 impl Report {
-    /// An empty report (the tables' headers).
-    pub fn new() -> Self {
+    /// An empty report (the tables' headers) of a comparison of `api`.
+    pub fn new(api: Api) -> Self {
+        let (py, dos) = (api.side_label(Side::Python), api.side_label(Side::Dos));
         Report {
-            table: String::from(
-                "| operation | objects | MB | python s | dos s | ratio | python+fsync s | \
-                 ratio at equal durability | dos objects/s | dos MB/s | python peak RSS MB | \
-                 dos peak RSS MB |\n\
+            table: format!(
+                "| operation | objects | MB | {py} s | {dos} s | ratio | {py}+fsync s | \
+                 ratio at equal durability | {dos} objects/s | {dos} MB/s | {py} peak RSS MB | \
+                 {dos} peak RSS MB |\n\
                  |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             ),
             limits: String::from(
@@ -93,6 +96,7 @@ impl Report {
             spread: String::from("| operation | side | seconds of each run |\n|---|---|---|\n"),
             results: Vec::new(),
             all_ok: true,
+            api,
         }
     }
 
@@ -166,7 +170,15 @@ impl Report {
             } else {
                 "-".into()
             },
-            mb_of_kb(f.py, "ru_maxrss_kb"),
+            // Both sides' Python processes report VmHWM; ru_maxrss is the Python side's figure
+            // against a dos-core child (checked against VmHWM by `note_inherited_rss`).
+            mb_of_kb(
+                f.py,
+                match self.api {
+                    Api::Rust => "ru_maxrss_kb",
+                    Api::Python => "peak_rss_kb",
+                }
+            ),
             mb_of_kb(f.dos, "peak_rss_kb"),
         );
     }
@@ -174,6 +186,7 @@ impl Report {
     /// The memory table's lines of `row`, one per side.
     fn add_memory(&mut self, row: &Row, f: &Figures) {
         for (side, v) in [(Side::Python, f.py), (Side::Dos, f.dos)] {
+            let name = self.api.side_label(side);
             let mbb = |k: &str| {
                 v.get(k)
                     .and_then(Value::as_u64)
@@ -183,7 +196,7 @@ impl Report {
                 self.memtab,
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 row.label,
-                side.name(),
+                name,
                 mb_of_kb(v, "rss_start_kb"),
                 mb_of_kb(v, "op_peak_rss_kb"),
                 mb_of_kb(v, "peak_rss_kb"),
@@ -235,7 +248,7 @@ impl Report {
                 self.spread,
                 "| {} | {} | {} |",
                 row.label,
-                side.name(),
+                self.api.side_label(side),
                 times.join(", ")
             );
         }
@@ -339,7 +352,9 @@ fn figures<'a>(
     let bytes = match row.op {
         "loose" => inp.loose_bytes,
         "pack" | "pack-files" => inp.total_bytes,
-        "read" | "pack-loose" | "validate" | "import" => inp.unique_bytes,
+        "read" | "get-one" | "get-content" | "size" | "pack-loose" | "validate" | "import" => {
+            inp.unique_bytes
+        }
         "repack" => inp.surviving_bytes,
         _ => 0,
     };

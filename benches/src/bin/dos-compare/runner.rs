@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::expect::{check, expect, expect_base};
 use crate::inputs::Inputs;
-use crate::ops::{ROWS, Row, Side};
+use crate::ops::{Api, ROWS, Row, Side};
 
 /// Where and with what the children run.
 pub struct Runner {
@@ -27,6 +27,9 @@ pub struct Runner {
     pub runs: PathBuf,
     /// The data set folder (where its archives are).
     pub dataset: PathBuf,
+    /// The API measured: with [`Api::Python`] both sides run the Python script (one with
+    /// `dos_objectstore`), in containers of their own (`py-<name>-<side>`).
+    pub api: Api,
 }
 
 /// Run `sync` (write every dirty page to disk).
@@ -64,15 +67,33 @@ fn du(dir: &Path) -> u64 {
 impl Runner {
     /// The container of `row` on `side` (of every run but a loose one's).
     pub fn container(&self, row: &Row, side: Side) -> PathBuf {
-        self.runs.join(format!("{}-{}", row.container, side.name()))
+        self.runs.join(format!(
+            "{}{}-{}",
+            self.prefix(),
+            row.container,
+            side.name()
+        ))
+    }
+
+    /// The prefix of this API's container names.
+    fn prefix(&self) -> &'static str {
+        match self.api {
+            Api::Rust => "",
+            Api::Python => "py-",
+        }
     }
 
     /// Container of repetition `rep`: loose containers get one folder per run, so that no run
     /// follows the deletion of tens of thousands of files (see [`Runner::quiet_inodes`]).
     fn container_rep(&self, row: &Row, side: Side, rep: usize) -> PathBuf {
         if row.op == "loose" {
-            self.runs
-                .join(format!("{}-{}-r{}", row.container, side.name(), rep + 1))
+            self.runs.join(format!(
+                "{}{}-{}-r{}",
+                self.prefix(),
+                row.container,
+                side.name(),
+                rep + 1
+            ))
         } else {
             self.container(row, side)
         }
@@ -83,7 +104,7 @@ impl Runner {
         let mut removed = false;
         for e in fs::read_dir(&self.runs)?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("loose-") && e.path().is_dir() {
+            if (name.starts_with("loose-") || name.starts_with("py-loose-")) && e.path().is_dir() {
                 fs::remove_dir_all(e.path())
                     .with_context(|| format!("remove {}", e.path().display()))?;
                 removed = true;
@@ -113,15 +134,24 @@ impl Runner {
         Ok(())
     }
 
-    /// A child command of `side` running `op` on container `cont`.
+    /// A child command of `side` running `op` on container `cont` (for this API).
     fn command(&self, side: Side, op: &str, cont: &Path) -> Command {
-        let mut c = match side {
-            Side::Python => {
+        self.command_for(self.api, side, op, cont)
+    }
+
+    /// A child command of `side` running `op` on container `cont` for `api`: the Python script
+    /// (with `--impl upstream` or `--impl dos`) or this binary's `child`.
+    fn command_for(&self, api: Api, side: Side, op: &str, cont: &Path) -> Command {
+        let mut c = match (api, side) {
+            (_, Side::Python) | (Api::Python, Side::Dos) => {
                 let mut c = Command::new(&self.python);
-                c.arg(&self.script);
+                c.arg(&self.script).arg("--impl").arg(match side {
+                    Side::Python => "upstream",
+                    Side::Dos => "dos",
+                });
                 c
             }
-            Side::Dos => {
+            (Api::Rust, Side::Dos) => {
                 let mut c = Command::new(&self.exe);
                 c.arg("child");
                 c
@@ -182,7 +212,7 @@ impl Runner {
         } else {
             ("pack", "files-unique.txt")
         };
-        let mut cmd = self.command(Side::Dos, op, &dir);
+        let mut cmd = self.command_for(Api::Rust, Side::Dos, op, &dir);
         cmd.arg("--list")
             .arg(self.runs.join(list))
             .arg("--existing");
@@ -296,7 +326,7 @@ impl Runner {
         write_runs: usize,
         archive: Option<(&Path, u64)>,
     ) -> Result<Value> {
-        let mut cmd = self.command(Side::Dos, "probe", &self.runs);
+        let mut cmd = self.command_for(Api::Rust, Side::Dos, "probe", &self.runs);
         cmd.arg("--list")
             .arg(self.runs.join("files-probe.txt"))
             .arg("--write-mib")

@@ -64,19 +64,29 @@ impl Index {
             }
             Ok(())
         } else {
-            let mut want = sorted_keys.iter().peekable();
-            self.scan_sorted(|key, loc| {
-                while want.next_if(|w| **w < key).is_some() {}
-                match want.peek() {
-                    Some(w) if **w == key => {
-                        want.next();
-                        f(key, loc?)?;
-                        Ok(ControlFlow::Continue(()))
-                    }
-                    Some(_) => Ok(ControlFlow::Continue(())),
-                    None => Ok(ControlFlow::Break(())),
+            // The table in rowid order, not the key index: walking the index costs a table
+            // lookup per row (measured: 2 µs a row against 0.3 µs).
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT hashkey, pack_id, \"offset\", length, compressed, size FROM db_object",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                let Some(key) = key_of_text(self.hash, r.get_ref(0).map_err(|e| self.err(e))?)
+                else {
+                    continue;
+                };
+                if sorted_keys.binary_search(&key).is_err() {
+                    continue;
                 }
-            })
+                let raw = (|| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))()
+                    .map_err(|e| self.err(e))?;
+                let loc = self.row_to_loc(&key, raw)?;
+                f(key, loc)?;
+            }
+            Ok(())
         }
     }
 

@@ -5,6 +5,7 @@
 //! the two checks when a concurrent packer moves it into a pack and cleans it; the index is then
 //! queried again (cheaply skipped when no other connection committed in between).
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::ops::ControlFlow;
@@ -24,8 +25,10 @@ use crate::pack;
 
 mod bulk;
 mod exists;
+mod fill;
 pub mod stream;
 
+pub use fill::FillTarget;
 pub use stream::{ObjectReader, PackRangeReader, ZlibObjectReader};
 
 /// Where an object is stored.
@@ -225,8 +228,52 @@ impl Container {
     }
 
     /// Metadata of many objects, in input order (type `Missing` for absent ones).
+    ///
+    /// One index lookup for all keys (a sorted scan when they are many), then a `stat` of the
+    /// loose file of each key not packed; keys still missing are looked up again if the index
+    /// changed meanwhile (a concurrent packer may have packed and removed the loose file).
     pub fn get_objects_meta(&self, keys: &[ObjectKey]) -> Result<Vec<ObjectMeta>> {
-        keys.iter().map(|k| self.get_object_meta(k)).collect()
+        let mut sorted: Vec<ObjectKey> = keys.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut packed: HashMap<ObjectKey, PackedLocation> = HashMap::with_capacity(sorted.len());
+        let version = {
+            let idx = self.index();
+            idx.lookup_many(&sorted, |k, loc| {
+                packed.insert(k, loc);
+                Ok(())
+            })?;
+            idx.data_version()?
+        };
+        let mut loose: HashMap<ObjectKey, u64> = HashMap::new();
+        let mut missing: Vec<ObjectKey> = Vec::new();
+        for k in sorted.iter().filter(|k| !packed.contains_key(*k)) {
+            let path = self.loose_path(k);
+            match fs::metadata(&path) {
+                Ok(m) => {
+                    loose.insert(*k, m.len());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push(*k),
+                Err(e) => return Err(Error::io(&path, "stat loose object", e)),
+            }
+        }
+        if !missing.is_empty() {
+            let idx = self.index();
+            if idx.data_version()? != version {
+                idx.lookup_many(&missing, |k, loc| {
+                    packed.insert(k, loc);
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(keys
+            .iter()
+            .map(|k| match (packed.get(k), loose.get(k)) {
+                (Some(loc), _) => ObjectMeta::packed(*loc),
+                (None, Some(size)) => ObjectMeta::loose(*size),
+                (None, None) => ObjectMeta::missing(),
+            })
+            .collect())
     }
 
     /// Visit every object key once, in sorted order (packed and loose merged).

@@ -16,7 +16,7 @@ use crate::codec::{self, AUTO_RATIO_THRESHOLD, CompressMode, ZlibLevel, auto_sho
 use crate::hashing::HashType;
 use crate::key::ObjectKey;
 use crate::write::outcome::Stored;
-use crate::write::source::{EncodedStream, ObjectSource, PackItem, Prepared};
+use crate::write::source::{Content, EncodedStream, ObjectSource, PackItem, Prepared};
 use crate::write::{Error, Rejection};
 
 /// Prepared chunks waiting for the writer. Five chunks can be alive at once (being prepared,
@@ -42,7 +42,7 @@ pub(super) enum Staged {
         key: ObjectKey,
         expect: Option<ObjectKey>,
         size: u64,
-        data: Vec<u8>,
+        data: Content,
         stored: Stored,
     },
     /// A file with an expected key that no longer exists.
@@ -91,6 +91,9 @@ pub(super) type StagedChunk = Result<Vec<Staged>, Error>;
 fn memory_estimate(source: &ObjectSource, large: u64) -> u64 {
     match source {
         ObjectSource::Bytes(b) => b.len() as u64,
+        // Held bytes are not copied; what the writer holds for them is their compressed form
+        // at most, counted as their length.
+        ObjectSource::Held(b) => b.as_ref().as_ref().len() as u64,
         ObjectSource::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()).min(large),
         ObjectSource::Reader { .. } => large,
         ObjectSource::Prepare(p) => p.size_hint().min(large),
@@ -153,7 +156,7 @@ impl Preparer {
 }
 
 /// Hash and (maybe) compress an in-memory object.
-fn stage_bytes(idx: usize, data: Vec<u8>, p: StageParams) -> Staged {
+fn stage_bytes(idx: usize, data: Content, p: StageParams) -> Staged {
     let key = p.hash.key_of(&data);
     let size = data.len() as u64;
     let want = match p.mode {
@@ -178,7 +181,7 @@ fn stage_bytes(idx: usize, data: Vec<u8>, p: StageParams) -> Staged {
                 key,
                 expect: None,
                 size,
-                data: z,
+                data: Content::Owned(z),
                 stored: Stored::Compressed,
             };
         }
@@ -233,7 +236,8 @@ fn stage_source(idx: usize, src: ObjectSource, p: StageParams) -> Result<Staged,
         reject_on_error: false,
     };
     match src {
-        ObjectSource::Bytes(b) => Ok(stage_bytes(idx, b, p)),
+        ObjectSource::Bytes(b) => Ok(stage_bytes(idx, Content::Owned(b), p)),
+        ObjectSource::Held(b) => Ok(stage_bytes(idx, Content::Held(b), p)),
         ObjectSource::File(path) => {
             let source_err = |source| Error::Source {
                 name: path.display().to_string(),
@@ -243,7 +247,7 @@ fn stage_source(idx: usize, src: ObjectSource, p: StageParams) -> Result<Staged,
             let len = f.metadata().map_or(0, |m| m.len());
             let (data, eof) = read_up_to(&mut f, p.large, len).map_err(source_err)?;
             Ok(if eof {
-                stage_bytes(idx, data, p)
+                stage_bytes(idx, Content::Owned(data), p)
             } else {
                 streamed(path.display().to_string(), data, Box::new(f))
             })
@@ -254,19 +258,19 @@ fn stage_source(idx: usize, src: ObjectSource, p: StageParams) -> Result<Staged,
                 Err(source) => return Err(Error::Source { name, source }),
             };
             Ok(if eof {
-                stage_bytes(idx, data, p)
+                stage_bytes(idx, Content::Owned(data), p)
             } else {
                 streamed(name, data, reader)
             })
         }
         ObjectSource::Prepare(prep) => Ok(match prep.prepare() {
-            Prepared::Content(data) => stage_bytes(idx, data, p),
+            Prepared::Content(data) => stage_bytes(idx, Content::Owned(data), p),
             Prepared::Encoded(e) => Staged::Ready {
                 idx,
                 key: e.key,
                 expect: None,
                 size: e.size,
-                data: e.stored,
+                data: Content::Owned(e.stored),
                 stored: if e.compressed {
                     Stored::PassedThrough
                 } else {

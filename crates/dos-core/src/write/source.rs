@@ -10,6 +10,9 @@ use crate::key::ObjectKey;
 pub enum ObjectSource {
     /// Content in memory.
     Bytes(Vec<u8>),
+    /// Content in memory that the caller keeps owning (e.g. a Python `bytes` object): the
+    /// writer hashes and stores it from there, without copying it first.
+    Held(Box<dyn AsRef<[u8]> + Send>),
     /// A file, read when its turn comes (so that millions of sources cost no memory upfront).
     File(PathBuf),
     /// Any stream; `name` is used in error messages.
@@ -82,9 +85,29 @@ impl std::fmt::Debug for ObjectSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ObjectSource::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            ObjectSource::Held(b) => write!(f, "Held({} bytes)", b.as_ref().as_ref().len()),
             ObjectSource::File(p) => write!(f, "File({})", p.display()),
             ObjectSource::Reader { name, .. } => write!(f, "Reader({name})"),
             ObjectSource::Prepare(p) => write!(f, "Prepare({} bytes)", p.size_hint()),
+        }
+    }
+}
+
+/// The bytes of a prepared object: owned, or held by the caller ([`ObjectSource::Held`]).
+pub(crate) enum Content {
+    /// Bytes the writer owns.
+    Owned(Vec<u8>),
+    /// Bytes the caller owns.
+    Held(Box<dyn AsRef<[u8]> + Send>),
+}
+
+impl std::ops::Deref for Content {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Content::Owned(v) => v,
+            Content::Held(b) => b.as_ref().as_ref(),
         }
     }
 }

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import io
 
-from disk_objectstore.utils import PackedObjectReader, ZlibStreamDecompresser
+from disk_objectstore.utils import ZlibStreamDecompresser
 
-
-class PackedStream(PackedObjectReader):
-    """An uncompressed packed object: disk-objectstore's own reader of a range of the pack
-    file, with ``readinto`` as file objects have it."""
-
-    def readinto(self, buffer) -> int:
-        view = memoryview(buffer).cast('B')
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
+from ._dos import PackedStream  # noqa: F401  (uncompressed packed objects; native)
 
 
 class CompressedObjectStream(ZlibStreamDecompresser):
