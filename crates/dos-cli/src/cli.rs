@@ -70,6 +70,8 @@ pub enum Command {
     Clean(CleanArgs),
     /// Delete objects (their packed bytes become holes until a repack).
     Delete(DeleteArgs),
+    /// Back up the container into a folder of incremental backups (disk-objectstore's layout).
+    Backup(BackupArgs),
     /// Pack (deleting loose copies), clean, repack and vacuum in one go.
     Optimize(OptimizeArgs),
     /// Import an AiiDA archive's repository files straight into packs (verified, in parallel).
@@ -197,6 +199,23 @@ pub struct CleanArgs {
     /// Keep sandbox files younger than this many seconds (they may belong to live writers).
     #[arg(long, default_value_t = 3600)]
     pub sandbox_age: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backups folder: the new backup becomes `DEST/backup_<UTC time>_<random>`, with
+    /// `DEST/last-backup` pointing at it; unchanged files are hard links to the previous backup.
+    pub dest: PathBuf,
+    /// Keep this many older backups besides the new one (default: all).
+    #[arg(long)]
+    pub keep: Option<usize>,
+    /// Validate the new backup (every object hashed) before publishing it.
+    #[arg(long)]
+    pub verify: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -5,7 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use dos_core::maintain::ValidateOptions;
+use dos_core::maintain::{BackupOptions, ValidateOptions};
 use dos_core::maintain::{CleanOptions, PackLooseOptions, RepackCompress, RepackOptions};
 use dos_core::write::{ObjectSource, PackWriteOptions};
 use dos_core::{
@@ -14,9 +14,9 @@ use dos_core::{
 
 use crate::Verdict;
 use crate::cli::{
-    AddArgs, ArchiveInfoArgs, CatArgs, CleanArgs, Cli, Command, CompressArg, DeleteArgs,
-    ExportArchiveArgs, HashArg, ImportArchiveArgs, ImportObjectsArgs, InitArgs, MetaArgs,
-    OptimizeArgs, PackArgs, RepackArg, RepackArgs, StatusArgs, ValidateArgs,
+    AddArgs, ArchiveInfoArgs, BackupArgs, CatArgs, CleanArgs, Cli, Command, CompressArg,
+    DeleteArgs, ExportArchiveArgs, HashArg, ImportArchiveArgs, ImportObjectsArgs, InitArgs,
+    MetaArgs, OptimizeArgs, PackArgs, RepackArg, RepackArgs, StatusArgs, ValidateArgs,
 };
 use crate::env::Env;
 use crate::output;
@@ -55,6 +55,7 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Verdict> {
         Command::Validate(a) => validate(&ctx, a),
         Command::Clean(a) => clean(&ctx, a),
         Command::Delete(a) => delete(&ctx, a),
+        Command::Backup(a) => backup(&ctx, a),
         Command::Optimize(a) => optimize(&ctx, a),
         Command::ImportArchive(a) => import_archive(&ctx, a),
         Command::ArchiveInfo(a) => archive_info(&ctx, a),
@@ -286,6 +287,18 @@ fn clean(ctx: &Ctx, a: &CleanArgs) -> Result<Verdict> {
     let s = c.clean(&opts, &ctx.bars)?;
     output::summary(a.json, &s, &output::cleaned_line(&s))?;
     Ok(verdict(s.duplicates_unresolved.is_empty()))
+}
+
+fn backup(ctx: &Ctx, a: &BackupArgs) -> Result<Verdict> {
+    let c = ctx.open()?;
+    let opts = BackupOptions {
+        keep: a.keep,
+        verify: a.verify,
+        interrupt: ctx.env.interrupt(),
+    };
+    let s = c.backup(&a.dest, &opts, &ctx.bars)?;
+    output::summary(a.json, &s, &output::backup_line(&s))?;
+    Ok(Verdict::Success)
 }
 
 fn delete(ctx: &Ctx, a: &DeleteArgs) -> Result<Verdict> {

@@ -8,8 +8,8 @@ use dos_archive::ArchiveImportSummary;
 use dos_archive::export::ExportSummary;
 use dos_archive::info::ArchiveInfo;
 use dos_core::maintain::{
-    CleanSummary, ImportObjectsSummary, OptimizeSummary, PackLooseSummary, RepackSummary,
-    ValidationReport,
+    BackupSummary, CleanSummary, ImportObjectsSummary, OptimizeSummary, PackLooseSummary,
+    RepackSummary, ValidationReport,
 };
 use dos_core::{Container, ObjectCount, ObjectKey, ObjectMeta, ObjectType, TotalSize};
 use serde_json::{Value, json};
@@ -213,6 +213,28 @@ pub fn cleaned_line(s: &CleanSummary) -> String {
         s.sandbox_deleted,
         if s.vacuumed { "; index vacuumed" } else { "" },
         notes(&s.recovered)
+    )
+}
+
+/// `dos backup`.
+pub fn backup_line(s: &BackupSummary) -> String {
+    format!(
+        "backup {}: {} loose files linked, {} copied; packs: {} linked, {} grown (tail appended), \
+         {} copied; {:.1} MB written{}{}",
+        s.folder.display(),
+        s.loose_linked,
+        s.loose_copied,
+        s.packs_linked,
+        s.packs_appended,
+        s.packs_copied,
+        s.bytes_written as f64 / 1e6,
+        s.verified_objects
+            .map_or(String::new(), |n| format!("; {n} objects verified")),
+        if s.removed.is_empty() {
+            String::new()
+        } else {
+            format!("; {} old backups removed", s.removed.len())
+        }
     )
 }
 

@@ -162,6 +162,14 @@ pub enum Error {
     /// A pack writer was used after an earlier error ended it.
     #[error("the pack writer stopped after an earlier error")]
     WriterStopped,
+    /// A new backup failed its validation; it was not published.
+    #[error("{path}: the new backup does not validate ({errors} errors); it was not published")]
+    BackupInvalid {
+        /// The unpublished backup folder.
+        path: PathBuf,
+        /// Errors validate found.
+        errors: u64,
+    },
     /// An argument outside what the format allows.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

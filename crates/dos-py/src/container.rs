@@ -15,7 +15,7 @@ use dos_core::{
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyList, PyString};
 use rayon::prelude::*;
 
 use crate::bridge::{HeldBytes, PyReader, StreamErrors};
@@ -64,6 +64,17 @@ fn meta_row(m: &ObjectMeta) -> MetaRow {
     }
 }
 
+/// The pack writer's settings for calls from Python: a smaller memory budget than the CLI's
+/// (64 MB instead of 96 MB), so that a write's working memory stays below what
+/// disk-objectstore's own needs for the same call (measured in docs/performance.md; the larger
+/// budget bought nothing measurable there).
+fn python_tuning() -> dos_core::write::WriteTuning {
+    dos_core::write::WriteTuning {
+        memory_budget: 64 * 1024 * 1024,
+        ..Default::default()
+    }
+}
+
 /// `CompressMode` by the value of disk-objectstore's enum (`'no'`, `'yes'`, `'auto'`).
 fn compress_mode(mode: &str) -> PyResult<CompressMode> {
     match mode {
@@ -103,9 +114,17 @@ impl RawContainer {
         ObjectKey::from_canonical(self.c.hash_type(), key.as_bytes())
     }
 
-    /// [`RawContainer::key`] of each key.
-    fn parse_all(&self, keys: &[String]) -> Vec<Option<ObjectKey>> {
-        keys.iter().map(|k| self.key(k)).collect()
+    /// [`RawContainer::key`] of each key (anything but a `str` names no object); the strings
+    /// are parsed one at a time, never all copied at once.
+    fn parse_all(&self, keys: &[Bound<'_, PyAny>]) -> Vec<Option<ObjectKey>> {
+        keys.iter()
+            .map(|k| {
+                k.downcast::<PyString>()
+                    .ok()
+                    .and_then(|s| s.to_cow().ok())
+                    .and_then(|s| self.key(&s))
+            })
+            .collect()
     }
 }
 
@@ -196,6 +215,7 @@ impl RawContainer {
         let opts = PackWriteOptions {
             compress: compress_mode(compress)?,
             skip_existing,
+            tuning: python_tuning(),
             total_hint: sources
                 .iter()
                 .map(|s| match s {
@@ -241,6 +261,10 @@ impl RawContainer {
                 ));
             }
         };
+        if let Some(b) = self._read_one(py, key)? {
+            return Ok(b);
+        }
+        // Missing: dos-core's own error (mapped to `NotExistent`).
         let data = py
             .allow_threads(|| self.c.get_object_content(&k))
             .map_err(to_py)?;
@@ -252,8 +276,8 @@ impl RawContainer {
     fn get_objects_content<'py>(
         &self,
         py: Python<'py>,
-        keys: Vec<String>,
-    ) -> PyResult<Vec<(String, Bound<'py, PyBytes>)>> {
+        keys: Vec<Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyBytes>)>> {
         // Each distinct valid key once, with where it is.
         let mut seen = std::collections::HashSet::new();
         let mut wanted: Vec<(usize, ObjectKey)> = Vec::new();
@@ -311,9 +335,35 @@ impl RawContainer {
             .collect())
     }
 
+    /// The content of one object read straight into the returned `bytes` (`None` if the key
+    /// names no object).
+    fn _read_one<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let Some(k) = self.key(key) else {
+            return Ok(None);
+        };
+        let meta = py
+            .allow_threads(|| self.c.get_object_meta(&k))
+            .map_err(to_py)?;
+        if meta.kind == ObjectType::Missing {
+            return Ok(None);
+        }
+        let (obj, mut buf) = crate::bridge::UnsharedBytes::new(py, meta.size.unwrap_or(0))?;
+        py.allow_threads(|| {
+            self.c.fill_objects(&mut [FillTarget {
+                key: k,
+                meta,
+                buf: buf.as_mut_slice(),
+            }])
+        })
+        .map_err(to_py)?;
+        Ok(Some(obj))
+    }
+
     /// Where each distinct key is, in the order a bulk read visits them: packed objects by pack
-    /// and offset, then loose ones, then missing ones (each in the order given).
-    fn locate(&self, py: Python<'_>, keys: Vec<String>) -> PyResult<Vec<(String, MetaRow)>> {
+    /// and offset, then loose ones, then missing ones (each in the order given); an iterator of
+    /// `(key, (type, size, pack_id, compressed, offset, length))`, the keys being the caller's
+    /// own objects.
+    fn locate(&self, py: Python<'_>, keys: Vec<Bound<'_, PyAny>>) -> PyResult<Located> {
         let parsed = self.parse_all(&keys);
         let valid: Vec<ObjectKey> = parsed.iter().flatten().copied().collect();
         let metas = py
@@ -333,10 +383,10 @@ impl RawContainer {
             (ObjectType::Loose, _) => (1, 0, 0, *i),
             _ => (2, 0, 0, *i),
         });
-        Ok(rows
-            .into_iter()
-            .map(|(i, m)| (keys[i].clone(), meta_row(&m)))
-            .collect())
+        Ok(Located {
+            keys: keys.into_iter().map(Bound::unbind).collect(),
+            rows: rows.into_iter(),
+        })
     }
 
     /// Pack `pack_id`, open for reading its objects' streams.
@@ -363,7 +413,7 @@ impl RawContainer {
     }
 
     /// For each key, whether the container has it.
-    fn has_objects(&self, py: Python<'_>, keys: Vec<String>) -> PyResult<Vec<bool>> {
+    fn has_objects(&self, py: Python<'_>, keys: Vec<Bound<'_, PyAny>>) -> PyResult<Vec<bool>> {
         let parsed = self.parse_all(&keys);
         let valid: Vec<ObjectKey> = parsed.iter().flatten().copied().collect();
         let found = py
@@ -377,11 +427,11 @@ impl RawContainer {
     }
 
     /// Every key, packed and loose, each once, sorted.
-    fn list_all_objects(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+    fn list_all_objects<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let keys = py
             .allow_threads(|| self.c.list_all_objects())
             .map_err(to_py)?;
-        Ok(keys.iter().map(hex).collect())
+        PyList::new(py, keys.iter().map(|k| PyString::new(py, k.hex().as_str())))
     }
 
     /// `(packed, loose, pack_files)`.
@@ -434,6 +484,7 @@ impl RawContainer {
             clean_loose,
             // Python's `clean_loose_per_pack` deletes only what this call packed.
             clean_already_packed: false,
+            tuning: python_tuning(),
             ..Default::default()
         };
         let s = py
@@ -516,6 +567,45 @@ impl RawContainer {
             .map_err(to_py)
     }
 
+    /// Write a complete copy of the container into `dest` (which must not exist), incremental
+    /// against the container copy `previous`; returns what was written and shared.
+    #[pyo3(signature = (dest, previous = None))]
+    fn backup_into<'py>(
+        &self,
+        py: Python<'py>,
+        dest: PathBuf,
+        previous: Option<PathBuf>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let s = py
+            .allow_threads(|| {
+                self.c.backup_into(
+                    &dest,
+                    previous.as_deref(),
+                    &dos_core::Interrupt::new(),
+                    &dos_core::NoProgress,
+                )
+            })
+            .map_err(to_py)?;
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("folder", s.folder.display().to_string())?;
+        d.set_item("previous", s.previous.map(|p| p.display().to_string()))?;
+        d.set_item("loose_linked", s.loose_linked)?;
+        d.set_item("loose_copied", s.loose_copied)?;
+        d.set_item("packs_linked", s.packs_linked)?;
+        d.set_item("packs_appended", s.packs_appended)?;
+        d.set_item("packs_copied", s.packs_copied)?;
+        d.set_item("bytes_written", s.bytes_written)?;
+        d.set_item("index_bytes", s.index_bytes)?;
+        d.set_item("packed_objects", s.packed_objects)?;
+        Ok(d)
+    }
+
+    /// Copy the index to the file `dest` with SQLite's online backup API.
+    fn backup_index(&self, py: Python<'_>, dest: PathBuf) -> PyResult<()> {
+        py.allow_threads(|| self.c.backup_index_to(&dest))
+            .map_err(to_py)
+    }
+
     /// Compact the index file.
     fn vacuum(&self, py: Python<'_>) -> PyResult<()> {
         py.allow_threads(|| self.c.vacuum_index()).map_err(to_py)
@@ -533,11 +623,34 @@ impl RawContainer {
     }
 
     /// Delete `keys`; returns the keys that were present and are now deleted.
-    fn delete_objects(&self, py: Python<'_>, keys: Vec<String>) -> PyResult<Vec<String>> {
+    fn delete_objects(&self, py: Python<'_>, keys: Vec<Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
         let parsed: Vec<ObjectKey> = self.parse_all(&keys).into_iter().flatten().collect();
         let deleted = py
             .allow_threads(|| self.c.delete_objects(&parsed))
             .map_err(to_py)?;
         Ok(deleted.iter().map(hex).collect())
+    }
+}
+
+/// The rows of [`RawContainer::locate`], turned into Python objects one at a time.
+#[pyclass(module = "dos_objectstore._dos")]
+pub struct Located {
+    keys: Vec<Py<PyAny>>,
+    rows: std::vec::IntoIter<(usize, ObjectMeta)>,
+}
+
+#[pymethods]
+impl Located {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&mut self, py: Python<'_>) -> Option<(Py<PyAny>, MetaRow)> {
+        let (i, m) = self.rows.next()?;
+        Some((self.keys[i].clone_ref(py), meta_row(&m)))
+    }
+
+    fn __len__(&self) -> usize {
+        self.rows.len()
     }
 }

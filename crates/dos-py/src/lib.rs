@@ -16,6 +16,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _dos(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<container::RawContainer>()?;
+    m.add_class::<container::Located>()?;
     m.add_class::<streams::PackFile>()?;
     m.add_class::<streams::PackedStream>()?;
     m.add("DosError", m.py().get_type::<errors::DosError>())?;

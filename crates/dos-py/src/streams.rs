@@ -114,9 +114,10 @@ impl PackedStream {
         self.check_open()?;
         let n = self.wanted(size);
         let out = if n > READ_UNLOCKED {
-            let mut v = vec![0u8; n];
-            py.allow_threads(|| self.fill(&mut v))?;
-            PyBytes::new(py, &v)
+            // Read straight into the new object, without the interpreter lock.
+            let (obj, mut buf) = crate::bridge::UnsharedBytes::new(py, n as u64)?;
+            py.allow_threads(|| self.fill(buf.as_mut_slice()))?;
+            obj
         } else {
             PyBytes::new_with(py, n, |buf| self.fill(buf))?
         };

@@ -45,6 +45,15 @@ for n in range(12):
 print(json.dumps(out))
 '''
 
+# Run by disk-objectstore itself on a container (live or a backup's).
+LISTING = '''
+import json, sys
+from disk_objectstore import Container
+with Container(sys.argv[1]) as c:
+    assert c.validate().is_valid()
+    print(json.dumps(sorted(c.list_all_objects())))
+'''
+
 CHECK = '''
 import hashlib, json, sys
 from aiida import load_profile, orm
@@ -102,7 +111,17 @@ def test_sqlite_dos_profile_round_trip(aiida_env, impl_name):
     assert cat.startswith('line ')
     assert python(CHECK, 'p', str(tmp / 'want.json')).strip().splitlines()[-1] == '12'
     verdi('-p', 'p', 'archive', 'create', '--all', str(tmp / 'p.aiida'))
+    # verdi storage backup, twice: the container copied by dos (the second run incremental).
     verdi('-p', 'p', 'storage', 'backup', str(tmp / 'backup'))
+    verdi('-p', 'p', 'storage', 'backup', str(tmp / 'backup'))
+    last = (tmp / 'backup' / 'last-backup').resolve()
+    assert len(list((tmp / 'backup').glob('backup_*_*'))) == 2
+    live_container = next(p for p in tmp.glob('**/container/config.json') if 'backup' not in p.parts)
+    live = python(LISTING, str(live_container.parent))
+    assert python(LISTING, str(last / 'container')) == live
+    packs = sorted((last / 'container' / 'packs').iterdir())
+    assert packs and all(p.stat().st_nlink == 2 for p in packs), 'unchanged packs are hard links'
+    assert (last / 'database.sqlite').is_file(), list(last.iterdir())
     # Back to aiida-core's own plugin: every file reads back, nothing was migrated.
     run(sys.executable, '-m', 'dos_objectstore.aiida', 'switch', 'p', 'core')
     assert 'core.sqlite_dos' in verdi('-p', 'p', 'profile', 'show', 'p')

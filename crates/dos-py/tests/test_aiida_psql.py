@@ -111,6 +111,15 @@ for n in range(8):
 print(json.dumps(out))
 '''
 
+# Run by disk-objectstore itself on a container (live or a backup's).
+LISTING = '''
+import json, sys
+from disk_objectstore import Container
+with Container(sys.argv[1]) as c:
+    assert c.validate().is_valid()
+    print(json.dumps(sorted(c.list_all_objects())))
+'''
+
 CHECK = '''
 import hashlib, json, sys
 from aiida import load_profile, orm
@@ -145,6 +154,17 @@ def test_psql_dos_profile_round_trip(postgres, impl_name, tmp_path):
     run(verdi, '-p', 'pg', 'storage', 'maintain', '--force')
     run(verdi, '-p', 'pg', 'storage', 'maintain', '--full', '--force')
     assert run(sys.executable, '-c', CHECK, str(tmp_path / 'want.json'), 'dos.psql_dos').split()[-1] == '8'
+    # verdi storage backup: pg_dump + the container copied by dos, twice (the second incremental).
+    for _ in range(2):
+        run(verdi, '-p', 'pg', 'storage', 'backup', str(tmp_path / 'bk'))
+    last = (tmp_path / 'bk' / 'last-backup').resolve()
+    backups = sorted(p.name for p in (tmp_path / 'bk').glob('backup_*_*'))
+    assert len(backups) == 2 and last.name == backups[-1], backups
+    assert (last / 'db.psql').stat().st_size > 0
+    live = run(sys.executable, '-c', LISTING, str(tmp_path / 'repo' / 'container'))
+    assert run(sys.executable, '-c', LISTING, str(last / 'container')) == live
+    packs = sorted((last / 'container' / 'packs').iterdir())
+    assert packs and all(p.stat().st_nlink == 2 for p in packs), 'unchanged packs are hard links'
     run(sys.executable, '-m', 'dos_objectstore.aiida', 'switch', 'pg', 'core')
     assert run(sys.executable, '-c', CHECK, str(tmp_path / 'want.json'), 'core.psql_dos').split()[-1] == '8'
     run(sys.executable, '-m', 'dos_objectstore.aiida', 'switch', 'pg', 'dos')

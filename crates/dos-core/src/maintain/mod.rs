@@ -1,10 +1,11 @@
-//! Maintenance: packing loose objects, repacking, cleaning, deleting, validating, copying
-//! between containers, and recovering from interrupted operations (dos's or Python's).
+//! Maintenance: packing loose objects, repacking, cleaning, deleting, validating, backing up,
+//! copying between containers, and recovering from interrupted operations (dos's or Python's).
 //!
 //! Every operation here takes the container's maintenance lock (see [`LockMode`]) and, when
 //! it may change data, first runs [`Container::recover`] so that a crash of an earlier operation
 //! is completed or rolled back before anything else happens.
 
+mod backup;
 mod clean;
 mod copy;
 mod lock;
@@ -13,6 +14,7 @@ mod recover;
 mod repack;
 mod validate;
 
+pub use backup::{BackupOptions, BackupSummary, LAST_BACKUP, LIVE_BACKUP, existing_backups};
 pub use clean::{CleanOptions, CleanSummary};
 pub use copy::ImportObjectsSummary;
 pub use lock::{LockMode, MAINTENANCE_LOCK_FILE, MaintenanceLock};

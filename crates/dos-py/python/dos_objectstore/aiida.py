@@ -11,13 +11,18 @@ disk, nothing migrated. A profile switches by the name of its storage backend, a
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from aiida.storage.psql_dos.backend import PsqlDosBackend, get_filepath_container
 from aiida.storage.psql_dos.migrator import PsqlDosMigrator
 from aiida.storage.sqlite_dos.backend import FILENAME_CONTAINER, SqliteDosMigrator, SqliteDosStorage
 
+from .backup import backup_container
 from .container import Container
 
 #: The backend names a profile switches between.
@@ -43,6 +48,19 @@ class DosSqliteDosStorage(SqliteDosStorage):
     def get_container(self) -> Container:
         return Container(str(self.filepath_container))
 
+    def _backup_storage(self, manager, path: Path, prev_backup: Path | None = None) -> None:
+        """``verdi storage backup``: the container copied by dos (consistent while AiiDA runs:
+        loose files, the index through SQLite's online backup, then the packs; unchanged files
+        hard-linked from the previous backup), the database by the manager's rsync."""
+        self.maintain(full=False, compress=False)
+        backup_container(
+            manager,
+            self.get_container(),
+            Path(path) / FILENAME_CONTAINER,
+            Path(prev_backup) / FILENAME_CONTAINER if prev_backup else None,
+        )
+        manager.call_rsync(self.filepath_database, path, link_dest=prev_backup, dest_trailing_slash=True)
+
 
 class DosPsqlDosMigrator(PsqlDosMigrator):
     """``core.psql_dos``'s migrator, with the repository opened by dos."""
@@ -60,6 +78,43 @@ class DosPsqlDosBackend(PsqlDosBackend):
         from aiida.repository.backend import DiskObjectStoreRepositoryBackend  # pylint: disable=import-outside-toplevel
 
         return DiskObjectStoreRepositoryBackend(container=Container(get_filepath_container(self.profile)))
+
+    def _backup_storage(self, manager, path: Path, prev_backup: Path | None = None) -> None:
+        """``verdi storage backup``: the database dumped with ``pg_dump`` and transferred by the
+        manager's rsync, then the container copied by dos (see ``dos_objectstore.backup``)."""
+        for exe in ('rsync', 'pg_dump'):
+            if shutil.which(exe) is None:
+                from aiida.common.exceptions import StorageBackupError  # pylint: disable=import-outside-toplevel
+
+                raise StorageBackupError(f"Required executable '{exe}' not found in PATH, please add it.")
+        self.maintain(full=False, compress=False)
+        cfg = self._profile.storage_config
+        with tempfile.TemporaryDirectory() as tmp:
+            dump = Path(tmp) / 'db.psql'
+            env = dict(os.environ, PGPASSWORD=str(cfg['database_password']))
+            cmd = [
+                'pg_dump',
+                f"--host={cfg['database_hostname']}",
+                f"--port={cfg['database_port']}",
+                f"--dbname={cfg['database_name']}",
+                f"--username={cfg['database_username']}",
+                '--no-password',
+                '--format=p',
+                f'--file={dump}',
+            ]
+            try:
+                subprocess.run(cmd, check=True, env=env)
+            except subprocess.CalledProcessError as exc:
+                from disk_objectstore.backup_utils import BackupError  # pylint: disable=import-outside-toplevel
+
+                raise BackupError(f'pg_dump: {exc}') from exc
+            manager.call_rsync(dump, path, link_dest=prev_backup, dest_trailing_slash=True)
+        backup_container(
+            manager,
+            Container(get_filepath_container(self.profile)),
+            Path(path) / 'container',
+            Path(prev_backup) / 'container' if prev_backup else None,
+        )
 
 
 def switch(profile_name: str, to: str) -> str:
