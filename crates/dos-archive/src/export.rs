@@ -191,21 +191,63 @@ impl ArchiveWriter {
     }
 }
 
-/// A minimal `metadata.json` (aiida-core requires only `export_version`).
+/// The `metadata.json` written when none is given: what is true of this archive, in aiida-core's
+/// format (aiida-core itself needs only `export_version`). It names no aiida-core version, since
+/// none wrote it; `ctime` is the time of writing as aiida-core writes it (ISO 8601, here in UTC).
 fn default_metadata(level: u32) -> Vec<u8> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     serde_json::json!({
         "export_version": LATEST_VERSION,
-        "aiida_version": "2.0.0",
         "key_format": "sha256",
         "compression": level,
-        "ctime": SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-            .to_string(),
-        "creation_parameters": {"exported_by": "dos"},
+        "ctime": iso8601_utc(now.as_secs(), now.subsec_micros()),
+        "creation_parameters": {
+            "exported_by": format!("dos {}", env!("CARGO_PKG_VERSION")),
+        },
     })
     .to_string()
     .into_bytes()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffff+00:00` of `secs` (and `micros`) since the Unix epoch.
+fn iso8601_utc(secs: u64, micros: u32) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Days to civil date (proleptic Gregorian), counted from 0000-03-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The `metadata.json` of the archive at `path`, byte for byte (to keep a source archive's
+/// metadata in an export made from it).
+pub fn metadata_of(path: &Path) -> Result<Vec<u8>> {
+    let z = crate::zip::read::ZipArchive::open_deferred(path, &crate::Limits::default())?;
+    let e = z.find(META_NAME).ok_or_else(|| ArchiveError::Content {
+        path: path.to_path_buf(),
+        problem: ContentProblem::NoMetadata,
+    })?;
+    if e.usize > 64 << 20 {
+        return Err(ArchiveError::Content {
+            path: path.to_path_buf(),
+            problem: ContentProblem::MetadataTooLarge(e.usize),
+        });
+    }
+    z.read_entry(e)
 }
 
 /// Export the objects referenced by the archive database `db` from `c` into a new archive `out`.
@@ -301,4 +343,21 @@ pub fn export_archive(
         archive_size,
         zip64,
     })
+}
+
+#[cfg(test)]
+mod metadata_tests {
+    use super::*;
+
+    #[test]
+    fn ctime_in_aiida_format() {
+        assert_eq!(iso8601_utc(0, 0), "1970-01-01T00:00:00.000000+00:00");
+        assert_eq!(
+            iso8601_utc(1_796_083_199, 12),
+            "2026-11-30T23:59:59.000012+00:00"
+        );
+        let m: serde_json::Value = serde_json::from_slice(&default_metadata(6)).unwrap();
+        assert!(m.get("aiida_version").is_none());
+        assert_eq!(m["export_version"], LATEST_VERSION);
+    }
 }

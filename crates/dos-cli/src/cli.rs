@@ -286,9 +286,13 @@ pub struct ExportArchiveArgs {
     /// The archive database (`db.sqlite3`) whose nodes' files to export.
     #[arg(long)]
     pub db: PathBuf,
-    /// The `metadata.json` to include (default: a minimal one, export_version main_0001).
-    #[arg(long)]
+    /// The `metadata.json` to include (default: one saying what is true of this archive: its
+    /// export_version, compression, creation time; no aiida-core version, since none wrote it).
+    #[arg(long, conflicts_with = "metadata_from")]
     pub metadata: Option<PathBuf>,
+    /// Keep the `metadata.json` of this archive (the one the database came from).
+    #[arg(long, value_name = "ARCHIVE")]
+    pub metadata_from: Option<PathBuf>,
     /// Deflate level (0 = store).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub level: u32,

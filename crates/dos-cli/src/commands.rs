@@ -342,6 +342,10 @@ fn import_archive(ctx: &Ctx, a: &ImportArchiveArgs) -> Result<Verdict> {
     } else {
         output::archive_import(&s)?;
     }
+    // Whatever standard output goes to, standard error says in one line that it is incomplete.
+    if let Some(line) = output::archive_import_problems(&s) {
+        eprintln!("dos: {line}");
+    }
     Ok(verdict(s.is_complete()))
 }
 
@@ -363,9 +367,12 @@ fn archive_info(ctx: &Ctx, a: &ArchiveInfoArgs) -> Result<Verdict> {
 
 fn export_archive(ctx: &Ctx, a: &ExportArchiveArgs) -> Result<Verdict> {
     let c = ctx.open()?;
-    let metadata = match &a.metadata {
-        Some(p) => Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?),
-        None => None,
+    let metadata = match (&a.metadata, &a.metadata_from) {
+        (Some(p), _) => {
+            Some(std::fs::read(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?)
+        }
+        (None, Some(archive)) => Some(dos_archive::export::metadata_of(archive)?),
+        (None, None) => None,
     };
     let opts = dos_archive::export::ExportOptions {
         level: a.level,

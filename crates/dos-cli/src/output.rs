@@ -314,6 +314,38 @@ pub fn archive_import(s: &ArchiveImportSummary) -> Result<()> {
     Ok(())
 }
 
+/// One line for standard error when an import is incomplete: how many entries were skipped (the
+/// first one named) and how many referenced objects are missing.
+pub fn archive_import_problems(s: &ArchiveImportSummary) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(first) = s.bad_entries.first() {
+        parts.push(format!(
+            "{} bad {} skipped (first: {}: {})",
+            s.bad_entries.len(),
+            if s.bad_entries.len() == 1 {
+                "entry"
+            } else {
+                "entries"
+            },
+            first.name,
+            first.reason
+        ));
+    }
+    if let Some(k) = s.missing_referenced.first() {
+        parts.push(format!(
+            "{} referenced objects missing (first: {k})",
+            s.missing_referenced.len()
+        ));
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{}: import incomplete: {}; everything else was imported",
+            s.archive.display(),
+            parts.join("; ")
+        )
+    })
+}
+
 /// `dos archive-info`; `container` is the `-p` path the archive was compared with.
 pub fn archive_info(i: &ArchiveInfo, container: &Path) -> Result<()> {
     let mut out = io::stdout().lock();

@@ -5,7 +5,8 @@ mod common;
 
 use std::fs;
 use std::io::Write;
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use common::{dos, run_dos, sha256_hex};
 
@@ -257,4 +258,51 @@ fn closed_stdout_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn an_incomplete_archive_import_says_so_on_standard_error() {
+    let d = tempfile::tempdir().unwrap();
+    let archive = d.path().join("wrong-content.aiida");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dos-archive/tests/python/make_archive.py");
+    let made = Command::new(common::python())
+        .arg(script)
+        .arg("wrong-content")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let bad: Vec<String> = serde_json::from_value(
+        serde_json::from_slice::<serde_json::Value>(&made.stdout).unwrap()["bad"].clone(),
+    )
+    .unwrap();
+    let c = d.path().join("c");
+    assert!(
+        common::run_dos(&["-q", "-p", c.to_str().unwrap(), "init"])
+            .status
+            .success()
+    );
+    // Standard output goes elsewhere (a file, here captured); standard error still says it.
+    let out = common::run_dos(&[
+        "-q",
+        "-p",
+        c.to_str().unwrap(),
+        "import-archive",
+        archive.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(
+        lines[0].contains("import incomplete")
+            && lines[0].contains(&format!("{} bad", bad.len()))
+            && lines[0].contains(&bad[0]),
+        "{err}"
+    );
 }

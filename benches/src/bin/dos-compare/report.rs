@@ -119,7 +119,8 @@ impl Report {
         self.add_main(row, m, &f);
         self.add_memory(row, &f);
         note_inherited_rss(f.py);
-        if m.problems.is_empty() {
+        // The machine's limits relate dos-core's own rates; the Python API reports none.
+        if m.problems.is_empty() && self.api == Api::Rust {
             self.add_limits(row, &f, archives);
         }
         self.results.push(json_row(row, m, &f));

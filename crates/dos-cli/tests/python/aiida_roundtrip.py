@@ -102,4 +102,22 @@ m = re.search(r"Adding (\d+) new repository files", log)
 if not m or int(m.group(1)) != imported["imported"]:
     sys.exit(f"unexpected import of the dos-written archive:\n{log}")
 py(CHECK.replace("{profile}", "dst2"))
+
+# 4. --metadata-from keeps the source archive's metadata.json byte for byte; without any, what
+# dos writes says what is true (no aiida-core version) and aiida-core reads and imports it.
+run(dos, "-p", container("src"), "export-archive", os.path.join(work, "kept.aiida"),
+    "--db", os.path.join(work, "db.sqlite3"), "--metadata-from", os.path.join(work, "src.aiida"))
+assert zipfile.ZipFile(os.path.join(work, "kept.aiida")).read("metadata.json") == z.read("metadata.json")
+run(dos, "-p", container("src"), "export-archive", os.path.join(work, "own.aiida"),
+    "--db", os.path.join(work, "db.sqlite3"))
+own = json.loads(zipfile.ZipFile(os.path.join(work, "own.aiida")).read("metadata.json"))
+assert "aiida_version" not in own and own["export_version"] == "main_0001", own
+import datetime  # noqa: E402
+datetime.datetime.fromisoformat(own["ctime"])
+info = run(verdi, "archive", "info", "own.aiida")
+assert "main_0001" in info, info
+run(verdi, "presto", "--profile-name", "dst3")
+log = run(verdi, "-p", "dst3", "archive", "import", "own.aiida")
+if f"Adding {imported['imported']} new repository files" not in log:
+    sys.exit(f"unexpected import of the archive with dos's own metadata:\n{log}")
 print(json.dumps({"skipped_by_verdi": imported["imported"], "exported_and_imported": int(m.group(1))}))

@@ -158,6 +158,15 @@ impl Container {
         Ok(s)
     }
 
+    /// After a failure before the switch: remove the new pack (no row refers to it) and the
+    /// journal naming it, best effort (what is left, the next maintenance command removes).
+    fn abandon_new_pack(&self, new_id: u64) {
+        if remove_if_exists(&self.layout.pack(new_id)).is_ok() {
+            let _ = durable::sync_dir(&self.layout.packs);
+            let _ = self.remove_journal();
+        }
+    }
+
     fn needs_recompression(&self, id: u64, mode: RepackCompress) -> Result<bool> {
         Ok(match mode {
             RepackCompress::Keep => false,
@@ -202,132 +211,142 @@ impl Container {
         })?;
         self.io.faults.point("repack.journal.after");
 
-        // 3. Copy / transform the live objects, in offset order.
-        let total: u64 = rows.iter().map(|r| r.length.max(0) as u64).sum();
-        progress.start(total, Unit::Bytes, &format!("Repacking pack {id}"));
-        let mut moves: Vec<(i64, PackedLocation)> = Vec::with_capacity(rows.len());
-        let level = self.config.compression;
-        let mut i = 0;
-        while i < rows.len() {
-            if mode == RepackCompress::Keep {
-                // Runs of back-to-back objects are copied as they are, one range at a time.
-                let loc = self.row_loc(&rows[i])?;
-                let mut run = vec![loc];
-                let mut end = loc.offset + loc.length;
-                while let Some(next) = rows.get(i + run.len()) {
-                    let l = self.row_loc(next)?;
-                    if l.offset != end {
-                        break;
-                    }
-                    end += l.length;
-                    run.push(l);
-                }
-                let j = i + run.len();
-                let dest = out.pos();
-                out.append_from(&old_file, loc.offset, end - loc.offset)
-                    .map_err(|e| match e {
-                        Error::Io { source, .. }
-                            if source.kind() == std::io::ErrorKind::UnexpectedEof =>
-                        {
-                            Error::Corrupt {
-                                key: rows[i].key.clone(),
-                                path: old_path.clone(),
-                                problem: Corruption::PackTooShort,
-                                location: Some(Box::new(loc)),
-                            }
+        // 3. Copy / transform the live objects, in offset order. On any failure (a full disk,
+        // an I/O error, a corrupt source) the new pack, never referenced, is removed at once.
+        let copied = (|| -> Result<(Vec<(i64, PackedLocation)>, u64)> {
+            let total: u64 = rows.iter().map(|r| r.length.max(0) as u64).sum();
+            progress.start(total, Unit::Bytes, &format!("Repacking pack {id}"));
+            let mut moves: Vec<(i64, PackedLocation)> = Vec::with_capacity(rows.len());
+            let level = self.config.compression;
+            let mut i = 0;
+            while i < rows.len() {
+                if mode == RepackCompress::Keep {
+                    // Runs of back-to-back objects are copied as they are, one range at a time.
+                    let loc = self.row_loc(&rows[i])?;
+                    let mut run = vec![loc];
+                    let mut end = loc.offset + loc.length;
+                    while let Some(next) = rows.get(i + run.len()) {
+                        let l = self.row_loc(next)?;
+                        if l.offset != end {
+                            break;
                         }
-                        e => e,
-                    })?;
-                for (r, l) in rows[i..j].iter().zip(run) {
-                    moves.push((
-                        r.id,
-                        PackedLocation {
-                            pack_id: new_id,
-                            offset: dest + (l.offset - loc.offset),
-                            ..l
-                        },
-                    ));
+                        end += l.length;
+                        run.push(l);
+                    }
+                    let j = i + run.len();
+                    let dest = out.pos();
+                    out.append_from(&old_file, loc.offset, end - loc.offset)
+                        .map_err(|e| match e {
+                            Error::Io { source, .. }
+                                if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+                            {
+                                Error::Corrupt {
+                                    key: rows[i].key.clone(),
+                                    path: old_path.clone(),
+                                    problem: Corruption::PackTooShort,
+                                    location: Some(Box::new(loc)),
+                                }
+                            }
+                            e => e,
+                        })?;
+                    for (r, l) in rows[i..j].iter().zip(run) {
+                        moves.push((
+                            r.id,
+                            PackedLocation {
+                                pack_id: new_id,
+                                offset: dest + (l.offset - loc.offset),
+                                ..l
+                            },
+                        ));
+                    }
+                    progress.inc(end - loc.offset);
+                    i = j;
+                    continue;
                 }
-                progress.inc(end - loc.offset);
-                i = j;
-                continue;
-            }
-            // A block of rows spanning at most BLOCK bytes (or one large row).
-            let start = rows[i].offset.max(0) as u64;
-            let mut j = i + 1;
-            while j < rows.len()
-                && ((rows[j].offset + rows[j].length).max(0) as u64) - start <= BLOCK
-            {
-                j += 1;
-            }
-            let block_rows = &rows[i..j];
-            let loc0 = self.row_loc(&block_rows[0])?;
-            if block_rows.len() == 1 && (loc0.length > LARGE || loc0.size > LARGE) {
-                let offset = out.pos();
-                let (length, compressed) =
-                    self.stream_row(&old_file, loc0, &block_rows[0].key, mode, &mut out)?;
-                moves.push((
-                    block_rows[0].id,
-                    PackedLocation {
-                        pack_id: new_id,
-                        offset,
-                        length,
-                        compressed,
-                        size: loc0.size,
-                    },
-                ));
-            } else {
-                let end = block_rows
-                    .iter()
-                    .map(|r| (r.offset + r.length).max(0) as u64)
-                    .max()
-                    .unwrap_or(start);
-                let mut block = vec![0u8; (end - start) as usize];
-                read_exact_at(&old_file, &mut block, start).map_err(|e| Error::Corrupt {
-                    key: block_rows[0].key.clone(),
-                    path: old_path.clone(),
-                    problem: Corruption::Read(e),
-                    location: Some(Box::new(loc0)),
-                })?;
-                let transformed: Vec<(Vec<u8>, bool)> = block_rows
-                    .par_iter()
-                    .map(|r| {
-                        let loc = self.row_loc(r)?;
-                        let a = (loc.offset - start) as usize;
-                        let raw = &block[a..a + loc.length as usize];
-                        transform(raw, loc, mode, level).map_err(|e| Error::Corrupt {
-                            key: r.key.clone(),
-                            path: old_path.clone(),
-                            problem: e.into(),
-                            location: Some(Box::new(loc)),
-                        })
-                    })
-                    .collect::<Result<_>>()?;
-                for (r, (bytes, compressed)) in block_rows.iter().zip(transformed) {
+                // A block of rows spanning at most BLOCK bytes (or one large row).
+                let start = rows[i].offset.max(0) as u64;
+                let mut j = i + 1;
+                while j < rows.len()
+                    && ((rows[j].offset + rows[j].length).max(0) as u64) - start <= BLOCK
+                {
+                    j += 1;
+                }
+                let block_rows = &rows[i..j];
+                let loc0 = self.row_loc(&block_rows[0])?;
+                if block_rows.len() == 1 && (loc0.length > LARGE || loc0.size > LARGE) {
                     let offset = out.pos();
-                    out.write(&bytes)?;
-                    let loc = self.row_loc(r)?;
+                    let (length, compressed) =
+                        self.stream_row(&old_file, loc0, &block_rows[0].key, mode, &mut out)?;
                     moves.push((
-                        r.id,
+                        block_rows[0].id,
                         PackedLocation {
                             pack_id: new_id,
                             offset,
-                            length: bytes.len() as u64,
+                            length,
                             compressed,
-                            size: loc.size,
+                            size: loc0.size,
                         },
                     ));
+                } else {
+                    let end = block_rows
+                        .iter()
+                        .map(|r| (r.offset + r.length).max(0) as u64)
+                        .max()
+                        .unwrap_or(start);
+                    let mut block = vec![0u8; (end - start) as usize];
+                    read_exact_at(&old_file, &mut block, start).map_err(|e| Error::Corrupt {
+                        key: block_rows[0].key.clone(),
+                        path: old_path.clone(),
+                        problem: Corruption::Read(e),
+                        location: Some(Box::new(loc0)),
+                    })?;
+                    let transformed: Vec<(Vec<u8>, bool)> = block_rows
+                        .par_iter()
+                        .map(|r| {
+                            let loc = self.row_loc(r)?;
+                            let a = (loc.offset - start) as usize;
+                            let raw = &block[a..a + loc.length as usize];
+                            transform(raw, loc, mode, level).map_err(|e| Error::Corrupt {
+                                key: r.key.clone(),
+                                path: old_path.clone(),
+                                problem: e.into(),
+                                location: Some(Box::new(loc)),
+                            })
+                        })
+                        .collect::<Result<_>>()?;
+                    for (r, (bytes, compressed)) in block_rows.iter().zip(transformed) {
+                        let offset = out.pos();
+                        out.write(&bytes)?;
+                        let loc = self.row_loc(r)?;
+                        moves.push((
+                            r.id,
+                            PackedLocation {
+                                pack_id: new_id,
+                                offset,
+                                length: bytes.len() as u64,
+                                compressed,
+                                size: loc.size,
+                            },
+                        ));
+                    }
                 }
+                progress.inc(block_rows.iter().map(|r| r.length.max(0) as u64).sum());
+                i = j;
             }
-            progress.inc(block_rows.iter().map(|r| r.length.max(0) as u64).sum());
-            i = j;
-        }
-        progress.finish();
-        self.io.faults.point("repack.write.after");
-        out.sync()?;
-        durable::sync_dir(&self.layout.packs)?;
-        let new_len = out.pos();
+            progress.finish();
+            self.io.faults.point("repack.write.after");
+            out.sync()?;
+            durable::sync_dir(&self.layout.packs)?;
+            Ok((moves, out.pos()))
+        })();
         drop(out);
+        let (moves, new_len) = match copied {
+            Ok(v) => v,
+            Err(e) => {
+                self.abandon_new_pack(new_id);
+                return Err(e);
+            }
+        };
 
         // 4. The switch (or, if asked to stop, the roll-back: the new pack was never referenced).
         if opts.interrupt.is_set() {
@@ -336,7 +355,17 @@ impl Container {
             return Err(Error::Interrupted);
         }
         self.io.faults.point("repack.switch.before");
-        self.index().relocate(&moves)?;
+        if let Err(e) = self.index().relocate(&moves) {
+            // Nothing points at the new pack unless the switch was committed after all.
+            if self
+                .index()
+                .rows_in_pack(new_id as i64)
+                .is_ok_and(|r| r.is_empty())
+            {
+                self.abandon_new_pack(new_id);
+            }
+            return Err(e);
+        }
         self.io.faults.point("repack.switch.after");
 
         // 5. Drop the old pack — unless someone appended to it behind our lock (a Python process

@@ -330,6 +330,20 @@ impl PackAppender {
         Ok(())
     }
 
+    /// After a failure: cut the file back to `pos` (never below where it was when we took the
+    /// lock) whatever our writes left beyond it — a write that failed (a full disk, an I/O
+    /// error) may have put part of its bytes in the file — and forget the buffer. The cut is
+    /// fsynced where possible so that a crash does not bring the bytes back.
+    pub fn cut_back(&mut self, pos: u64) -> Result<()> {
+        let pos = pos.max(self.start);
+        self.file.set_len(pos).ctx(&self.path, "truncate pack")?;
+        self.flushed = pos;
+        self.writeback_from = self.writeback_from.min(pos);
+        self.reset_buffer_at(pos);
+        let _ = self.file.sync_all();
+        Ok(())
+    }
+
     /// Make everything appended so far durable, after checking that nobody else wrote to the
     /// pack while we held the lock. Must be called before committing index rows for this pack.
     pub fn sync(&mut self) -> Result<()> {

@@ -580,10 +580,10 @@ impl<'a> Writer<'a> {
         }
         self.committer.stop();
         if let Some(a) = self.appender.as_mut() {
-            let _ = a.truncate_to(self.committed_pos);
+            let _ = a.cut_back(self.committed_pos);
         }
         if let Some((mut a, pos)) = self.retiring.take() {
-            let _ = a.truncate_to(pos);
+            let _ = a.cut_back(pos);
         }
         self.rows.clear();
         self.pending.clear();

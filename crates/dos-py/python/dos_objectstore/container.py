@@ -61,6 +61,15 @@ def _meta(row: tuple) -> ObjectMeta:
     return meta
 
 
+def _identity(folder) -> tuple | None:
+    """What tells one container's ``config.json`` from another's at the same path."""
+    try:
+        st = os.stat(os.path.join(folder, 'config.json'))
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _loose_meta(size: int) -> ObjectMeta:
     return _meta(('loose', size, None, None, None, None))
 
@@ -76,6 +85,9 @@ class Container(disk_objectstore.Container):
         super().__init__(folder)
         self._raw_container: RawContainer | None = None
         self._raw_lock = threading.Lock()
+        # After close(): the native container kept for the next use, and the identity of the
+        # config.json it was opened with (see close()).
+        self._kept: tuple[RawContainer, tuple] | None = None
 
     # -- the native container ------------------------------------------------------------------
 
@@ -88,6 +100,15 @@ class Container(disk_objectstore.Container):
         raw = self._raw_container
         if raw is None:
             with self._raw_lock:
+                if self._raw_container is None and self._kept is not None:
+                    kept, ident = self._kept
+                    self._kept = None
+                    if _identity(self._folder) == ident:
+                        self._raw_container = kept
+                    else:
+                        # Another container now: forget the cached config.json as well.
+                        self._config = None
+                        self._current_pack_id = None
                 if self._raw_container is None:
                     if not self.is_initialised:
                         if missing is FileNotFoundError:
@@ -100,8 +121,18 @@ class Container(disk_objectstore.Container):
         return raw
 
     def close(self) -> None:
-        """Close the container's index connection (it is reopened if the container is used again)."""
-        self._raw_container = None
+        """Close the container (it is opened again if it is used again).
+
+        aiida-core enters and leaves the container around every single call (``with container:
+        container.add_streamed_object(...)``), and opening dos's index costs about a millisecond,
+        so the native container is kept for the next use, unless the folder then holds another
+        container (its ``config.json`` changed: re-initialised or replaced).
+        """
+        with self._raw_lock:
+            raw = self._raw_container
+            self._raw_container = None
+            ident = _identity(self._folder) if raw is not None else None
+            self._kept = (raw, ident) if raw is not None and ident is not None else None
         super().close()
 
     # -- creation --------------------------------------------------------------------------------
@@ -123,6 +154,7 @@ class Container(disk_objectstore.Container):
             raise ValueError(f'Unknown hash type "{hash_type}"')
         if clear:
             self.close()
+            self._kept = None
             if self._folder.exists():
                 shutil.rmtree(self._folder)
             self._config = None
@@ -144,6 +176,7 @@ class Container(disk_objectstore.Container):
         raw = RawContainer.init(str(self._folder), pack_size_target, loose_prefix_len, hash_type, compression_algorithm)
         with self._raw_lock:
             self._raw_container = raw
+            self._kept = None
         self._config = None
 
     # -- reading ---------------------------------------------------------------------------------
