@@ -289,12 +289,14 @@ pub enum LimitExceeded {
     },
     /// Not enough free space for the import.
     #[error(
-        "the import needs about {need} bytes but only {avail} are free on the container's \
-         filesystem"
+        "the import needs about {need} bytes for the objects and {margin} for the index and \
+         headroom, but only {avail} are free on the container's filesystem"
     )]
     FreeSpace {
-        /// Bytes the import needs.
+        /// Bytes the objects need.
         need: u64,
+        /// Bytes kept free besides (index rows, its journal, the filesystem's own needs).
+        margin: u64,
         /// Bytes free.
         avail: u64,
     },

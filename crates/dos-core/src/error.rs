@@ -86,13 +86,16 @@ pub enum Error {
         source: io::Error,
     },
     /// An error of the SQLite index `packs.idx`.
-    #[error("{path}: index error: {source}")]
+    #[error("{path}: index error: {source}{}", if *.disk_full { " (No space left on device)" } else { "" })]
     Index {
         /// Path of `packs.idx`.
         path: PathBuf,
         /// The underlying SQLite error.
         #[source]
         source: rusqlite::Error,
+        /// SQLite failed to write and the index's filesystem has no space left (SQLite reports
+        /// a full disk as a generic I/O error when its `-shm` or `-wal` file cannot grow).
+        disk_full: bool,
     },
     /// The requested object is neither packed nor loose.
     #[error("object {key} not found in container {container}")]
@@ -318,4 +321,52 @@ impl<T> IoContext<T> for io::Result<T> {
 /// A size that must fit in memory.
 pub(crate) fn usize_of(n: u64) -> Result<usize> {
     usize::try_from(n).map_err(|_| Error::TooLarge { bytes: n })
+}
+
+impl Error {
+    /// An error of the index at `path`, noting a full disk when SQLite failed to write and the
+    /// filesystem holding the index has (almost) no space left.
+    pub fn index(path: &Path, source: rusqlite::Error) -> Error {
+        let write_failed = matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::DiskFull)
+        );
+        let disk_full = write_failed && filesystem_is_full(path);
+        Error::Index {
+            path: path.to_path_buf(),
+            source,
+            disk_full,
+        }
+    }
+}
+
+/// Whether the filesystem holding `path` (or its folder) has less than 1 MiB available.
+fn filesystem_is_full(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(path);
+        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: `c` is a NUL-terminated path that outlives the call, and `st` points at
+        // writable memory of the size statvfs fills; it is read only if the call succeeded.
+        #[allow(unsafe_code)]
+        let st = unsafe {
+            if libc::statvfs(c.as_ptr(), st.as_mut_ptr()) != 0 {
+                return false;
+            }
+            st.assume_init()
+        };
+        (st.f_bavail as u128) * (st.f_frsize as u128) < 1 << 20
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }

@@ -221,13 +221,20 @@ pub fn import_archive(
             }
         })
         .sum();
+    // Besides the objects: index rows (~300 bytes each with the key index), its journal, and
+    // headroom; 1 MiB plus a sixteenth, at most 64 MiB.
+    let margin = ((1u64 << 20) + need / 16 + 512 * todo.len() as u64).min(64 << 20);
     if opts.check_free_space
         && let Some(avail) = crate::space::available(c.path())
-        && avail < need.saturating_add(64 << 20)
+        && avail < need.saturating_add(margin)
     {
         return Err(ArchiveError::Limit {
             path: c.path().to_path_buf(),
-            limit: LimitExceeded::FreeSpace { need, avail },
+            limit: LimitExceeded::FreeSpace {
+                need,
+                margin,
+                avail,
+            },
         });
     }
 

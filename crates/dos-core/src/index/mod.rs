@@ -167,10 +167,7 @@ fn i64_of(v: u64) -> i64 {
 
 impl Index {
     fn err(&self, e: rusqlite::Error) -> Error {
-        Error::Index {
-            path: self.path.clone(),
-            source: e,
-        }
+        Error::index(&self.path, e)
     }
 
     fn setup(conn: Connection, path: &Path, hash: HashType, faults: FaultPlan) -> Result<Self> {
@@ -207,10 +204,7 @@ impl Index {
                 problem: SchemaProblem::AlreadyExists,
             });
         }
-        let conn = Connection::open(path).map_err(|e| Error::Index {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        let conn = Connection::open(path).map_err(|e| Error::index(path, e))?;
         let me = Self::setup(conn, path, hash, faults)?;
         me.conn
             .execute_batch(&format!(
@@ -233,10 +227,7 @@ impl Index {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| Error::Index {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        .map_err(|e| Error::index(path, e))?;
         let me = Self::setup(conn, path, hash, faults)?;
         me.check_schema()?;
         Ok(me)

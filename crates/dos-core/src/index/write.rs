@@ -73,10 +73,7 @@ impl Index {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let path = self.path.clone();
-        let err = |e| Error::Index {
-            path: path.clone(),
-            source: e,
-        };
+        let err = |e| Error::index(&path, e);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)

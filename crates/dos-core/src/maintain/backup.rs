@@ -323,7 +323,7 @@ impl Container {
         let src = &self.layout.index;
         let ierr = |path: &Path| {
             let path = path.to_path_buf();
-            move |e: rusqlite::Error| Error::Index { path, source: e }
+            move |e: rusqlite::Error| Error::index(&path, e)
         };
         let from = Connection::open_with_flags(
             src,
@@ -432,10 +432,7 @@ impl Container {
 
 /// Every index row of the index file at `path`, by pack.
 fn pack_rows(path: &Path) -> Result<HashMap<u64, Vec<Row>>> {
-    let ierr = |e| Error::Index {
-        path: path.to_path_buf(),
-        source: e,
-    };
+    let ierr = |e| Error::index(path, e);
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
