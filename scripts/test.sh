@@ -45,3 +45,12 @@ echo "test.sh: building dos_objectstore into $venv" >&2
 
 cargo test --workspace --locked "$@"
 "$venv/bin/python" -m pytest -q crates/dos-py/tests
+
+# The short mixed soak (scripts/soak.sh runs long ones): Python and dos writers and readers,
+# dos maintenance in a loop, every read checked; fails if anything is lost or wrong.
+echo "test.sh: 60 s mixed soak" >&2
+"$venv/bin/python" scripts/soak.py --seconds 60 --dos target/debug/dos > target/soak-60s.json \
+    || { cat target/soak-60s.json; echo "test.sh: the soak lost or broke something" >&2; exit 1; }
+"$venv/bin/python" -c "
+import json; d = json.load(open('target/soak-60s.json'))
+print('soak: %(operations)d operations, %(objects_recorded)d objects, %(reads_checked)d reads checked, %(objects_lost)d lost, %(errors)d errors' % d)"

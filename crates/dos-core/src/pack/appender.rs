@@ -323,6 +323,15 @@ impl PackAppender {
                 .min(self.len);
             return Ok(());
         }
+        if !self.lock.still_ours() {
+            // As in `cut_back`: never cut what another writer may have appended.
+            return Err(Error::PackModified {
+                path: self.path.clone(),
+                change: crate::error::PackChange::LockReplaced {
+                    lock: self.lock.path().to_path_buf(),
+                },
+            });
+        }
         self.file.set_len(pos).ctx(&self.path, "truncate pack")?;
         self.flushed = pos;
         self.writeback_from = self.writeback_from.min(pos);
@@ -336,6 +345,12 @@ impl PackAppender {
     /// fsynced where possible so that a crash does not bring the bytes back.
     pub fn cut_back(&mut self, pos: u64) -> Result<()> {
         let pos = pos.max(self.start);
+        if !self.lock.still_ours() {
+            // Someone removed or replaced our lock (a Python writer that failed to take it
+            // deletes it) and may have appended after our bytes: cutting would destroy theirs.
+            // Ours stay as a hole no row refers to.
+            return Ok(());
+        }
         self.file.set_len(pos).ctx(&self.path, "truncate pack")?;
         self.flushed = pos;
         self.writeback_from = self.writeback_from.min(pos);
