@@ -9,8 +9,8 @@ For the given time, at once, on one container (made by dos):
     10. Off by default: disk-objectstore 1.5's lock_pack deletes the winner's lock file when it
     fails to take it, so a Python pack writer next to any other pack writer (Python or dos) can
     end up appending to a pack at the same time as it, and then records wrong offsets for its
-    own objects (docs/durability.md); dos refuses to commit in that case and never cuts bytes
-    behind a lock it lost;
+    own objects (docs/durability.md); dos's own writes are safe (a kernel lock on the pack file
+    besides the lock file), Python's are not;
   - dos-add: `dos add --pack` and `dos add` of batches of 10 files;
   - py-read: disk_objectstore get_objects_content of 20 recorded keys, each checked byte-exact;
   - dos-read: `dos cat` of a recorded key, checked byte-exact;

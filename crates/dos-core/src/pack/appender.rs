@@ -102,6 +102,28 @@ impl PackAppender {
             .truncate(false)
             .open(&path)
             .ctx(&path, "open pack for append")?;
+        // Between dos writers, also a kernel lock on the pack file itself: a Python writer that
+        // fails to take the lock file deletes it, and a second dos writer must then still not
+        // write into this pack (dos writes at explicit offsets, so two would overwrite each
+        // other). Python neither takes nor sees it.
+        let waited = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if waited.elapsed() < lock_timeout => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::PackLocked {
+                        path: layout.pack_lock(id),
+                        waited_ms: u64::try_from(waited.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io(&path, "lock pack file", e));
+                }
+            }
+        }
         let end = file.metadata().ctx(&path, "stat")?.len();
         let mem = vec![0u8; WRITE_BUF + DIRECT_ALIGN];
         let mem_off = mem.as_ptr().align_offset(DIRECT_ALIGN);
