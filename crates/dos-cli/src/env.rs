@@ -23,16 +23,17 @@ impl Env {
     ///
     /// - `DOS_NO_DIRECT_IO`: write packs through the page cache only (no O_DIRECT);
     /// - `DOS_NO_WRITEBACK`: no early writeback of buffered pack writes;
-    /// - `DOS_FAULT=<point>:<n>`: abort the process the n-th time it reaches a fault point (crash
-    ///   tests); `DOS_FAULT_TRACE=<file>`: append every fault point reached to that file.
+    /// - `DOS_FAULT=[eio:]<point>:<n>`: abort the process (with `eio:`, make the operation there
+    ///   fail with an I/O error) the n-th time it reaches a fault point (crash and fault tests);
+    ///   `DOS_FAULT_TRACE=<file>`: append every fault point reached to that file.
     pub fn from_process() -> Result<Env> {
-        let abort_at = match std::env::var("DOS_FAULT") {
-            Ok(spec) => Some(
-                FaultPlan::parse_abort_at(&spec)
-                    .with_context(|| format!("DOS_FAULT={spec:?}: expected <point>:<count>"))?,
-            ),
-            Err(_) => None,
-        };
+        let at =
+            match std::env::var("DOS_FAULT") {
+                Ok(spec) => Some(FaultPlan::parse(&spec).with_context(|| {
+                    format!("DOS_FAULT={spec:?}: expected [eio:]<point>:<count>")
+                })?),
+                Err(_) => None,
+            };
         let trace = match std::env::var_os("DOS_FAULT_TRACE") {
             Some(p) => Some(
                 File::options()
@@ -46,7 +47,7 @@ impl Env {
         let io = IoOptions {
             direct_io: std::env::var_os("DOS_NO_DIRECT_IO").is_none(),
             early_writeback: std::env::var_os("DOS_NO_WRITEBACK").is_none(),
-            faults: FaultPlan::new(abort_at, trace),
+            faults: FaultPlan::new(at, trace),
         };
         let env = Env {
             io,

@@ -159,7 +159,7 @@ fn incremental_backups_are_complete_containers_python_validates() {
 }
 
 #[test]
-fn a_killed_backup_leaves_earlier_ones_intact_and_the_next_completes() {
+fn a_killed_or_failed_backup_leaves_earlier_ones_intact_and_the_next_completes() {
     let tmp = tempfile::tempdir().unwrap();
     let cpath = tmp.path().join("c");
     let c = Container::init(&cpath, &InitOptions::default()).unwrap();
@@ -172,21 +172,36 @@ fn a_killed_backup_leaves_earlier_ones_intact_and_the_next_completes() {
     let m1 = m.clone();
     add(&c, &random_objects(7, 20, 0), true, &mut m);
     add(&c, &random_objects(8, 5, 0), false, &mut m);
-    for point in [
+    let points = [
         "backup.loose",
         "backup.index",
         "backup.pack",
         "backup.publish",
-    ] {
+    ];
+    // Killed there, or failed there by an I/O error.
+    let faults = points
+        .iter()
+        .map(|p| format!("{p}:1"))
+        .chain(points.iter().map(|p| format!("eio:{p}:1")));
+    for point in faults {
         let out = dos()
             .args(["-q", "-p"])
             .arg(&cpath)
             .arg("backup")
             .arg(&dest)
-            .env("DOS_FAULT", format!("{point}:1"))
+            .env("DOS_FAULT", &point)
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{point}: the backup was not killed");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if point.starts_with("eio:") {
+            assert_eq!(out.status.code(), Some(2), "{point}: {err}");
+            assert!(
+                err.contains("Input/output error") && err.contains(dest.to_str().unwrap()),
+                "{point}: the error names neither the file nor the I/O error: {err}"
+            );
+        } else {
+            assert!(!out.status.success(), "{point}: the backup was not killed");
+        }
         assert_eq!(
             backups(&dest),
             vec![f1.clone()],

@@ -1,8 +1,9 @@
 //! Crash tests with real processes: `dos pack`, `dos repack`, `dos optimize` and a direct-to-pack
 //! import are killed — at injected fault points around every write, fsync, commit, rename and
 //! delete (the process aborts there, as `kill -9` would stop it), and with SIGKILL at random
-//! instants. After each kill the container must validate clean in dos and in Python, every object
-//! must read back byte-exact, and re-running the command must complete.
+//! instants — and made to fail with an I/O error (EIO) at the same points and at pack reads.
+//! After each the container must validate clean in dos and in Python, every object must read
+//! back byte-exact, and re-running the command must complete.
 //!
 //! `DOS_CRASH_RANDOM_KILLS` (default 12 per command) sets the number of random kills;
 //! `DOS_CRASH_SEED` makes a run reproducible (the seed is printed).
@@ -25,6 +26,8 @@ enum Scenario {
     Repack,
     Optimize,
     Import,
+    /// `dos add` of loose objects.
+    AddLoose,
 }
 
 impl Scenario {
@@ -34,9 +37,10 @@ impl Scenario {
             Scenario::Repack => vec!["repack", "--compress", "auto"],
             Scenario::Optimize => vec!["optimize", "--compress", "yes"],
             Scenario::Import => vec!["add", "--pack", "--compress=auto"],
+            Scenario::AddLoose => vec!["add"],
         };
         let mut v: Vec<String> = v.into_iter().map(String::from).collect();
-        if let Scenario::Import = self {
+        if let Scenario::Import | Scenario::AddLoose = self {
             v.extend(files.iter().map(|p| p.display().to_string()));
         }
         v
@@ -72,6 +76,7 @@ impl Scenario {
                 "repack.switch.after",
                 "repack.unlink.after",
             ],
+            Scenario::AddLoose => &["loose.rename.before", "loose.rename.after"],
             Scenario::Optimize => &[
                 "pack.append",
                 "index.commit.after",
@@ -145,7 +150,7 @@ fn prepare(s: Scenario, seed: u64) -> Fixture {
     }
     let file_args: Vec<&str> = files.iter().map(|p| p.to_str().unwrap()).collect();
     match s {
-        Scenario::Import => {}
+        Scenario::Import | Scenario::AddLoose => {}
         Scenario::Pack => {
             let mut a = vec!["add"];
             a.extend(&file_args);
@@ -216,7 +221,7 @@ fn check_after_crash(f: &Fixture, s: Scenario, what: &str) -> usize {
         "{what}: listed but unreadable: {missing:?}"
     );
     // Nothing was lost: every expected object is there (an import may not have reached all).
-    if !matches!(s, Scenario::Import) {
+    if !matches!(s, Scenario::Import | Scenario::AddLoose) {
         let have: std::collections::BTreeSet<String> =
             listed.iter().map(ToString::to_string).collect();
         let lost: Vec<&String> = f.expected.keys().filter(|k| !have.contains(*k)).collect();
@@ -261,7 +266,7 @@ fn rerun_completes(f: &Fixture, s: Scenario, what: &str) {
         "{what}: re-run failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    if let Scenario::Import = s {
+    if let Scenario::Import | Scenario::AddLoose = s {
         let container = dos_core::Container::open(&c).unwrap();
         let keys: Vec<dos_core::ObjectKey> = f.expected.keys().map(|k| common::key(k)).collect();
         assert!(
@@ -276,6 +281,8 @@ fn rerun_completes(f: &Fixture, s: Scenario, what: &str) {
 #[derive(Default)]
 struct Tally {
     kills: usize,
+    /// Runs failed by an injected I/O error.
+    faults: usize,
     objects_checked: usize,
 }
 
@@ -326,6 +333,83 @@ fn crash_at_fault_points(s: Scenario, seed: u64, tally: &mut Tally) {
             tally.kills += 1;
             tally.objects_checked += check_after_crash(&f, s, &what);
             rerun_completes(&f, s, &what);
+        }
+    }
+}
+
+/// Every pack holds nothing beyond its last committed object (an aborted batch's bytes were cut).
+fn no_uncommitted_tail(f: &Fixture, what: &str) {
+    let c = f.dir.path().join("c");
+    let conn = rusqlite::Connection::open_with_flags(
+        c.join("packs.idx"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    for entry in fs::read_dir(c.join("packs")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(id) = name.parse::<i64>() else {
+            continue;
+        };
+        let end: i64 = conn
+            .query_row(
+                "SELECT COALESCE(MAX(\"offset\" + length), 0) FROM db_object WHERE pack_id = ?1",
+                [id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let len = entry.metadata().unwrap().len();
+        assert_eq!(
+            len, end as u64,
+            "{what}: pack {name} is {len} bytes, its objects end at {end}"
+        );
+    }
+}
+
+/// The same points as the crash tests, but the operation there fails with EIO: the command must
+/// stop with a clear error (exit 2, the file and the error named), leave the container as valid as
+/// before with nothing lost and no uncommitted bytes in packs, and complete when run again.
+fn eio_at_fault_points(s: Scenario, seed: u64, tally: &mut Tally) {
+    let counts = trace_points(s, seed);
+    let mut points: Vec<&str> = s.fault_points().to_vec();
+    if matches!(s, Scenario::Repack | Scenario::Optimize) {
+        points.push("pack.read");
+    }
+    for point in points {
+        let n = counts.get(point).copied().unwrap_or(0);
+        assert!(n > 0, "{s:?}: fault point {point} is never reached");
+        // The first and the last occurrence (an error ends the command, so the middle one
+        // differs from the last only in how much was committed before).
+        let mut hits = vec![1, n];
+        hits.dedup();
+        for hit in hits {
+            let f = prepare(s, seed);
+            let c = f.dir.path().join("c");
+            let what = format!("{s:?} with EIO at {point}:{hit}");
+            let out = run(&c, &s.args(&f.files), Some(&format!("eio:{point}:{hit}")));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("fault injection: I/O error"),
+                "{what}: not injected: {err}"
+            );
+            assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+            let message = err
+                .lines()
+                .find(|l| !l.contains("fault injection"))
+                .unwrap_or_default();
+            assert!(
+                message.contains("Input/output error") && message.contains(c.to_str().unwrap()),
+                "{what}: the error names neither the file nor the I/O error: {err}"
+            );
+            tally.faults += 1;
+            tally.objects_checked += check_after_crash(&f, s, &what);
+            if matches!(s, Scenario::Pack | Scenario::Import) {
+                no_uncommitted_tail(&f, &what);
+            }
+            rerun_completes(&f, s, &what);
+            if matches!(s, Scenario::Pack | Scenario::Import) {
+                no_uncommitted_tail(&f, &format!("{what}, after re-run"));
+            }
         }
     }
 }
@@ -384,13 +468,15 @@ fn scenario(s: Scenario) {
     eprintln!("{s:?}: DOS_CRASH_SEED={seed}");
     let mut tally = Tally::default();
     crash_at_fault_points(s, seed, &mut tally);
+    eio_at_fault_points(s, seed, &mut tally);
     random_kills(s, seed, n, &mut tally);
     eprintln!(
-        "{s:?}: {} kills, {} objects checked after kills, 0 lost",
-        tally.kills, tally.objects_checked
+        "{s:?}: {} kills, {} injected I/O errors, {} objects checked after them, 0 lost",
+        tally.kills, tally.faults, tally.objects_checked
     );
     let summary: BTreeMap<&str, usize> = [
         ("kills", tally.kills),
+        ("io_errors", tally.faults),
         ("objects_checked", tally.objects_checked),
     ]
     .into();
@@ -421,4 +507,9 @@ fn crash_optimize() {
 #[test]
 fn crash_direct_to_pack_import() {
     scenario(Scenario::Import);
+}
+
+#[test]
+fn crash_loose_add() {
+    scenario(Scenario::AddLoose);
 }

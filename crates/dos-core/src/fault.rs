@@ -2,13 +2,19 @@
 //! its opener ([`crate::IoOptions::faults`]); the library never reads it from the environment.
 //!
 //! Points sit right before and after every write, fsync, commit, rename and delete that matters
-//! for durability. A plan can abort the process (no destructors, no cleanup — as `kill -9`) the
-//! `n`-th time it reaches a named point, and can append the name of every point reached to a
-//! trace file, one per line (tests use it to aim at the first, a middle and the last occurrence
-//! of every point). The empty plan, the default, costs one branch per point.
+//! for durability. A plan can act the `n`-th time the process reaches a named point: abort it
+//! (no destructors, no cleanup — as `kill -9`), or make the operation at that point fail with an
+//! I/O error (`EIO`), as a failing disk would; and it can append the name of every point reached
+//! to a trace file, one per line (tests use it to aim at the first, a middle and the last
+//! occurrence of every point). The empty plan, the default, costs one branch per point.
+//!
+//! Each call site decides what the injected error stands for: at a point named `….before` the
+//! operation that follows fails without having happened; at `….after` (and at `pack.append`)
+//! it reports failure although it did happen, as a write whose bytes reached the file, a commit
+//! whose fsync failed, or a rename whose directory fsync failed would.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,8 +22,28 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Default)]
 pub struct FaultPlan(Option<Arc<Plan>>);
 
+/// What a plan does when it reaches its point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Abort the process.
+    Abort,
+    /// Make the operation at the point fail with `EIO`.
+    Eio,
+}
+
+/// Where a plan acts: the `hit`-th time (counting from 1) the process reaches `point`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultAt {
+    /// The point's name.
+    pub point: String,
+    /// Which occurrence.
+    pub hit: u64,
+    /// What happens there.
+    pub action: FaultAction,
+}
+
 struct Plan {
-    abort_at: Option<(String, u64)>,
+    at: Option<FaultAt>,
     seen: AtomicU64,
     trace: Option<Mutex<File>>,
 }
@@ -28,7 +54,7 @@ impl std::fmt::Debug for FaultPlan {
             None => f.write_str("FaultPlan(none)"),
             Some(p) => f
                 .debug_struct("FaultPlan")
-                .field("abort_at", &p.abort_at)
+                .field("at", &p.at)
                 .field("trace", &p.trace.is_some())
                 .finish(),
         }
@@ -36,23 +62,35 @@ impl std::fmt::Debug for FaultPlan {
 }
 
 impl FaultPlan {
-    /// A plan that aborts the process the `nth` time (counting from 1) it reaches `point`, and,
-    /// with `trace`, appends every point reached to that file.
-    pub fn new(abort_at: Option<(String, u64)>, trace: Option<File>) -> Self {
-        if abort_at.is_none() && trace.is_none() {
+    /// A plan that acts at `at` and, with `trace`, appends every point reached to that file.
+    pub fn new(at: Option<FaultAt>, trace: Option<File>) -> Self {
+        if at.is_none() && trace.is_none() {
             return Self(None);
         }
         Self(Some(Arc::new(Plan {
-            abort_at,
+            at,
             seen: AtomicU64::new(0),
             trace: trace.map(Mutex::new),
         })))
     }
 
-    /// Parse `<point>:<n>` (the form the `dos` binary takes from `DOS_FAULT`).
-    pub fn parse_abort_at(spec: &str) -> Option<(String, u64)> {
-        let (point, n) = spec.rsplit_once(':')?;
-        Some((point.to_string(), n.parse().ok()?))
+    /// Parse `[abort:|eio:]<point>:<n>` (the form the `dos` binary takes from `DOS_FAULT`;
+    /// without a prefix the plan aborts).
+    pub fn parse(spec: &str) -> Option<FaultAt> {
+        let (action, rest) = match spec.split_once(':') {
+            Some(("eio", rest)) => (FaultAction::Eio, rest),
+            Some(("abort", rest)) => (FaultAction::Abort, rest),
+            _ => (FaultAction::Abort, spec),
+        };
+        let (point, n) = rest.rsplit_once(':')?;
+        if point.is_empty() || point.contains(':') {
+            return None;
+        }
+        Some(FaultAt {
+            point: point.to_string(),
+            hit: n.parse().ok()?,
+            action,
+        })
     }
 
     /// Whether the plan does anything.
@@ -60,20 +98,30 @@ impl FaultPlan {
         self.0.is_none()
     }
 
-    /// The process reaches the named point.
-    pub fn point(&self, name: &str) {
-        let Some(p) = &self.0 else { return };
+    /// The process reaches the named point: the plan may abort here, or return the error the
+    /// operation at this point is to fail with (the caller treats it as that operation's own).
+    pub fn point(&self, name: &str) -> io::Result<()> {
+        let Some(p) = &self.0 else { return Ok(()) };
         if let Some(t) = &p.trace {
             let mut f = t.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(f, "{name}");
         }
-        if let Some((point, hit)) = &p.abort_at
-            && point == name
-            && p.seen.fetch_add(1, Ordering::Relaxed) + 1 == *hit
+        if let Some(at) = &p.at
+            && at.point == name
+            && p.seen.fetch_add(1, Ordering::Relaxed) + 1 == at.hit
         {
-            eprintln!("dos: fault injection: aborting at {name}");
-            std::process::abort();
+            match at.action {
+                FaultAction::Abort => {
+                    eprintln!("dos: fault injection: aborting at {name}");
+                    std::process::abort();
+                }
+                FaultAction::Eio => {
+                    eprintln!("dos: fault injection: I/O error at {name}");
+                    return Err(io::Error::from_raw_os_error(libc::EIO));
+                }
+            }
         }
+        Ok(())
     }
 }
 
@@ -83,17 +131,39 @@ mod tests {
 
     #[test]
     fn specs_and_traces() {
+        let at = |p: &str, hit, action| {
+            Some(FaultAt {
+                point: p.to_string(),
+                hit,
+                action,
+            })
+        };
         assert_eq!(
-            FaultPlan::parse_abort_at("pack.sync.before:3"),
-            Some(("pack.sync.before".to_string(), 3))
+            FaultPlan::parse("pack.sync.before:3"),
+            at("pack.sync.before", 3, FaultAction::Abort)
         );
-        assert_eq!(FaultPlan::parse_abort_at("nocount"), None);
-        assert_eq!(FaultPlan::parse_abort_at("a:b"), None);
+        assert_eq!(
+            FaultPlan::parse("eio:pack.append:2"),
+            at("pack.append", 2, FaultAction::Eio)
+        );
+        assert_eq!(
+            FaultPlan::parse("abort:loose.delete:1"),
+            at("loose.delete", 1, FaultAction::Abort)
+        );
+        assert_eq!(FaultPlan::parse("nocount"), None);
+        assert_eq!(FaultPlan::parse("a:b"), None);
+        assert_eq!(FaultPlan::parse("eio:x:y:1"), None);
         assert!(FaultPlan::new(None, None).is_empty());
         let t = tempfile::NamedTempFile::new().unwrap();
-        let plan = FaultPlan::new(Some(("never.reached".into(), 1)), Some(t.reopen().unwrap()));
-        plan.point("one");
-        plan.clone().point("two");
-        assert_eq!(std::fs::read_to_string(t.path()).unwrap(), "one\ntwo\n");
+        let plan = FaultPlan::new(at("two", 2, FaultAction::Eio), Some(t.reopen().unwrap()));
+        plan.point("one").unwrap();
+        plan.clone().point("two").unwrap();
+        let e = plan.point("two").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO));
+        plan.point("two").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(t.path()).unwrap(),
+            "one\ntwo\ntwo\ntwo\n"
+        );
     }
 }

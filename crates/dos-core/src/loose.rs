@@ -116,10 +116,14 @@ fn publish(
         }
     }
     // Replacing an existing file is harmless: both hold the bytes whose hash is the name.
-    faults.point("loose.rename.before");
-    fs::rename(&guard.path, &dest).ctx(&dest, "rename into place")?;
+    faults
+        .point("loose.rename.before")
+        .and_then(|()| fs::rename(&guard.path, &dest))
+        .ctx(&dest, "rename into place")?;
     guard.armed = false;
-    faults.point("loose.rename.after");
+    faults
+        .point("loose.rename.after")
+        .ctx(&parent, "fsync loose shard")?;
     Ok(parent)
 }
 

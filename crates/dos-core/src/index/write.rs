@@ -79,9 +79,24 @@ impl Index {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
         let out = f(&tx).map_err(err)?;
-        self.faults.point(fault);
+        self.faults
+            .point(fault)
+            .map_err(|e| Error::io(&path, "commit index", e))?;
         tx.commit().map_err(err)?;
         Ok(out)
+    }
+
+    /// Whether a batch is in the index: after a commit that reported an error, which may still
+    /// have committed (a failed fsync of the log, say), one row of it found at its own location
+    /// tells (a transaction is all or nothing). Rows whose key was already stored elsewhere
+    /// prove nothing and are passed over.
+    pub fn batch_present(&self, rows: &[NewRow]) -> Result<bool> {
+        for r in rows {
+            if self.get(&r.key)? == Some(r.loc) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Insert rows in one transaction; rows whose key is already present are ignored.

@@ -129,15 +129,21 @@ impl Container {
         // 1. Loose files.
         let prev_loose = previous.map(|p| p.join(LOOSE_DIR));
         self.backup_loose(&to, prev_loose.as_deref(), interrupt, progress, &mut s)?;
-        self.io.faults.point("backup.loose");
+        self.io
+            .faults
+            .point("backup.loose")
+            .ctx(&to.loose, "fsync loose copies")?;
 
         // 2. The index, with SQLite's online backup (consistent while writers commit).
         let index_tmp = dest.join(format!("{INDEX_FILE}.part"));
         self.backup_index_to(&index_tmp)?;
-        fs::rename(&index_tmp, &to.index).ctx(&to.index, "rename index copy")?;
+        self.io
+            .faults
+            .point("backup.index")
+            .and_then(|()| fs::rename(&index_tmp, &to.index))
+            .ctx(&to.index, "rename index copy")?;
         s.index_bytes = fs::metadata(&to.index).ctx(&to.index, "stat")?.len();
         s.bytes_written += s.index_bytes;
-        self.io.faults.point("backup.index");
 
         // 3. Packs, against the index just copied.
         let rows = pack_rows(&to.index)?;
@@ -158,8 +164,11 @@ impl Container {
             if interrupt.is_set() {
                 return Err(Error::Interrupted);
             }
-            self.io.faults.point("backup.pack");
             let prev_pack = previous.map(|p| Layout::new(p).pack(id));
+            self.io
+                .faults
+                .point("backup.pack")
+                .ctx(to.pack(id), "copy pack")?;
             let empty = Vec::new();
             self.backup_pack(
                 id,
@@ -211,7 +220,10 @@ impl Container {
             }
             s.verified_objects = Some(report.objects_checked);
         }
-        self.io.faults.point("backup.publish");
+        self.io
+            .faults
+            .point("backup.publish")
+            .ctx(&live, "publish backup")?;
         let name = loop {
             // Names sort by time only to the second: one that would sort before the newest
             // existing backup (made in the same second) waits for the next second.

@@ -169,8 +169,12 @@ impl Container {
     /// Delete a loose file; `Ok(false)` if it was already gone.
     pub(crate) fn remove_loose(&self, key: &ObjectKey) -> Result<bool> {
         let p = self.loose_path(key);
-        self.io.faults.point("loose.delete");
-        match fs::remove_file(&p) {
+        match self
+            .io
+            .faults
+            .point("loose.delete")
+            .and_then(|()| fs::remove_file(&p))
+        {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(Error::io(&p, "remove loose object", e)),

@@ -26,7 +26,7 @@ pub(crate) struct Journal {
 }
 
 impl Container {
-    fn journal_path(&self) -> std::path::PathBuf {
+    pub(crate) fn journal_path(&self) -> std::path::PathBuf {
         self.layout.packs.join(REPACK_JOURNAL)
     }
 

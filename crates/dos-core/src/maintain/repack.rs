@@ -205,11 +205,22 @@ impl Container {
 
         // 2. A fresh pack id, created exclusively, and the journal naming both.
         let (new_id, mut out) = self.create_fresh_pack()?;
-        self.write_journal(Journal {
-            old: id,
-            new: new_id,
-        })?;
-        self.io.faults.point("repack.journal.after");
+        let journaled = self
+            .write_journal(Journal {
+                old: id,
+                new: new_id,
+            })
+            .and_then(|()| {
+                self.io
+                    .faults
+                    .point("repack.journal.after")
+                    .ctx(self.journal_path(), "fsync journal")
+            });
+        if let Err(e) = journaled {
+            drop(out);
+            self.abandon_new_pack(new_id);
+            return Err(e);
+        }
 
         // 3. Copy / transform the live objects, in offset order. On any failure (a full disk,
         // an I/O error, a corrupt source) the new pack, never referenced, is removed at once.
@@ -235,7 +246,7 @@ impl Container {
                     }
                     let j = i + run.len();
                     let dest = out.pos();
-                    out.append_from(&old_file, loc.offset, end - loc.offset)
+                    out.append_from(&old_file, &old_path, loc.offset, end - loc.offset)
                         .map_err(|e| match e {
                             Error::Io { source, .. }
                                 if source.kind() == std::io::ErrorKind::UnexpectedEof =>
@@ -294,12 +305,14 @@ impl Container {
                         .max()
                         .unwrap_or(start);
                     let mut block = vec![0u8; (end - start) as usize];
-                    read_exact_at(&old_file, &mut block, start).map_err(|e| Error::Corrupt {
-                        key: block_rows[0].key.clone(),
-                        path: old_path.clone(),
-                        problem: Corruption::Read(e),
-                        location: Some(Box::new(loc0)),
-                    })?;
+                    let read = self.io.faults.point("pack.read");
+                    read.and_then(|()| read_exact_at(&old_file, &mut block, start))
+                        .map_err(|e| Error::Corrupt {
+                            key: block_rows[0].key.clone(),
+                            path: old_path.clone(),
+                            problem: Corruption::Read(e),
+                            location: Some(Box::new(loc0)),
+                        })?;
                     let transformed: Vec<(Vec<u8>, bool)> = block_rows
                         .par_iter()
                         .map(|r| {
@@ -334,7 +347,10 @@ impl Container {
                 i = j;
             }
             progress.finish();
-            self.io.faults.point("repack.write.after");
+            self.io
+                .faults
+                .point("repack.write.after")
+                .ctx(out.path(), "write pack")?;
             out.sync()?;
             durable::sync_dir(&self.layout.packs)?;
             Ok((moves, out.pos()))
@@ -354,8 +370,20 @@ impl Container {
             self.remove_journal()?;
             return Err(Error::Interrupted);
         }
-        self.io.faults.point("repack.switch.before");
-        if let Err(e) = self.index().relocate(&moves) {
+        let switched = self
+            .io
+            .faults
+            .point("repack.switch.before")
+            .ctx(&self.layout.index, "commit index")
+            .and_then(|()| self.index().relocate(&moves))
+            .and_then(|()| {
+                // An error reported by a commit that happened all the same.
+                self.io
+                    .faults
+                    .point("repack.switch.after")
+                    .ctx(&self.layout.index, "commit index")
+            });
+        if let Err(e) = switched {
             // Nothing points at the new pack unless the switch was committed after all.
             if self
                 .index()
@@ -366,7 +394,6 @@ impl Container {
             }
             return Err(e);
         }
-        self.io.faults.point("repack.switch.after");
 
         // 5. Drop the old pack — unless someone appended to it behind our lock (a Python process
         // whose failed lock attempt deleted our lock file, followed by another one): then its new
@@ -379,7 +406,10 @@ impl Container {
         } else {
             s.packs_kept.push(id);
         }
-        self.io.faults.point("repack.unlink.after");
+        self.io
+            .faults
+            .point("repack.unlink.after")
+            .ctx(&self.layout.packs, "fsync packs folder")?;
         self.remove_journal()?;
         drop(old_lock);
         s.packs_rewritten.push((id, new_id));

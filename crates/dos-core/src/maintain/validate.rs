@@ -486,7 +486,9 @@ impl Container {
         mut res: UnitResult,
     ) -> UnitResult {
         let hash = self.config.hash_type;
-        let map = if map_packs {
+        // An injected read error stands for the pack's bytes being unreadable.
+        let injected = self.io.faults.point("pack.read");
+        let map = if map_packs && injected.is_ok() {
             map_range(&u.file, start, span)
         } else {
             None
@@ -499,7 +501,7 @@ impl Container {
                     buf.resize(span as usize, 0);
                 }
                 let block = &mut buf[..span as usize];
-                if let Err(e) = read_exact_at(&u.file, block, start) {
+                if let Err(e) = injected.and_then(|()| read_exact_at(&u.file, block, start)) {
                     for row in &u.rows {
                         res.unreadable.push(ObjectProblem {
                             key: row.key.clone(),

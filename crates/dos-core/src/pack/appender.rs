@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::container::IoOptions;
 use crate::durable;
 use crate::error::{Error, IoContext, PackChange, Result};
+use crate::fault::FaultPlan;
 use crate::fileio::{read_exact_at, write_all_at};
 use crate::layout::Layout;
 use crate::pack::lock::PackLock;
@@ -58,6 +59,8 @@ pub struct PackAppender {
     writeback_from: u64,
     created: bool,
     lock: PackLock,
+    /// Where copies from other packs fail in fault tests.
+    faults: FaultPlan,
 }
 
 impl std::fmt::Debug for PackAppender {
@@ -147,6 +150,7 @@ impl PackAppender {
             no_writeback: !io.early_writeback,
             created,
             lock,
+            faults: io.faults.clone(),
         };
         a.reset_buffer_at(end);
         Ok(a)
@@ -225,10 +229,17 @@ impl PackAppender {
         Ok(())
     }
 
-    /// Append `len` bytes of `src` starting at `offset`. On error nothing is appended.
-    pub fn append_from(&mut self, src: &File, offset: u64, len: u64) -> Result<()> {
+    /// Append `len` bytes of `src` (the file at `src_path`, which errors reading it name)
+    /// starting at `offset`. On error nothing is appended.
+    pub fn append_from(
+        &mut self,
+        src: &File,
+        src_path: &Path,
+        offset: u64,
+        len: u64,
+    ) -> Result<()> {
         let before = self.pos();
-        let r = self.copy_from(src, offset, len);
+        let r = self.copy_from(src, src_path, offset, len);
         if r.is_err() {
             // A part may have been copied (and even flushed) before the source failed.
             let _ = self.truncate_to(before);
@@ -236,7 +247,7 @@ impl PackAppender {
         r
     }
 
-    fn copy_from(&mut self, src: &File, mut offset: u64, len: u64) -> Result<()> {
+    fn copy_from(&mut self, src: &File, src_path: &Path, mut offset: u64, len: u64) -> Result<()> {
         let mut left = len;
         while left > 0 {
             if self.len == WRITE_BUF {
@@ -244,7 +255,9 @@ impl PackAppender {
             }
             let n = ((WRITE_BUF - self.len) as u64).min(left) as usize;
             let at = self.mem_off + self.len;
-            read_exact_at(src, &mut self.mem[at..at + n], offset).map_err(|e| {
+            let read = self.faults.point("pack.read");
+            let read = read.and_then(|()| read_exact_at(src, &mut self.mem[at..at + n], offset));
+            read.map_err(|e| {
                 let e = if e.kind() == io::ErrorKind::UnexpectedEof {
                     io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -253,7 +266,7 @@ impl PackAppender {
                 } else {
                     e
                 };
-                Error::io(&self.path, "copy into pack", e)
+                Error::io(src_path, "read pack", e)
             })?;
             self.len += n;
             offset += n as u64;

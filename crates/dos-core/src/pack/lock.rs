@@ -68,7 +68,10 @@ impl PackLock {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        faults.point("pack.lock.prepared");
+        if let Err(e) = faults.point("pack.lock.prepared") {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(path, "link lock", e));
+        }
         let linked = fs::hard_link(&tmp, path);
         let _ = fs::remove_file(&tmp);
         match linked {
@@ -77,13 +80,17 @@ impl PackLock {
             Err(_) => return Self::try_acquire_excl(path, content, faults),
         }
         let m = f.metadata().ctx(path, "stat lock")?;
-        faults.point("pack.lock.acquired");
-        Ok(Some(PackLock {
+        // From here the lock is ours: dropping it (on an error below) removes it.
+        let lock = PackLock {
             path: path.to_path_buf(),
             identity: file_identity(&m),
             content,
             _file: f,
-        }))
+        };
+        faults
+            .point("pack.lock.acquired")
+            .map_err(|e| Error::io(path, "stat lock", e))?;
+        Ok(Some(lock))
     }
 
     /// Fallback without hard links: O_EXCL create, flock, then write the owner.
@@ -106,7 +113,9 @@ impl PackLock {
                 locked.map_err(|e| Error::io(path, "flock lock", e.into()))?;
                 written.ctx(path, "write lock")?;
                 m.ctx(path, "stat lock")?;
-                faults.point("pack.lock.acquired");
+                faults
+                    .point("pack.lock.acquired")
+                    .map_err(|e| Error::io(path, "stat lock", e))?;
                 Ok(Some(lock))
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),

@@ -126,7 +126,10 @@ impl Container {
             let group = &rows[i..j];
             let block_start = loc.offset;
             block.resize(usize_of(block_end - block_start)?, 0);
-            read_exact_at(&file, &mut block, block_start)
+            self.io
+                .faults
+                .point("pack.read")
+                .and_then(|()| read_exact_at(&file, &mut block, block_start))
                 .map_err(|e| self.corrupt(key, *loc, Corruption::Read(e)))?;
             let raw_of = |l: &PackedLocation| -> Result<&[u8]> {
                 let a = usize_of(l.offset - block_start)?;

@@ -190,7 +190,10 @@ impl Container {
             Some(Located::Packed(loc)) => {
                 let file = self.open_pack(loc.pack_id)?;
                 let mut raw = vec![0u8; usize_of(loc.length)?];
-                read_exact_at(&file, &mut raw, loc.offset)
+                self.io
+                    .faults
+                    .point("pack.read")
+                    .and_then(|()| read_exact_at(&file, &mut raw, loc.offset))
                     .map_err(|e| self.corrupt(key, loc, Corruption::Read(e)))?;
                 if !loc.compressed {
                     if loc.length != loc.size {

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use crate::error::Result;
+use crate::error::Error;
 use crate::fault::FaultPlan;
 use crate::index::{Index, NewRow};
 use crate::write::outcome::StoreOutcome;
@@ -19,7 +19,16 @@ pub(super) struct CommitJob {
 }
 
 /// The committer's answer: the job's outcomes and position, or why the commit failed.
-pub(super) type CommitDone = Result<(Vec<(usize, StoreOutcome)>, u64)>;
+pub(super) type CommitDone = std::result::Result<(Vec<(usize, StoreOutcome)>, u64), CommitFailed>;
+
+/// A commit that reported an error.
+pub(super) struct CommitFailed {
+    /// The error.
+    pub error: Error,
+    /// Whether the batch may be in the index all the same (it was found there after the error,
+    /// or the index could not be asked): its pack bytes must then stay.
+    pub maybe_committed: bool,
+}
 
 /// The writer's ends of the committer thread.
 pub(super) struct Committer {
@@ -48,12 +57,17 @@ impl Committer {
                 for job in job_rx {
                     let r = {
                         let mut idx = index.lock().unwrap_or_else(|p| p.into_inner());
-                        idx.insert_batch(&job.rows)
+                        let r = idx.insert_batch(&job.rows).and_then(|_| {
+                            faults
+                                .point("index.commit.after")
+                                .map_err(|e| Error::io(idx.path(), "commit index", e))
+                        });
+                        r.map_err(|error| CommitFailed {
+                            error,
+                            maybe_committed: idx.batch_present(&job.rows).unwrap_or(true),
+                        })
                     };
-                    let r = r.map(|_| {
-                        faults.point("index.commit.after");
-                        (job.pending, job.pos)
-                    });
+                    let r = r.map(|()| (job.pending, job.pos));
                     if done_tx.send(r).is_err() {
                         return;
                     }

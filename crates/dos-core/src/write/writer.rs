@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 
 use crate::codec::{CompressMode, auto_should_compress};
 use crate::container::Container;
+use crate::error::IoContext;
 use crate::index::NewRow;
 use crate::key::ObjectKey;
 use crate::location::PackedLocation;
@@ -190,15 +191,28 @@ impl<'a> Writer<'a> {
     /// the committer thread (the writer goes on appending meanwhile; an earlier batch's commit
     /// is collected first, so at most one is in flight).
     pub fn commit(&mut self) -> Result<(), Error> {
-        self.c.io.faults.point("pack.sync.before");
+        // An injected error before the sync stands for the fsync failing, after it for the
+        // folder's fsync failing: either way the batch fails and its bytes are cut.
+        let faults = &self.c.io.faults;
         let pos = match self.appender.as_mut() {
             Some(a) => {
+                faults
+                    .point("pack.sync.before")
+                    .ctx(a.path(), "fsync pack")?;
                 a.sync()?;
+                faults
+                    .point("pack.sync.after")
+                    .ctx(a.path(), "fsync pack")?;
                 a.pos()
             }
-            None => self.committed_pos,
+            None => {
+                faults
+                    .point("pack.sync.before")
+                    .and_then(|()| faults.point("pack.sync.after"))
+                    .ctx(&self.c.layout.packs, "fsync pack")?;
+                self.committed_pos
+            }
         };
-        self.c.io.faults.point("pack.sync.after");
         self.wait_commit()?;
         self.chunk_committed.extend(self.batch_keys.drain());
         self.batch_bytes = 0;
@@ -237,7 +251,17 @@ impl<'a> Writer<'a> {
     /// Take in the result of the commit in flight.
     fn settle_commit(&mut self, done: CommitDone) -> Result<(), Error> {
         self.in_flight = false;
-        let (outcomes, pos) = done?;
+        let (outcomes, pos) = match done {
+            Ok(d) => d,
+            Err(failed) => {
+                // A commit that may have happened anyway: its bytes are referenced, keep them
+                // (the batch still fails: its durability is in doubt).
+                if failed.maybe_committed && self.retiring.take().is_none() {
+                    self.committed_pos = self.in_flight_pos;
+                }
+                return Err(failed.error.into());
+            }
+        };
         self.summary.commits += 1;
         // The commit in flight was either the retiring pack's last (now durable: its lock goes)
         // or the current pack's.
@@ -333,7 +357,9 @@ impl<'a> Writer<'a> {
                         let a = self.appender()?;
                         let offset = a.pos();
                         a.write(&data)?;
-                        c.io.faults.point("pack.append");
+                        c.io.faults
+                            .point("pack.append")
+                            .ctx(a.path(), "write pack")?;
                         let pack_id = a.id();
                         let location = PackedLocation {
                             pack_id,

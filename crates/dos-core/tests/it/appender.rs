@@ -77,7 +77,8 @@ fn run(seed: u64, buffered: bool) {
             4 => {
                 let off = rng.below(source.len() as u64) as usize;
                 let len = rng.below((source.len() - off) as u64) as usize;
-                a.append_from(&src, off as u64, len as u64).unwrap();
+                a.append_from(&src, &src_path, off as u64, len as u64)
+                    .unwrap();
                 model.extend_from_slice(&source[off..off + len]);
             }
             5 => check(&mut a, &model),
@@ -101,7 +102,10 @@ fn run(seed: u64, buffered: bool) {
             _ => {
                 // A read past the source's end fails cleanly and appends nothing.
                 let before = a.pos();
-                assert!(a.append_from(&src, source.len() as u64 - 10, 20).is_err());
+                assert!(
+                    a.append_from(&src, &src_path, source.len() as u64 - 10, 20)
+                        .is_err()
+                );
                 assert_eq!(a.pos(), before);
             }
         }
