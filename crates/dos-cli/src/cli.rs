@@ -96,7 +96,8 @@ pub struct InitArgs {
     /// Hash type of object keys.
     #[arg(long, value_enum, default_value = "sha256")]
     pub hash_type: HashArg,
-    /// Compression of packed objects: zlib+1 .. zlib+9.
+    /// Compression of packed objects: zlib+1 .. zlib+9 (what Python disk-objectstore reads), or
+    /// zstd+1 .. zstd+19 (faster to read and smaller, but only dos and dos_objectstore read it).
     #[arg(long, default_value = "zlib+1")]
     pub compression: String,
     /// Print the result as JSON.
@@ -173,6 +174,17 @@ pub struct RepackArgs {
     /// Rewrite every pack, even those without holes.
     #[arg(long)]
     pub force: bool,
+    /// Nothing else writes to the container: remove packs without objects at once (otherwise
+    /// only once they are 10 minutes old, as a concurrent Python writer may not have committed
+    /// its objects yet).
+    #[arg(long)]
+    pub exclusive: bool,
+    /// Convert the container to this compression algorithm (zlib+1 .. zlib+9, which Python
+    /// disk-objectstore reads, or zstd+1 .. zstd+19): every compressed object is re-encoded
+    /// and new objects are written with it. Crash-safe; run it again to finish an interrupted
+    /// conversion. Stop other writers first.
+    #[arg(long, value_name = "ALGORITHM")]
+    pub compression: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

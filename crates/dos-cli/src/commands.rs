@@ -9,7 +9,7 @@ use dos_core::maintain::{BackupOptions, ValidateOptions};
 use dos_core::maintain::{CleanOptions, PackLooseOptions, RepackCompress, RepackOptions};
 use dos_core::write::{ObjectSource, PackWriteOptions};
 use dos_core::{
-    CompressMode, Container, HashType, InitOptions, ObjectContent, ObjectKey, ZlibLevel,
+    CompressMode, Compression, Container, HashType, InitOptions, ObjectContent, ObjectKey,
 };
 
 use crate::Verdict;
@@ -112,13 +112,19 @@ fn read_list(list: &Path) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// A `compression_algorithm` named by the user.
+fn compression_of(algo: &str) -> Result<Compression> {
+    match Compression::from_algorithm(algo) {
+        Some(c) => Ok(c),
+        None => bail!(
+            "unknown compression {algo:?}: expected zlib+1 .. zlib+9 (readable by Python \
+             disk-objectstore) or zstd+1 .. zstd+19 (dos only)"
+        ),
+    }
+}
+
 fn init(ctx: &Ctx, a: &InitArgs) -> Result<Verdict> {
-    let Some(level) = ZlibLevel::from_algorithm(&a.compression) else {
-        bail!(
-            "unknown compression {:?}: expected zlib+1 .. zlib+9",
-            a.compression
-        );
-    };
+    let level = compression_of(&a.compression)?;
     let opts = InitOptions {
         pack_size_target: a.pack_size_target,
         loose_prefix_len: a.loose_prefix_len,
@@ -256,9 +262,16 @@ fn repack(ctx: &Ctx, a: &RepackArgs) -> Result<Verdict> {
         compress: repack_mode(a.compress),
         force: a.force,
         interrupt: ctx.env.interrupt(),
+        empty_pack_min_age: a.exclusive.then_some(std::time::Duration::ZERO),
         ..RepackOptions::default()
     };
-    let s = c.repack(&opts, &ctx.bars)?;
+    let s = match &a.compression {
+        Some(algo) => {
+            let to = compression_of(algo)?;
+            c.convert_compression(to, &opts, &ctx.bars)?.1
+        }
+        None => c.repack(&opts, &ctx.bars)?,
+    };
     output::summary(a.json, &s, &output::repacked_line(&s))?;
     Ok(Verdict::Success)
 }

@@ -119,6 +119,8 @@ pub fn deleted(deleted: &[ObjectKey], json: bool) -> Result<()> {
 /// `dos status`.
 pub fn status(c: &Container, count: &ObjectCount, size: &TotalSize, json: bool) -> Result<()> {
     let cfg = c.config();
+    let unfinished = c.unfinished_conversion()?;
+    let python_readable = c.python_readable()?;
     let mut out = io::stdout().lock();
     if json {
         print_json(
@@ -128,6 +130,8 @@ pub fn status(c: &Container, count: &ObjectCount, size: &TotalSize, json: bool) 
                 "id": cfg.container_id,
                 "hash_type": cfg.hash_type.name(),
                 "compression": cfg.compression.algorithm(),
+                "python_readable": python_readable,
+                "unfinished_conversion": unfinished,
                 "pack_size_target": cfg.pack_size_target,
                 "loose_prefix_len": cfg.loose_prefix_len,
                 "count": count,
@@ -158,6 +162,20 @@ pub fn status(c: &Container, count: &ObjectCount, size: &TotalSize, json: bool) 
             human(size.total_size_packfiles_on_disk)
         )?;
         writeln!(out, "loose       {}", human(size.total_size_loose))?;
+        match &unfinished {
+            Some(to) => writeln!(
+                out,
+                "python      cannot read it: a conversion to {to} is unfinished \
+                 (run `dos repack --compression {to}`)"
+            )?,
+            None if python_readable => writeln!(out, "python      disk-objectstore reads it")?,
+            None => writeln!(
+                out,
+                "python      cannot read it ({} is dos only; `dos repack --compression \
+                 zlib+1` converts it)",
+                cfg.compression.algorithm()
+            )?,
+        }
         writeln!(
             out,
             "index       {}",

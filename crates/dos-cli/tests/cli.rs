@@ -196,7 +196,7 @@ fn errors_are_one_line_with_exit_codes() {
         d.path().join("x").to_str().unwrap(),
         "init",
         "--compression",
-        "zstd+3",
+        "zstd+30",
     ]);
     assert!(err.contains("zstd+3"), "{err}");
     assert!(!d.path().join("x").exists());

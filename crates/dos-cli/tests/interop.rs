@@ -48,7 +48,7 @@ fn dos_container(dir: &Path, case: &Case, seed: u64) -> (std::path::PathBuf, Man
             pack_size_target,
             loose_prefix_len: prefix,
             hash_type,
-            compression: ZlibLevel::new(level).unwrap(),
+            compression: ZlibLevel::new(level).unwrap().into(),
         },
     )
     .unwrap();

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::codec::ZlibLevel;
+use crate::codec::Compression;
 use crate::hashing::HashType;
 
 /// Default pack size target: 4 GiB, as Python and AiiDA use.
@@ -61,7 +61,7 @@ pub struct Config {
     /// 32 lowercase hex characters, fixed at `init`.
     pub container_id: String,
     /// Compression of packed objects flagged `compressed`.
-    pub compression: ZlibLevel,
+    pub compression: Compression,
 }
 
 impl Config {
@@ -119,9 +119,9 @@ impl Config {
         let container_id = string("container_id", true)?.to_string();
         let algo = string("compression_algorithm", true)?;
         let compression =
-            ZlibLevel::from_algorithm(algo).ok_or_else(|| ConfigError::InvalidValue {
+            Compression::from_algorithm(algo).ok_or_else(|| ConfigError::InvalidValue {
                 key: "compression_algorithm",
-                detail: format!("unknown or unsupported compression algorithm {algo:?} (supported: zlib+1 .. zlib+9)"),
+                detail: format!("unknown or unsupported compression algorithm {algo:?} (supported: zlib+1 .. zlib+9, zstd+1 .. zstd+19)"),
             })?;
         Ok(Config {
             container_version,
@@ -171,7 +171,10 @@ mod tests {
         assert_eq!(c.loose_prefix_len, 2);
         assert_eq!(c.pack_size_target, DEFAULT_PACK_SIZE_TARGET);
         assert_eq!(c.hash_type, HashType::Sha256);
-        assert_eq!(c.compression.level(), 1);
+        assert_eq!(
+            c.compression,
+            crate::Compression::Zlib(crate::ZlibLevel::DEFAULT)
+        );
         assert_eq!(c.to_python_json(), PY);
     }
 
@@ -193,7 +196,9 @@ mod tests {
         }
         for (from, to, key) in [
             ("\"sha256\"", "\"md5\"", "hash_type"),
-            ("\"zlib+1\"", "\"zstd+3\"", "compression_algorithm"),
+            ("\"zlib+1\"", "\"zstd+20\"", "compression_algorithm"),
+            ("\"zlib+1\"", "\"zstd+03\"", "compression_algorithm"),
+            ("\"zlib+1\"", "\"lz4\"", "compression_algorithm"),
             ("\"zlib+1\"", "\"zlib+0\"", "compression_algorithm"),
             ("\"zlib+1\"", "\"zlib+10\"", "compression_algorithm"),
             ("4294967296", "0", "pack_size_target"),

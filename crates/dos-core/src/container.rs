@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::codec::ZlibLevel;
+use crate::codec::Compression;
 use crate::config::{self, Config, DEFAULT_LOOSE_PREFIX_LEN, DEFAULT_PACK_SIZE_TARGET};
 use crate::durable;
 use crate::error::{Error, IoContext, Missing, Result};
@@ -25,7 +25,7 @@ pub struct InitOptions {
     /// Hash type of keys.
     pub hash_type: HashType,
     /// Compression of packed objects written compressed.
-    pub compression: ZlibLevel,
+    pub compression: Compression,
 }
 
 impl Default for InitOptions {
@@ -34,7 +34,7 @@ impl Default for InitOptions {
             pack_size_target: DEFAULT_PACK_SIZE_TARGET,
             loose_prefix_len: DEFAULT_LOOSE_PREFIX_LEN,
             hash_type: HashType::Sha256,
-            compression: ZlibLevel::DEFAULT,
+            compression: Compression::default(),
         }
     }
 }
@@ -243,7 +243,7 @@ impl Container {
 }
 
 /// Write a small file atomically and durably: temp file in `sandbox/`, fsync, rename.
-fn write_file_atomically(layout: &Layout, dest: &Path, data: &[u8]) -> Result<()> {
+pub(crate) fn write_file_atomically(layout: &Layout, dest: &Path, data: &[u8]) -> Result<()> {
     let tmp = layout.sandbox.join(format!(
         "{}.tmp",
         config::new_container_id().ctx(dest, "random name")?

@@ -54,7 +54,7 @@ pub mod progress;
 pub mod read;
 pub mod write;
 
-pub use codec::{CompressMode, ZlibLevel};
+pub use codec::{CompressMode, Compression, ZlibLevel, ZstdLevel};
 pub use config::Config;
 pub use container::{Container, InitOptions, IoOptions};
 pub use error::{Error, Result};

@@ -10,8 +10,8 @@ use dos_core::maintain::{
     CleanOptions, PackLooseOptions, RepackCompress, RepackOptions, ValidateOptions,
 };
 use dos_core::{
-    CompressMode, Container, HashType, InitOptions, ObjectKey, ObjectMeta, ObjectSource,
-    ObjectType, PackWriteOptions, StoreOutcome, ZlibLevel, read::FillTarget,
+    CompressMode, Compression, Container, HashType, InitOptions, ObjectKey, ObjectMeta,
+    ObjectSource, ObjectType, PackWriteOptions, StoreOutcome, read::FillTarget,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -151,7 +151,7 @@ impl RawContainer {
     ) -> PyResult<Self> {
         let hash_type = HashType::from_name(hash_type)
             .ok_or_else(|| PyValueError::new_err(format!("Unknown hash type \"{hash_type}\"")))?;
-        let compression = ZlibLevel::from_algorithm(compression_algorithm).ok_or_else(|| {
+        let compression = Compression::from_algorithm(compression_algorithm).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "Unknown or unsupported compression algorithm \"{compression_algorithm}\""
             ))
@@ -289,50 +289,60 @@ impl RawContainer {
             }
         }
         let just_keys: Vec<ObjectKey> = wanted.iter().map(|(_, k)| *k).collect();
-        let metas = py
-            .allow_threads(|| self.c.get_objects_meta(&just_keys))
-            .map_err(to_py)?;
-        let mut found: Vec<(usize, ObjectKey, ObjectMeta)> = wanted
-            .into_iter()
-            .zip(metas)
-            .filter(|(_, m)| m.kind != ObjectType::Missing)
-            .map(|((i, k), m)| (i, k, m))
-            .collect();
-        found.sort_by_key(|(i, _, m)| match m.location {
-            Some(l) => (0, l.pack_id, l.offset, *i),
-            None => (1, 0, 0, *i),
-        });
-        // The result objects, allocated first and filled without the interpreter lock: the
-        // content is read once, straight into them.
-        let mut out = Vec::with_capacity(found.len());
-        let mut bufs = Vec::with_capacity(found.len());
-        for (_, _, m) in &found {
-            let (obj, buf) = crate::bridge::UnsharedBytes::new(py, m.size.unwrap_or(0))?;
-            out.push(obj);
-            bufs.push(buf);
-        }
-        py.allow_threads(|| {
-            let mut targets: Vec<FillTarget<'_>> = found
+        // A second round when a pack looked up is gone: a repack moved its objects meanwhile.
+        let mut round = 0;
+        loop {
+            round += 1;
+            let metas = py
+                .allow_threads(|| self.c.get_objects_meta(&just_keys))
+                .map_err(to_py)?;
+            let mut found: Vec<(usize, ObjectKey, ObjectMeta)> = wanted
                 .iter()
-                .zip(
-                    bufs.par_iter_mut()
-                        .map(|b| b.as_mut_slice())
-                        .collect::<Vec<_>>(),
-                )
-                .map(|((_, k, m), b)| FillTarget {
-                    key: *k,
-                    meta: m.clone(),
-                    buf: b,
-                })
+                .copied()
+                .zip(metas)
+                .filter(|(_, m)| m.kind != ObjectType::Missing)
+                .map(|((i, k), m)| (i, k, m))
                 .collect();
-            self.c.fill_objects(&mut targets)
-        })
-        .map_err(to_py)?;
-        Ok(found
-            .iter()
-            .zip(out)
-            .map(|((i, _, _), b)| (keys[*i].clone(), b))
-            .collect())
+            found.sort_by_key(|(i, _, m)| match m.location {
+                Some(l) => (0, l.pack_id, l.offset, *i),
+                None => (1, 0, 0, *i),
+            });
+            // The result objects, allocated first and filled without the interpreter lock: the
+            // content is read once, straight into them.
+            let mut out = Vec::with_capacity(found.len());
+            let mut bufs = Vec::with_capacity(found.len());
+            for (_, _, m) in &found {
+                let (obj, buf) = crate::bridge::UnsharedBytes::new(py, m.size.unwrap_or(0))?;
+                out.push(obj);
+                bufs.push(buf);
+            }
+            let filled = py.allow_threads(|| {
+                let mut targets: Vec<FillTarget<'_>> = found
+                    .iter()
+                    .zip(
+                        bufs.par_iter_mut()
+                            .map(|b| b.as_mut_slice())
+                            .collect::<Vec<_>>(),
+                    )
+                    .map(|((_, k, m), b)| FillTarget {
+                        key: *k,
+                        meta: m.clone(),
+                        buf: b,
+                    })
+                    .collect();
+                self.c.fill_objects(&mut targets)
+            });
+            match filled {
+                Err(dos_core::Error::MissingPack { .. }) if round == 1 => continue,
+                Err(e) => return Err(to_py(e)),
+                Ok(()) => {}
+            }
+            return Ok(found
+                .iter()
+                .zip(out)
+                .map(|((i, _, _), b)| (keys[*i].clone(), b))
+                .collect());
+        }
     }
 
     /// The content of one object read straight into the returned `bytes` (`None` if the key
@@ -341,22 +351,30 @@ impl RawContainer {
         let Some(k) = self.key(key) else {
             return Ok(None);
         };
-        let meta = py
-            .allow_threads(|| self.c.get_object_meta(&k))
-            .map_err(to_py)?;
-        if meta.kind == ObjectType::Missing {
-            return Ok(None);
+        // A second round when the pack looked up is gone: a repack moved the object meanwhile.
+        let mut round = 0;
+        loop {
+            round += 1;
+            let meta = py
+                .allow_threads(|| self.c.get_object_meta(&k))
+                .map_err(to_py)?;
+            if meta.kind == ObjectType::Missing {
+                return Ok(None);
+            }
+            let (obj, mut buf) = crate::bridge::UnsharedBytes::new(py, meta.size.unwrap_or(0))?;
+            let filled = py.allow_threads(|| {
+                self.c.fill_objects(&mut [FillTarget {
+                    key: k,
+                    meta,
+                    buf: buf.as_mut_slice(),
+                }])
+            });
+            match filled {
+                Err(dos_core::Error::MissingPack { .. }) if round == 1 => continue,
+                Err(e) => return Err(to_py(e)),
+                Ok(()) => return Ok(Some(obj)),
+            }
         }
-        let (obj, mut buf) = crate::bridge::UnsharedBytes::new(py, meta.size.unwrap_or(0))?;
-        py.allow_threads(|| {
-            self.c.fill_objects(&mut [FillTarget {
-                key: k,
-                meta,
-                buf: buf.as_mut_slice(),
-            }])
-        })
-        .map_err(to_py)?;
-        Ok(Some(obj))
     }
 
     /// Where each distinct key is, in the order a bulk read visits them: packed objects by pack
@@ -389,16 +407,16 @@ impl RawContainer {
         })
     }
 
-    /// Pack `pack_id`, open for reading its objects' streams.
-    fn open_pack(&self, pack_id: u64) -> PyResult<crate::streams::PackFile> {
+    /// Pack `pack_id`, open for reading its objects' streams; `None` if it is gone (a repack
+    /// removed it after moving its objects).
+    fn open_pack(&self, pack_id: u64) -> PyResult<Option<crate::streams::PackFile>> {
         let path = self.c.layout().pack(pack_id);
-        crate::streams::PackFile::open(path.clone()).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                to_py(dos_core::Error::MissingPack { path })
-            } else {
-                to_py(dos_core::Error::io(&path, "open pack", e))
-            }
-        })
+        match crate::streams::PackFile::open(path.clone()) {
+            Ok(p) => Ok(Some(p)),
+            // Removed by a repack since the lookup: the caller looks the objects up again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(to_py(dos_core::Error::io(&path, "open pack", e))),
+        }
     }
 
     /// Metadata of one object.

@@ -19,6 +19,7 @@ fn _dos(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<container::Located>()?;
     m.add_class::<streams::PackFile>()?;
     m.add_class::<streams::PackedStream>()?;
+    m.add_class::<streams::CompressedStream>()?;
     m.add("DosError", m.py().get_type::<errors::DosError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

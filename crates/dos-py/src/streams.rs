@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use dos_core::fileio::read_exact_at;
+use dos_core::read::{CompressedReader, PackRangeReader};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMemoryView, PySlice};
@@ -47,6 +48,21 @@ impl PackFile {
             offset,
             length,
             pos: 0,
+            closed: false,
+            pack_closed: Arc::clone(&self.closed),
+        }
+    }
+
+    /// The stream of the compressed object (zlib or zstd) of `length` bytes at `offset`,
+    /// read as its `size` uncompressed bytes.
+    fn compressed_stream(&self, offset: u64, length: u64, size: u64) -> CompressedStream {
+        let raw = PackRangeReader::new(Arc::clone(&self.file), offset, length);
+        CompressedStream {
+            reader: CompressedReader::new(raw, size),
+            path: self.path.clone(),
+            offset,
+            size,
+            target: 0,
             closed: false,
             pack_closed: Arc::clone(&self.closed),
         }
@@ -235,6 +251,184 @@ impl PackedStream {
             self.offset,
             self.length,
             self.pos
+        )
+    }
+}
+
+/// A compressed object in a pack (zlib or zstd) read as its uncompressed bytes: a read-only
+/// binary file object that seeks in every direction and never writes anything to disk. A seek
+/// only records the position; the next read decodes up to it (backwards: from the start).
+#[pyclass(module = "dos_objectstore._dos")]
+pub struct CompressedStream {
+    reader: CompressedReader,
+    path: PathBuf,
+    offset: u64,
+    size: u64,
+    /// The logical position (the reader catches up on the next read).
+    target: u64,
+    closed: bool,
+    pack_closed: Arc<AtomicBool>,
+}
+
+impl CompressedStream {
+    fn check_open(&self) -> PyResult<()> {
+        if self.closed || self.pack_closed.load(Ordering::Relaxed) {
+            return Err(PyValueError::new_err("I/O operation on closed file."));
+        }
+        Ok(())
+    }
+
+    fn error(&self, e: io::Error) -> PyErr {
+        PyOSError::new_err(format!(
+            "reading the compressed object at offset {} of {}: {e}",
+            self.offset,
+            self.path.display()
+        ))
+    }
+
+    /// Fill `buf` from the logical position (as much as the object has).
+    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::{Read, Seek};
+        self.reader.seek(SeekFrom::Start(self.target))?;
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.reader.read(&mut buf[done..])?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        self.target += done as u64;
+        Ok(done)
+    }
+
+    fn wanted(&self, size: Option<i64>) -> usize {
+        let remaining = self.size.saturating_sub(self.target);
+        let n = match size {
+            Some(s) if s >= 0 => remaining.min(s as u64),
+            _ => remaining,
+        };
+        usize::try_from(n).unwrap_or(usize::MAX)
+    }
+}
+
+#[pymethods]
+impl CompressedStream {
+    /// Up to `size` bytes (all that is left if `size` is negative or None); `b''` at the end.
+    #[pyo3(signature = (size = -1))]
+    fn read<'py>(&mut self, py: Python<'py>, size: Option<i64>) -> PyResult<Bound<'py, PyBytes>> {
+        self.check_open()?;
+        let n = self.wanted(size);
+        let mut buf = vec![0u8; n];
+        let got = py
+            .allow_threads(|| self.fill(&mut buf))
+            .map_err(|e| self.error(e))?;
+        Ok(PyBytes::new(py, &buf[..got]))
+    }
+
+    /// Read into a writable buffer; returns the number of bytes read (0 at the end).
+    fn readinto(&mut self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<usize> {
+        self.check_open()?;
+        // The limited API has no buffer protocol before Python 3.11: go through memoryview.
+        let view = PyMemoryView::from(buffer)?.call_method1("cast", ("B",))?;
+        if view.getattr("readonly")?.is_truthy()? {
+            return Err(PyValueError::new_err("readinto() needs a writable buffer"));
+        }
+        let n = self.wanted(Some(i64::try_from(view.len()?).unwrap_or(i64::MAX)));
+        let before = self.target;
+        let data = self.read(py, Some(n as i64))?;
+        let got = data.as_bytes().len();
+        if let Err(e) = view.set_item(PySlice::new(py, 0, got as isize, 1), data) {
+            self.target = before;
+            return Err(e);
+        }
+        Ok(got)
+    }
+
+    /// Move to `target` relative to the start (`whence=0`), the position (1) or the end (2);
+    /// returns the new position. Negative positions raise `ValueError`; positions past the end
+    /// read nothing.
+    #[pyo3(signature = (target, whence = 0))]
+    fn seek(&mut self, target: i64, whence: i32) -> PyResult<u64> {
+        self.check_open()?;
+        let base: i128 = match whence {
+            0 => 0,
+            1 => self.target as i128,
+            2 => self.size as i128,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "Invalid value for `whence`: only 0, 1 and 2 are valid values.",
+                ));
+            }
+        };
+        let new = base + target as i128;
+        if new < 0 {
+            return Err(PyValueError::new_err(format!(
+                "negative seek position {new}"
+            )));
+        }
+        self.target = u64::try_from(new).unwrap_or(u64::MAX);
+        Ok(self.target)
+    }
+
+    /// The position in the object.
+    fn tell(&self) -> PyResult<u64> {
+        self.check_open()?;
+        Ok(self.target)
+    }
+
+    /// `'rb'`.
+    #[getter]
+    fn mode(&self) -> &'static str {
+        "rb"
+    }
+
+    /// Whether the stream, or the pack file it reads, was closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed || self.pack_closed.load(Ordering::Relaxed)
+    }
+
+    /// True.
+    fn readable(&self) -> bool {
+        true
+    }
+
+    /// False.
+    fn writable(&self) -> bool {
+        false
+    }
+
+    /// True.
+    fn seekable(&self) -> bool {
+        true
+    }
+
+    /// Nothing to flush.
+    fn flush(&self) {}
+
+    /// Close the stream (the pack file stays open for the other streams).
+    fn close(&mut self) {
+        self.closed = true;
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.closed = true;
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<CompressedStream {} offset={} size={} pos={}>",
+            self.path.display(),
+            self.offset,
+            self.size,
+            self.target
         )
     }
 }

@@ -1492,7 +1492,7 @@ def test_init_container_errors(impl_cls, tmp_path):
         {'compression_algorithm': 'zlib+10'},
         {'compression_algorithm': 'zlib+a'},
         {'compression_algorithm': 'gzip+1'},
-        {'compression_algorithm': 'zstd+3'},
+        {'compression_algorithm': 'zstd+30'},
     ],
     ids=lambda kw: '-'.join(f'{k}={v}' for k, v in kw.items()),
 )

@@ -7,6 +7,9 @@ Commands (all print one JSON line on success, exit non-zero with a message on fa
   verify CONTAINER MANIFEST
       Check with Python that the container holds exactly the manifest's objects, byte-exact
       (bulk and single reads), and that validate() reports no issue.
+  refuses CONTAINER MANIFEST
+      On a container holding zstd objects: every read returns the right bytes or raises, and
+      validate() never reports it valid.
   append CONTAINER SEED
       Add objects to an existing container (loose, then packed) and extend its manifest.
   worker CONTAINER OUTDIR ID N SEED [ROUNDS]
@@ -195,6 +198,31 @@ def verify(container, manifest_path):
     )
 
 
+def refuses(container, manifest_path):
+    """Python on a container with zstd objects: every read either returns the right bytes or
+    raises; validate raises. Prints how many reads were refused."""
+    with open(manifest_path) as fh:
+        m = json.load(fh)
+    refused = right = 0
+    with Container(container) as c:
+        for key, (size, digest) in m.items():
+            try:
+                data = c.get_object_content(key)
+            except Exception:  # noqa: BLE001 - any error is a refusal
+                refused += 1
+                continue
+            if hashlib.sha256(data).hexdigest() != digest:
+                fail(f"{key}: Python read WRONG bytes from a zstd container")
+            right += 1
+        try:
+            issues = c.validate()
+        except Exception:  # noqa: BLE001
+            issues = None
+        if issues is not None and issues.is_valid():
+            fail("Python validated a container it cannot read")
+    print(json.dumps({"refused": refused, "right": right}))
+
+
 def append(container, seed):
     path = container + ".manifest.json"
     with open(path) as fh:
@@ -302,6 +330,8 @@ def main(argv):
         make(pos[0], pos[1], int(pos[2]), **opts)
     elif cmd == "verify":
         verify(args[0], args[1])
+    elif cmd == "refuses":
+        refuses(args[0], args[1])
     elif cmd == "maintain":
         maintain(args[0], args[1])
     elif cmd == "delete":

@@ -1,7 +1,6 @@
 //! zlib (RFC 1950) streams, the coding of compressed packed objects: whole-buffer coders over
 //! libdeflate (falling back to zlib-rs), and streaming ones over zlib-rs.
 
-use std::cell::RefCell;
 use std::io::{self, BufRead, Read, Write};
 
 use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
@@ -11,7 +10,7 @@ use super::libdeflate;
 
 /// A reusable whole-buffer zlib compressor (keeps its allocations between objects): libdeflate,
 /// or zlib-rs should libdeflate fail to allocate or to compress.
-pub struct Compressor {
+pub struct ZlibCompressor {
     inner: Backend,
     level: ZlibLevel,
 }
@@ -21,7 +20,7 @@ enum Backend {
     ZlibRs(Compress),
 }
 
-impl Compressor {
+impl ZlibCompressor {
     /// A compressor for `level`.
     pub fn new(level: ZlibLevel) -> Self {
         let inner = match libdeflate::ZlibCompressor::new(i32::from(level.0)) {
@@ -64,31 +63,6 @@ impl Compressor {
         self.compress_into(input, &mut v);
         v
     }
-}
-
-thread_local! {
-    /// Per thread: compressors by level. Two are kept, as AUTO samples large objects at level 1
-    /// before compressing them at the container's level.
-    static COMPRESSORS: RefCell<Vec<(ZlibLevel, Compressor)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Run `f` with this thread's compressor for `level` (kept between calls, so that workers
-/// compressing many objects allocate once).
-pub fn with_compressor<T>(level: ZlibLevel, f: impl FnOnce(&mut Compressor) -> T) -> T {
-    COMPRESSORS.with(|c| {
-        let mut c = c.borrow_mut();
-        let at = match c.iter().position(|(l, _)| *l == level) {
-            Some(at) => at,
-            None => {
-                if c.len() >= 2 {
-                    c.remove(0);
-                }
-                c.push((level, Compressor::new(level)));
-                c.len() - 1
-            }
-        };
-        f(&mut c[at].1)
-    })
 }
 
 /// A streaming zlib encoder (zlib-rs), for objects too large to compress in memory: writes one
@@ -145,17 +119,23 @@ pub enum InflateError {
 }
 
 /// A reusable zlib decompressor for whole buffers of known decoded size.
-pub struct Decompressor {
+pub struct ZlibDecompressor {
     inner: Decompress,
 }
 
-impl Default for Decompressor {
+impl Default for ZlibDecompressor {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Decompressor {
+/// An upper bound of the bytes a zlib stream of `input_len` bytes decodes to. Deflate's
+/// densest code is a 258-byte match in 2 bits (1032:1); headers only lower the ratio.
+fn max_inflated_len(input_len: usize) -> usize {
+    input_len.saturating_mul(1032).saturating_add(1024)
+}
+
+impl ZlibDecompressor {
     /// A fresh decompressor.
     pub fn new() -> Self {
         Self {
@@ -177,6 +157,9 @@ impl Decompressor {
             .ok()
             .and_then(|e| e.checked_add(1))
             .ok_or(InflateError::TooLong { expected })?;
+        // No room beyond what `input` can possibly decode to: a corrupt index row claiming a
+        // huge size must give an error, not an allocation failure.
+        let cap = cap.min(max_inflated_len(input.len()));
         if out.capacity() > cap.saturating_mul(4).max(1 << 20) {
             // Do not keep (and clear) a huge buffer for small objects.
             *out = Vec::new();
@@ -259,8 +242,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_python_vector() {
-        let mut c = Compressor::new(ZlibLevel::new(1).unwrap());
-        let mut d = Decompressor::new();
+        let mut c = ZlibCompressor::new(ZlibLevel::new(1).unwrap());
+        let mut d = ZlibDecompressor::new();
         let mut out = Vec::new();
         for data in [&b""[..], b"12345678901234567890123890", &vec![7u8; 1 << 20]] {
             let z = c.compress(data);
@@ -276,8 +259,8 @@ mod tests {
 
     #[test]
     fn inflate_errors() {
-        let mut c = Compressor::new(ZlibLevel::new(6).unwrap());
-        let mut d = Decompressor::new();
+        let mut c = ZlibCompressor::new(ZlibLevel::new(6).unwrap());
+        let mut d = ZlibDecompressor::new();
         let mut out = Vec::new();
         let data = b"hello hello hello hello world".repeat(50);
         let z = c.compress(&data);

@@ -7,6 +7,7 @@
 
 mod backup;
 mod clean;
+mod convert;
 mod copy;
 mod lock;
 mod pack_loose;
@@ -16,6 +17,7 @@ mod validate;
 
 pub use backup::{BackupOptions, BackupSummary, LAST_BACKUP, LIVE_BACKUP, existing_backups};
 pub use clean::{CleanOptions, CleanSummary};
+pub use convert::CONVERT_MARKER;
 pub use copy::ImportObjectsSummary;
 pub use lock::{LockMode, MAINTENANCE_LOCK_FILE, MaintenanceLock};
 pub use pack_loose::{PackLooseOptions, PackLooseSummary};

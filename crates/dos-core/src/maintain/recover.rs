@@ -155,10 +155,17 @@ impl Container {
             .iter()
             .filter_map(|s| u64::try_from(s.pack_id).ok())
             .max();
-        Ok(match on_disk.max(in_index) {
-            Some(m) => m + 1,
-            None => 0,
-        })
+        // Pack ids are SQLite integers: rows moved to an id above i64::MAX would record another
+        // id (and lose their objects). Only a corrupt index row or pack file name gets there.
+        match on_disk.max(in_index) {
+            None => Ok(0),
+            Some(m) if m < i64::MAX as u64 => Ok(m + 1),
+            Some(m) => Err(Error::InvalidArgument(format!(
+                "no pack id is left above {m}, the largest an index row can hold being {}: an \
+                 index row or a pack file name is corrupt",
+                i64::MAX
+            ))),
+        }
     }
 }
 

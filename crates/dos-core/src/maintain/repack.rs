@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use super::lock::LockMode;
 use crate::codec::{
-    AUTO_RATIO_THRESHOLD, Decompressor, InflateError, ZlibEncoder, auto_should_compress,
+    AUTO_RATIO_THRESHOLD, Codec, Decompressor, Encoder, InflateError, auto_should_compress,
     with_compressor,
 };
 use crate::container::Container;
@@ -33,7 +33,7 @@ use crate::index::RawRow;
 use crate::location::PackedLocation;
 use crate::pack::{self, AppendSink, PackAppender, PackLock};
 use crate::progress::{Progress, Unit};
-use crate::read::{PackRangeReader, ZlibObjectReader};
+use crate::read::{CompressedReader, PackRangeReader};
 
 use super::recover::{Journal, remove_if_exists};
 
@@ -75,6 +75,10 @@ pub struct RepackOptions {
     /// Cooperative cancellation, checked between packs and before each switch (an interrupted
     /// pack is rolled back: its new copy is removed).
     pub interrupt: crate::progress::Interrupt,
+    /// Re-encode compressed objects whose coding is not the container's (zlib in a `zstd+N`
+    /// container, or the reverse), and rewrite every pack holding one: a conversion
+    /// ([`Container::convert_compression`]).
+    pub recode: bool,
 }
 
 /// What [`Container::repack`] did.
@@ -147,7 +151,11 @@ impl Container {
                 continue;
             };
             let holes = meta.len() > st.bytes;
-            if !(opts.force || holes || self.needs_recompression(id, opts.compress)?) {
+            if !(opts.force
+                || holes
+                || self.needs_recompression(id, opts.compress)?
+                || (opts.recode && self.needs_recoding(id)?))
+            {
                 continue;
             }
             self.repack_pack(id, opts, progress, &mut s)?;
@@ -165,6 +173,26 @@ impl Container {
             let _ = durable::sync_dir(&self.layout.packs);
             let _ = self.remove_journal();
         }
+    }
+
+    /// Whether pack `id` holds a compressed object not in the container's coding (the first
+    /// bytes of each compressed object tell).
+    fn needs_recoding(&self, id: u64) -> Result<bool> {
+        let target = self.config.compression.codec();
+        let path = self.layout.pack(id);
+        let file = File::open(&path).ctx(&path, "open pack")?;
+        for r in self.index().rows_in_pack(id as i64)? {
+            if !r.compressed || r.length <= 0 || r.offset < 0 {
+                continue;
+            }
+            let mut head = [0u8; 4];
+            let n = (r.length as usize).min(4);
+            read_exact_at(&file, &mut head[..n], r.offset as u64).ctx(&path, "read")?;
+            if Codec::of(&head[..n]) != target {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn needs_recompression(&self, id: u64, mode: RepackCompress) -> Result<bool> {
@@ -231,7 +259,7 @@ impl Container {
             let level = self.config.compression;
             let mut i = 0;
             while i < rows.len() {
-                if mode == RepackCompress::Keep {
+                if mode == RepackCompress::Keep && !opts.recode {
                     // Runs of back-to-back objects are copied as they are, one range at a time.
                     let loc = self.row_loc(&rows[i])?;
                     let mut run = vec![loc];
@@ -286,8 +314,14 @@ impl Container {
                 let loc0 = self.row_loc(&block_rows[0])?;
                 if block_rows.len() == 1 && (loc0.length > LARGE || loc0.size > LARGE) {
                     let offset = out.pos();
-                    let (length, compressed) =
-                        self.stream_row(&old_file, loc0, &block_rows[0].key, mode, &mut out)?;
+                    let (length, compressed) = self.stream_row(
+                        &old_file,
+                        loc0,
+                        &block_rows[0].key,
+                        mode,
+                        opts.recode,
+                        &mut out,
+                    )?;
                     moves.push((
                         block_rows[0].id,
                         PackedLocation {
@@ -319,11 +353,13 @@ impl Container {
                             let loc = self.row_loc(r)?;
                             let a = (loc.offset - start) as usize;
                             let raw = &block[a..a + loc.length as usize];
-                            transform(raw, loc, mode, level).map_err(|e| Error::Corrupt {
-                                key: r.key.clone(),
-                                path: old_path.clone(),
-                                problem: e.into(),
-                                location: Some(Box::new(loc)),
+                            transform(raw, loc, mode, level, opts.recode).map_err(|e| {
+                                Error::Corrupt {
+                                    key: r.key.clone(),
+                                    path: old_path.clone(),
+                                    problem: e.into(),
+                                    location: Some(Box::new(loc)),
+                                }
                             })
                         })
                         .collect::<Result<_>>()?;
@@ -401,6 +437,9 @@ impl Container {
         let unchanged =
             old_lock.still_ours() && fs::metadata(&old_path).is_ok_and(|m| m.len() == old_len);
         if unchanged {
+            // At once, so that a repack on a nearly full disk frees each pack's space before
+            // the next one. A reader that looked the object up before the switch then finds the
+            // pack gone: dos's readers look it up again (docs/durability.md, "Readers").
             remove_if_exists(&old_path)?;
             durable::sync_dir(&self.layout.packs)?;
         } else {
@@ -463,10 +502,18 @@ impl Container {
         loc: PackedLocation,
         key: &str,
         mode: RepackCompress,
+        recode: bool,
         out: &mut PackAppender,
     ) -> Result<(u64, bool)> {
         let start = out.pos();
         let raw = PackRangeReader::new(file.clone(), loc.offset, loc.length);
+        let foreign = recode && loc.compressed && {
+            let mut head = [0u8; 4];
+            let n = (loc.length as usize).min(4);
+            read_exact_at(file, &mut head[..n], loc.offset)
+                .ctx(self.layout.pack(loc.pack_id), "read")?;
+            Codec::of(&head[..n]) != self.config.compression.codec()
+        };
         let target = match mode {
             RepackCompress::Keep => loc.compressed,
             RepackCompress::No => false,
@@ -489,15 +536,22 @@ impl Container {
             location: Some(Box::new(loc)),
         };
         let mut sink = AppendSink::new(out);
-        let copied = if target == loc.compressed {
+        let copied = if foreign && target {
+            // Another coding: decode, and encode as the container says.
+            let mut r = CompressedReader::new(raw, loc.size);
+            Encoder::new(&mut sink, self.config.compression).and_then(|mut enc| {
+                std::io::copy(&mut r, &mut enc).and_then(|_| enc.finish().map(|_| ()))
+            })
+        } else if target == loc.compressed {
             let mut r = raw;
             std::io::copy(&mut r, &mut sink).map(|_| ())
         } else if target {
-            let mut enc = ZlibEncoder::new(&mut sink, self.config.compression);
             let mut r = raw;
-            std::io::copy(&mut r, &mut enc).and_then(|_| enc.finish().map(|_| ()))
+            Encoder::new(&mut sink, self.config.compression).and_then(|mut enc| {
+                std::io::copy(&mut r, &mut enc).and_then(|_| enc.finish().map(|_| ()))
+            })
         } else {
-            let mut r = ZlibObjectReader::new(raw, loc.size);
+            let mut r = CompressedReader::new(raw, loc.size);
             std::io::copy(&mut r, &mut sink).map(|_| ())
         };
         // A failed write into the new pack is that pack's error; anything else is the old
@@ -516,7 +570,8 @@ fn transform(
     raw: &[u8],
     loc: PackedLocation,
     mode: RepackCompress,
-    level: crate::codec::ZlibLevel,
+    level: crate::codec::Compression,
+    recode: bool,
 ) -> std::result::Result<(Vec<u8>, bool), InflateError> {
     let inflate = || -> std::result::Result<Vec<u8>, InflateError> {
         let mut v = Vec::new();
@@ -524,6 +579,18 @@ fn transform(
         Ok(v)
     };
     let compress = |data: &[u8]| with_compressor(level, |c| c.compress(data));
+    if recode && loc.compressed && mode != RepackCompress::No && Codec::of(raw) != level.codec() {
+        // Another coding: decode, and store as the container says (AUTO: compressed only if
+        // that pays).
+        let data = inflate()?;
+        let z = compress(&data);
+        let pays = (z.len() as f64) < (data.len() as f64) * AUTO_RATIO_THRESHOLD;
+        return Ok(if mode == RepackCompress::Auto && !pays {
+            (data, false)
+        } else {
+            (z, true)
+        });
+    }
     Ok(match (mode, loc.compressed) {
         (RepackCompress::Keep, c) => (raw.to_vec(), c),
         (RepackCompress::No, false) | (RepackCompress::Yes, true) => (raw.to_vec(), loc.compressed),

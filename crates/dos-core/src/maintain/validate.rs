@@ -24,7 +24,7 @@ use crate::fileio::read_exact_at;
 use crate::index::{CompactRow, PackStats, RawRow};
 use crate::pack::{self, LockState};
 use crate::progress::{Progress, Unit};
-use crate::read::{PackRangeReader, ZlibObjectReader};
+use crate::read::{CompressedReader, PackRangeReader};
 
 /// Per-pack totals of rows sorted by pack id (what [`crate::index::Index::pack_stats`] returns).
 fn stats_of_sorted(rows: &[CompactRow]) -> Vec<PackStats> {
@@ -380,7 +380,8 @@ impl Container {
             if row.offset < prev_end {
                 r.overlapping_packed.push(row.key.clone());
             }
-            prev_end = prev_end.max(row.offset + row.length);
+            // Saturating: both are non-negative here, but may sum past i64::MAX.
+            prev_end = prev_end.max(row.offset.saturating_add(row.length));
             if loc.offset + loc.length > *pack_len {
                 r.unreadable_packed.push(ObjectProblem {
                     key: row.key.clone(),
@@ -434,7 +435,7 @@ impl Container {
                 let Some(loc) = row.location() else { continue };
                 let raw = PackRangeReader::new(u.file.clone(), loc.offset, loc.length);
                 let mut reader: Box<dyn Read> = if loc.compressed {
-                    Box::new(ZlibObjectReader::new(raw, loc.size))
+                    Box::new(CompressedReader::new(raw, loc.size))
                 } else {
                     Box::new(raw)
                 };

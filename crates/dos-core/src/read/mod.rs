@@ -29,7 +29,7 @@ mod fill;
 pub mod stream;
 
 pub use fill::FillTarget;
-pub use stream::{ObjectReader, PackRangeReader, ZlibObjectReader};
+pub use stream::{CompressedReader, ObjectReader, PackRangeReader};
 
 /// Where an object is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,11 +126,27 @@ impl Container {
         })
     }
 
+    /// Open the pack of `key`, found at `loc`. A repack may have moved the object and removed
+    /// its pack since the lookup: then the object is looked up again, once.
+    fn open_pack_of(
+        &self,
+        key: &ObjectKey,
+        loc: PackedLocation,
+    ) -> Result<(Arc<File>, PackedLocation)> {
+        match self.open_pack(loc.pack_id) {
+            Err(Error::MissingPack { path }) => match self.index().get(key)? {
+                Some(moved) if moved != loc => Ok((self.open_pack(moved.pack_id)?, moved)),
+                _ => Err(Error::MissingPack { path }),
+            },
+            other => other.map(|f| (f, loc)),
+        }
+    }
+
     pub(super) fn packed_reader(&self, loc: PackedLocation) -> Result<ObjectReader> {
         let file = self.open_pack(loc.pack_id)?;
         let raw = PackRangeReader::new(file, loc.offset, loc.length);
         Ok(if loc.compressed {
-            ObjectReader::Compressed(Box::new(ZlibObjectReader::new(raw, loc.size)))
+            ObjectReader::Compressed(Box::new(CompressedReader::new(raw, loc.size)))
         } else {
             ObjectReader::Packed(raw)
         })
@@ -175,7 +191,16 @@ impl Container {
     /// A streaming reader of one object and its metadata.
     pub fn open_object(&self, key: &ObjectKey) -> Result<(ObjectReader, ObjectMeta)> {
         match self.locate(key)? {
-            Some(Located::Packed(loc)) => Ok((self.packed_reader(loc)?, ObjectMeta::packed(loc))),
+            Some(Located::Packed(loc)) => {
+                let (file, loc) = self.open_pack_of(key, loc)?;
+                let raw = PackRangeReader::new(file, loc.offset, loc.length);
+                let reader = if loc.compressed {
+                    ObjectReader::Compressed(Box::new(CompressedReader::new(raw, loc.size)))
+                } else {
+                    ObjectReader::Packed(raw)
+                };
+                Ok((reader, ObjectMeta::packed(loc)))
+            }
             Some(Located::Loose(f)) => {
                 let size = f.metadata().ctx(self.loose_path(key), "stat")?.len();
                 Ok((ObjectReader::Loose(f), ObjectMeta::loose(size)))
@@ -188,7 +213,7 @@ impl Container {
     pub fn get_object_content(&self, key: &ObjectKey) -> Result<Vec<u8>> {
         match self.locate(key)? {
             Some(Located::Packed(loc)) => {
-                let file = self.open_pack(loc.pack_id)?;
+                let (file, loc) = self.open_pack_of(key, loc)?;
                 let mut raw = vec![0u8; usize_of(loc.length)?];
                 self.io
                     .faults

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
-use crate::codec::ZlibDecoder;
+use crate::codec::Decoder;
 use crate::fileio::read_at;
 pub use crate::fileio::read_exact_at;
 
@@ -82,60 +82,82 @@ impl Seek for PackRangeReader {
 /// Buffer size between the pack and the inflater.
 const ZBUF: usize = 256 * 1024;
 
-/// A seekable reader of a zlib-compressed packed object of known uncompressed size.
-pub struct ZlibObjectReader {
-    decoder: Option<ZlibDecoder<BufReader<PackRangeReader>>>,
+/// A seekable reader of one compressed object (a zlib stream or zstd frames, told apart by their
+/// first bytes) in a pack, yielding exactly the `size` the index records.
+pub struct CompressedReader {
+    stage: Stage,
     size: u64,
     pos: u64,
 }
 
-impl std::fmt::Debug for ZlibObjectReader {
+enum Stage {
+    /// Before the first read: the codec is not known yet.
+    Fresh(BufReader<PackRangeReader>),
+    Decoding(Decoder<BufReader<PackRangeReader>>),
+    /// After an error that lost the source.
+    Poisoned,
+}
+
+impl std::fmt::Debug for CompressedReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZlibObjectReader")
+        f.debug_struct("CompressedReader")
             .field("size", &self.size)
             .field("pos", &self.pos)
             .finish()
     }
 }
 
-impl ZlibObjectReader {
+impl CompressedReader {
     /// Wrap the compressed range; `size` is the uncompressed size from the index.
     pub fn new(raw: PackRangeReader, size: u64) -> Self {
         Self {
-            decoder: Some(ZlibDecoder::new(BufReader::with_capacity(ZBUF, raw))),
+            stage: Stage::Fresh(BufReader::with_capacity(ZBUF, raw)),
             size,
             pos: 0,
         }
     }
 
     fn restart(&mut self) -> io::Result<()> {
-        let dec = self
-            .decoder
-            .take()
-            .ok_or_else(|| io::Error::other("reader poisoned by an earlier error"))?;
-        let mut inner = dec.into_inner();
+        let mut inner = match std::mem::replace(&mut self.stage, Stage::Poisoned) {
+            Stage::Fresh(r) => r,
+            Stage::Decoding(d) => d.into_inner(),
+            Stage::Poisoned => return Err(poisoned()),
+        };
         inner.seek(SeekFrom::Start(0))?;
-        self.decoder = Some(ZlibDecoder::new(inner));
+        self.stage = Stage::Fresh(inner);
         self.pos = 0;
         Ok(())
     }
+
+    fn decoder(&mut self) -> io::Result<&mut Decoder<BufReader<PackRangeReader>>> {
+        if let Stage::Fresh(_) = self.stage {
+            let Stage::Fresh(r) = std::mem::replace(&mut self.stage, Stage::Poisoned) else {
+                return Err(poisoned());
+            };
+            self.stage = Stage::Decoding(Decoder::new(r)?);
+        }
+        match &mut self.stage {
+            Stage::Decoding(d) => Ok(d),
+            _ => Err(poisoned()),
+        }
+    }
 }
 
-impl Read for ZlibObjectReader {
+fn poisoned() -> io::Error {
+    io::Error::other("reader poisoned by an earlier error")
+}
+
+impl Read for CompressedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.size - self.pos;
         let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
         if n == 0 {
             return Ok(0);
         }
-        let dec = self
-            .decoder
-            .as_mut()
-            .ok_or_else(|| io::Error::other("reader poisoned by an earlier error"))?;
-        let got = dec.read(&mut buf[..n]).map_err(|e| {
+        let got = self.decoder()?.read(&mut buf[..n]).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("corrupt zlib stream: {e}"),
+                format!("corrupt compressed stream: {e}"),
             )
         })?;
         if got == 0 {
@@ -152,7 +174,7 @@ impl Read for ZlibObjectReader {
     }
 }
 
-impl Seek for ZlibObjectReader {
+impl Seek for CompressedReader {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         let target = resolve_seek(pos, self.pos, self.size)?;
         if target < self.pos {
@@ -178,8 +200,8 @@ pub enum ObjectReader {
     Loose(File),
     /// Raw bytes in a pack.
     Packed(PackRangeReader),
-    /// A zlib stream in a pack.
-    Compressed(Box<ZlibObjectReader>),
+    /// A compressed object in a pack.
+    Compressed(Box<CompressedReader>),
 }
 
 impl Read for ObjectReader {
@@ -250,7 +272,7 @@ mod tests {
         let z = Compressor::new(ZlibLevel::new(1).unwrap()).compress(&data);
         let (f, r) = pack_with(&[b"xx", &z, b"yy"]);
         let file = Arc::new(File::open(f.path()).unwrap());
-        let mut zr = ZlibObjectReader::new(
+        let mut zr = CompressedReader::new(
             PackRangeReader::new(file, r[1].0, r[1].1),
             data.len() as u64,
         );

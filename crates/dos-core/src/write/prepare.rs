@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use rayon::prelude::*;
 
-use crate::codec::{self, AUTO_RATIO_THRESHOLD, CompressMode, ZlibLevel, auto_should_compress};
+use crate::codec::{self, AUTO_RATIO_THRESHOLD, CompressMode, Compression, auto_should_compress};
 use crate::hashing::HashType;
 use crate::key::ObjectKey;
 use crate::write::outcome::Stored;
@@ -76,7 +76,7 @@ pub(super) enum Staged {
 pub(super) struct StageParams {
     pub hash: HashType,
     pub mode: CompressMode,
-    pub level: ZlibLevel,
+    pub level: Compression,
     /// Objects above this many bytes are streamed by the writer.
     pub large: u64,
 }

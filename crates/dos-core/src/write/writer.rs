@@ -451,7 +451,8 @@ impl<'a> Writer<'a> {
                 }
             };
             if compress {
-                let mut enc = crate::codec::ZlibEncoder::new(&mut sink, level);
+                let mut enc = crate::codec::Encoder::new(&mut sink, level)
+                    .map_err(|e| PumpError::Fatal(pack_write_error(e, pack_id)))?;
                 pump(&mut enc)?;
                 enc.finish()
                     .map_err(|e| PumpError::Fatal(pack_write_error(e, pack_id)))?;

@@ -15,7 +15,7 @@ fn init_writes_python_layout() {
             pack_size_target: 1234,
             loose_prefix_len: 3,
             hash_type: HashType::Sha1,
-            compression: ZlibLevel::new(9).unwrap(),
+            compression: ZlibLevel::new(9).unwrap().into(),
         },
     )
     .unwrap();
@@ -103,7 +103,7 @@ fn open_errors_name_the_problem() {
     // Unknown hash type and compression.
     for (from, to, key) in [
         ("\"sha256\"", "\"blake3\"", "hash_type"),
-        ("\"zlib+1\"", "\"zstd+3\"", "compression_algorithm"),
+        ("\"zlib+1\"", "\"lz4+1\"", "compression_algorithm"),
     ] {
         fs::write(p.join("config.json"), good.replace(from, to)).unwrap();
         match Container::open(&p).unwrap_err() {

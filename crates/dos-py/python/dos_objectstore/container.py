@@ -170,9 +170,11 @@ class Container(disk_objectstore.Container):
                 'There is already some file or folder in the Container folder, I cannot initialise it!'
             )
         # The same checks of the algorithm as upstream's, in the same place (after the folder
-        # exists): unknown names raise ValueError.
-        get_compressobj_instance(compression_algorithm)
-        get_stream_decompresser(compression_algorithm)
+        # exists): unknown names raise ValueError. `zstd+N` (dos only: disk-objectstore cannot
+        # read such a container) is checked by the native side, which raises ValueError too.
+        if not compression_algorithm.startswith('zstd+'):
+            get_compressobj_instance(compression_algorithm)
+            get_stream_decompresser(compression_algorithm)
         raw = RawContainer.init(str(self._folder), pack_size_target, loose_prefix_len, hash_type, compression_algorithm)
         with self._raw_lock:
             self._raw_container = raw
@@ -252,9 +254,16 @@ class Container(disk_objectstore.Container):
                             pack_handle.close()
                         pack_handle = raw.open_pack(meta.pack_id)
                         pack_id = meta.pack_id
-                    reader = pack_handle.stream(meta.pack_offset, meta.pack_length)
+                    if pack_handle is None:
+                        # A repack moved it and removed its pack since the lookup.
+                        vanished.append(hashkey)
+                        continue
                     if meta.pack_compressed:
-                        reader = CompressedObjectStream(reader, meta.size)
+                        reader = CompressedObjectStream(
+                            pack_handle.compressed_stream(meta.pack_offset, meta.pack_length, meta.size)
+                        )
+                    else:
+                        reader = pack_handle.stream(meta.pack_offset, meta.pack_length)
                     yield hashkey, reader, meta
                 elif meta.type == ObjectType.LOOSE:
                     if pack_handle is not None:
@@ -282,7 +291,8 @@ class Container(disk_objectstore.Container):
             if pack_handle is not None:
                 pack_handle.close()
         if vanished and retry:
-            # What vanished from loose/ must be in a pack by now; look once more.
+            # What vanished from loose/ must be in a pack by now, and what vanished with a
+            # repacked pack is in its new one: look once more.
             for item in self._visit(vanished, skip_if_missing=False, with_streams=with_streams, retry=False):
                 if item[-1].type == ObjectType.MISSING:
                     missing.append((item[0], item[-1]))

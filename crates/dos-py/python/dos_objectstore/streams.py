@@ -2,69 +2,70 @@
 
 from __future__ import annotations
 
-import io
 
-from disk_objectstore.utils import ZlibStreamDecompresser
+import zlib
+
+from disk_objectstore.utils import ZlibLikeBaseStreamDecompresser
 
 from ._dos import PackedStream  # noqa: F401  (uncompressed packed objects; native)
 
 
-class CompressedObjectStream(ZlibStreamDecompresser):
-    """A compressed packed object read as its uncompressed bytes, seekable in every direction.
+class CompressedObjectStream(ZlibLikeBaseStreamDecompresser):
+    """A compressed packed object (zlib, or zstd in a ``zstd+N`` container) read as its
+    uncompressed bytes, seekable in every direction, with nothing ever written to disk.
 
-    It is a ``disk_objectstore.utils.ZlibStreamDecompresser`` (code that checks for one keeps
-    working), but it knows the object's size, so ``seek(n, SEEK_END)`` and ``tell()`` after it
-    cost nothing, and it never writes anything to disk: a backward seek decompresses again
-    from the start of the object instead of making the object loose.
+    The decoding is native (``_dos.CompressedStream``); the class derives from
+    ``disk_objectstore.utils.ZlibLikeBaseStreamDecompresser`` so that code checking for
+    disk-objectstore's compressed streams keeps working.
     """
 
-    def __init__(self, compressed_stream, size: int) -> None:
-        super().__init__(compressed_stream, lazy_uncompressed_stream=None)
-        self._size = size
-        # The logical position; the decompressor is at `self._pos` and catches up on read.
-        self._target = 0
+    def __init__(self, native) -> None:  # pylint: disable=super-init-not-called
+        # Nothing of the base class's state is used: every call goes to the native stream.
+        self._native = native
 
-    def tell(self) -> int:
-        return self._target
+    @property
+    def decompressobj_class(self):
+        return zlib.decompressobj
 
-    def seek(self, target: int, whence: int = 0) -> int:
-        if whence == io.SEEK_SET:
-            new = target
-        elif whence == io.SEEK_CUR:
-            new = self._target + target
-        elif whence == io.SEEK_END:
-            new = self._size + target
-        else:
-            raise ValueError('Invalid value for `whence`: only 0, 1 and 2 are valid values.')
-        if new < 0:
-            raise ValueError(f'negative seek position {new}')
-        self._target = new
-        return new
+    @property
+    def decompress_error(self):
+        return zlib.error
 
-    def _catch_up(self) -> None:
-        """Move the decompressor to the logical position."""
-        if self._target < self._pos:
-            self._compressed_stream.seek(0)
-            self._decompressor = self.decompressobj_class()
-            self._internal_buffer = b''
-            self._pos = 0
-        while self._pos < self._target and self._pos < self._size:
-            if not self._read_compressed(min(524288, self._target - self._pos)):
-                break
+    @property
+    def mode(self) -> str:
+        return self._native.mode
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def close(self) -> None:
+        self._native.close()
+
+    @staticmethod
+    def seekable() -> bool:
+        return True
 
     def read(self, size: int = -1) -> bytes:
-        if self._target >= self._size:
-            return b''
-        self._catch_up()
-        data = self._read_compressed(size)
-        self._target = self._pos
-        return data
+        return self._native.read(-1 if size is None else size)
 
     def readinto(self, buffer) -> int:
-        view = memoryview(buffer).cast('B')
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
+        return self._native.readinto(buffer)
+
+    def seek(self, target: int, whence: int = 0) -> int:
+        return self._native.seek(target, whence)
+
+    def tell(self) -> int:
+        return self._native.tell()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f'<CompressedObjectStream {self._native!r}>'
 
 
 class OpeningStream:
