@@ -97,24 +97,32 @@ pub enum InflateError {
     #[error("invalid zlib stream: {0}")]
     Invalid(String),
     /// The stream ends before the end-of-stream marker.
-    #[error("truncated zlib stream ({produced} bytes decoded)")]
+    #[error("truncated compressed stream ({produced} bytes decoded)")]
     Truncated {
         /// Bytes decoded before the input ran out.
         produced: u64,
     },
     /// The stream decodes to more bytes than expected.
-    #[error("zlib stream decodes to more than the expected {expected} bytes")]
+    #[error("compressed stream decodes to more than the expected {expected} bytes")]
     TooLong {
         /// The expected size.
         expected: u64,
     },
     /// The stream decodes to fewer bytes than expected.
-    #[error("zlib stream decodes to {actual} bytes, expected {expected}")]
+    #[error("compressed stream decodes to {actual} bytes, expected {expected}")]
     TooShort {
         /// The expected size.
         expected: u64,
         /// The decoded size.
         actual: u64,
+    },
+    /// The recorded size is more than any stream of this length can decode to.
+    #[error("a size of {expected} bytes is impossible for {compressed} compressed bytes")]
+    Implausible {
+        /// The recorded size.
+        expected: u64,
+        /// The compressed length.
+        compressed: u64,
     },
 }
 

@@ -229,6 +229,19 @@ impl Container {
         )?;
         let old_len = fs::metadata(&old_path).ctx(&old_path, "stat")?.len();
         let rows = self.index().rows_in_pack(id as i64)?;
+        // Every row must lie inside the pack: a hostile or damaged row (negative, overflowing
+        // or past the end) stops the repack of this pack before anything is written.
+        for r in &rows {
+            let end = r.offset.checked_add(r.length);
+            if r.offset < 0 || r.length < 0 || end.is_none_or(|e| e as u64 > old_len) {
+                return Err(Error::Corrupt {
+                    key: r.key.clone(),
+                    path: old_path.clone(),
+                    problem: Corruption::PackTooShort,
+                    location: r.location().map(Box::new),
+                });
+            }
+        }
         let old_file = Arc::new(File::open(&old_path).ctx(&old_path, "open pack")?);
 
         // 2. A fresh pack id, created exclusively, and the journal naming both.

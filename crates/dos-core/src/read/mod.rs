@@ -214,6 +214,14 @@ impl Container {
         match self.locate(key)? {
             Some(Located::Packed(loc)) => {
                 let (file, loc) = self.open_pack_of(key, loc)?;
+                // Never allocate for a range the pack does not hold (a damaged row).
+                let pack_len = file
+                    .metadata()
+                    .ctx(self.layout.pack(loc.pack_id), "stat")?
+                    .len();
+                if loc.offset.checked_add(loc.length).is_none_or(|e| e > pack_len) {
+                    return Err(self.corrupt(key, loc, Corruption::PackTooShort));
+                }
                 let mut raw = vec![0u8; usize_of(loc.length)?];
                 self.io
                     .faults
