@@ -254,7 +254,11 @@ impl Decompressor {
         // one 128 KiB block from 4 bytes): a larger recorded size is refused before anything is
         // allocated for it.
         let ratio: u64 = if zst::is_zstd(input) { 32_768 } else { 1_032 };
-        if expected > (input.len() as u64).saturating_mul(ratio).saturating_add(1024) {
+        if expected
+            > (input.len() as u64)
+                .saturating_mul(ratio)
+                .saturating_add(1024)
+        {
             return Err(InflateError::Implausible {
                 expected,
                 compressed: input.len() as u64,

@@ -219,7 +219,11 @@ impl Container {
                     .metadata()
                     .ctx(self.layout.pack(loc.pack_id), "stat")?
                     .len();
-                if loc.offset.checked_add(loc.length).is_none_or(|e| e > pack_len) {
+                if loc
+                    .offset
+                    .checked_add(loc.length)
+                    .is_none_or(|e| e > pack_len)
+                {
                     return Err(self.corrupt(key, loc, Corruption::PackTooShort));
                 }
                 let mut raw = vec![0u8; usize_of(loc.length)?];

@@ -107,7 +107,14 @@ impl<'a> Writer<'a> {
             }
             self.open_pack(next)?;
         } else if self.appender.is_none() {
-            self.open_pack(0)?;
+            // From the highest pack there is, never a lower free number: a number a repack
+            // freed may still be in the hands of a reader that looked an object up there
+            // before, and must not come back as another pack.
+            let highest = crate::pack::list_pack_ids(&self.c.layout)?
+                .last()
+                .copied()
+                .unwrap_or(0);
+            self.open_pack(highest)?;
         }
         match self.appender.as_mut() {
             Some(a) => Ok(a),
@@ -117,13 +124,25 @@ impl<'a> Writer<'a> {
 
     fn open_pack(&mut self, start: u64) -> Result<(), Error> {
         let target = self.c.config.pack_size_target;
-        let id = choose_pack(&self.c.layout, start, target)?;
-        let a = PackAppender::open(
-            &self.c.layout,
-            id,
-            self.opts.tuning.lock_timeout,
-            &self.c.io,
-        )?;
+        let mut id = choose_pack(&self.c.layout, start, target)?;
+        // A pack another writer (or a repack, for its new pack) holds is passed over for the
+        // next one, a few times, before waiting for one.
+        let mut skips = 0;
+        let a = loop {
+            let wait = if skips < 8 {
+                std::time::Duration::ZERO
+            } else {
+                self.opts.tuning.lock_timeout
+            };
+            match PackAppender::open(&self.c.layout, id, wait, &self.c.io) {
+                Ok(a) => break a,
+                Err(crate::error::Error::PackLocked { .. }) if skips < 8 => {
+                    skips += 1;
+                    id = choose_pack(&self.c.layout, id + 1, target)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         self.committed_pos = a.pos();
         self.appender = Some(a);
         Ok(())
