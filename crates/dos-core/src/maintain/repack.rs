@@ -495,8 +495,15 @@ impl Container {
                 if let Some(lock) = lock {
                     match OpenOptions::new().write(true).create_new(true).open(&path) {
                         Ok(_) => {
-                            drop(lock);
-                            let a = PackAppender::open(&self.layout, id, Duration::ZERO, &self.io)?;
+                            // Keep the lock: a writer starts at the highest pack, which this
+                            // new one now is, and must not take it before the appender holds it.
+                            let a = PackAppender::open_locked(
+                                &self.layout,
+                                id,
+                                lock,
+                                Duration::ZERO,
+                                &self.io,
+                            )?;
                             return Ok((id, a));
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}

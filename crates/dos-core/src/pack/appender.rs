@@ -96,6 +96,18 @@ impl PackAppender {
     /// asks (direct I/O, early writeback).
     pub fn open(layout: &Layout, id: u64, lock_timeout: Duration, io: &IoOptions) -> Result<Self> {
         let lock = PackLock::acquire(&layout.pack_lock(id), lock_timeout, &io.faults)?;
+        Self::open_locked(layout, id, lock, lock_timeout, io)
+    }
+
+    /// Open pack `id` for appending under `lock`, a lock on that pack the caller already holds
+    /// (so that no other writer can take the pack between its creation and this call).
+    pub fn open_locked(
+        layout: &Layout,
+        id: u64,
+        lock: PackLock,
+        lock_timeout: Duration,
+        io: &IoOptions,
+    ) -> Result<Self> {
         let path = layout.pack(id);
         let created = !path.exists();
         let file = OpenOptions::new()

@@ -594,3 +594,57 @@ fn maintenance_operations_exclude_each_other() {
         .unwrap();
     assert!(c.repack(&RepackOptions::default(), &NoProgress).is_err());
 }
+
+/// A repack's new pack is the highest pack, where writers start: a writer running alongside
+/// must never take it between its creation and the repack's first write (the repack would then
+/// fail on its own fresh pack), and every object either side wrote stays readable.
+#[test]
+fn repack_alongside_a_writer_keeps_its_fresh_pack() {
+    let d = tempfile::tempdir().unwrap();
+    let c = new_container(
+        d.path(),
+        InitOptions {
+            pack_size_target: 4_000,
+            ..InitOptions::default()
+        },
+    );
+    let path = d.path().join("c");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let c = Container::open(&path).unwrap();
+            let mut rng = Rng::new(9);
+            let mut written = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let batch: Vec<Vec<u8>> = (0..3).map(|_| rng.content(700)).collect();
+                let keys = c
+                    .add_objects_to_pack(batch.clone(), &PackWriteOptions::default())
+                    .unwrap();
+                written.extend(keys.into_iter().zip(batch));
+            }
+            written
+        })
+    };
+    let start = std::time::Instant::now();
+    let mut repacks = 0;
+    while start.elapsed() < std::time::Duration::from_secs(4) {
+        let opts = RepackOptions {
+            force: true,
+            ..RepackOptions::default()
+        };
+        if let Err(e) = c.repack(&opts, &NoProgress) {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            panic!("repack {repacks} failed beside a writer: {e}");
+        }
+        repacks += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(
+        repacks > 5 && written.len() > 30,
+        "{repacks} {}",
+        written.len()
+    );
+    assert_all_readable(&c, &written);
+}
