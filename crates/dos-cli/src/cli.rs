@@ -263,7 +263,8 @@ pub struct OptimizeArgs {
 pub struct ImportArchiveArgs {
     /// The `.aiida` archive.
     pub archive: PathBuf,
-    /// Compression of the stored objects (`yes`/`auto` keep the archive's deflate streams).
+    /// Compression of the stored objects (`yes`/`auto` keep the archive's deflate streams in a
+    /// zlib container and code them anew as zstd in a zstd one).
     #[arg(long, value_enum, default_value = "no")]
     pub compress: CompressArg,
     /// Import only the objects the archive's database references.

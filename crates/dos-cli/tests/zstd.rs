@@ -194,6 +194,56 @@ fn zstd_containers_round_trip_in_every_mode_and_python_refuses_them() {
     assert!(r["refused"].as_u64().unwrap() > 0, "{r}");
 }
 
+/// An archive's deflated entries are passed through into a zlib container and coded anew as
+/// zstd into a zstd one; both read back byte-exact, with seeks.
+#[test]
+fn import_archive_transcodes_into_zstd_and_passes_through_into_zlib() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("plain.aiida");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dos-archive/tests/python/make_archive.py");
+    let made = std::process::Command::new(common::python())
+        .arg(script)
+        .arg("plain")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let objs: std::collections::BTreeMap<String, (u64, String)> = serde_json::from_value(
+        serde_json::from_slice::<serde_json::Value>(&made.stdout).unwrap()["objects"].clone(),
+    )
+    .unwrap();
+    let m: Manifest = objs.into_iter().collect();
+    for (algo, want_zstd) in [("zlib+1", false), ("zstd+3", true)] {
+        let c = tmp.path().join(algo);
+        ok(&c, &["init", "--compression", algo]);
+        let out: serde_json::Value = serde_json::from_str(&ok(
+            &c,
+            &[
+                "import-archive",
+                "--compress",
+                "yes",
+                "--json",
+                archive.to_str().unwrap(),
+            ],
+        ))
+        .unwrap();
+        check(&c, &m, algo);
+        let (zlib, zstd) = codings(&c);
+        if want_zstd {
+            assert_eq!((zlib, out["passthrough"].as_u64()), (0, Some(0)), "{out}");
+            assert!(zstd > 10, "{zstd}");
+        } else {
+            assert_eq!(zstd, 0);
+            assert!(out["passthrough"].as_u64().unwrap() > 10, "{out}");
+        }
+    }
+}
+
 #[test]
 fn repack_converts_between_zlib_and_zstd_and_python_reads_the_zlib_one() {
     let _ = common::python();

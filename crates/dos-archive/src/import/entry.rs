@@ -78,6 +78,8 @@ pub(super) struct EntryImport {
     pub index: u32,
     pub mode: CompressMode,
     pub large: u64,
+    /// Whether the container's coding is zlib, so a deflate stream may be stored as it is.
+    pub passthrough_allowed: bool,
 }
 
 impl PrepareObject for EntryImport {
@@ -88,7 +90,7 @@ impl PrepareObject for EntryImport {
 
     fn prepare(self: Box<Self>) -> Prepared {
         let e = &self.z.entries[self.index as usize];
-        match prepare_entry(&self.z, e, self.mode, self.large) {
+        match prepare_entry(&self.z, e, self.mode, self.large, self.passthrough_allowed) {
             Ok(p) => p,
             Err(problem) => Prepared::Rejected(Box::new(problem)),
         }
@@ -119,11 +121,13 @@ fn prepare_entry(
     e: &Entry,
     mode: CompressMode,
     large: u64,
+    passthrough_allowed: bool,
 ) -> std::result::Result<Prepared, EntryProblem> {
     if let Some(why) = e.unsupported() {
         return Err(EntryProblem::Unsupported(why));
     }
-    let passthrough_pays = e.method == METHOD_DEFLATE
+    let passthrough_pays = passthrough_allowed
+        && e.method == METHOD_DEFLATE
         && match mode {
             CompressMode::No => false,
             CompressMode::Yes => e.usize > 0,
@@ -179,7 +183,7 @@ fn prepare_entry(
             Some(data) => Prepared::Content(data),
         });
     }
-    // Stored raw: the inflated content is what goes to the pack.
+    // Inflated here; stored raw, or handed to the writer to compress.
     let data = SCRATCH.with(|s| {
         let raw = &mut s.borrow_mut().1;
         raw.resize(e.csize as usize, 0);
@@ -189,6 +193,12 @@ fn prepare_entry(
         Ok::<_, EntryProblem>(out)
     })?;
     let key = check(e, &data)?;
+    if mode != CompressMode::No {
+        // Compression wanted but not by passthrough (a zstd container, or AUTO judging the
+        // entry's deflate stream not worth it): the writer codes the content as the container
+        // says.
+        return Ok(Prepared::Content(data));
+    }
     Ok(Prepared::Encoded(EncodedObject {
         key,
         size: data.len() as u64,

@@ -2,9 +2,10 @@
 //!
 //! Entries `repo/<sha256>` are read in archive order; on the pipeline's worker threads each one is
 //! inflated and its size, CRC-32 and SHA-256 checked before anything pointing at it can be
-//! committed. With compression requested, a deflated entry is stored **without recompressing**:
-//! a zlib header, the entry's raw deflate bytes, and the Adler-32 computed while inflating for the
-//! hash make a zlib stream Python reads like any other. A bad entry is reported (with every other
+//! committed. With compression requested, a deflated entry is stored **without recompressing**
+//! into a zlib container: a zlib header, the entry's raw deflate bytes, and the Adler-32 computed
+//! while inflating for the hash make a zlib stream Python reads like any other. Into a zstd
+//! container every entry is inflated and coded as zstd. A bad entry is reported (with every other
 //! bad entry) and never becomes visible; good entries are kept.
 
 use std::path::{Path, PathBuf};
@@ -31,7 +32,8 @@ use crate::zip::{EntryName, Limits, ZipArchive};
 /// Options of [`import_archive`].
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
-    /// Compression of the stored objects (`Yes`/`Auto` pass deflated entries through).
+    /// Compression of the stored objects (`Yes`/`Auto` pass deflated entries through into a
+    /// zlib container, and code them anew into a zstd one).
     pub compress: CompressMode,
     /// Import only the objects that `db.sqlite3` references.
     pub referenced_only: bool,
@@ -248,6 +250,9 @@ pub fn import_archive(
         tuning: opts.tuning.clone(),
     };
     let large = write.tuning.large_object;
+    // An entry's deflate stream framed as zlib is a valid object only in a zlib container; a
+    // zstd container gets every entry coded anew.
+    let passthrough_allowed = c.config().compression.python_readable();
     let mut bad: Vec<BadEntry> = Vec::new();
     let (mut imported, mut bytes_written, mut passthrough, mut present) = (0, 0, 0, 0);
     let name_of = |n: usize| z.entries[todo[n] as usize].name.as_str().into_owned();
@@ -278,6 +283,7 @@ pub fn import_archive(
                 index: i,
                 mode,
                 large,
+                passthrough_allowed,
             })),
             expect: e.name.repo_key(),
         })?;

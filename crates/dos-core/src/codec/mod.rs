@@ -22,6 +22,7 @@
 pub mod deflate;
 mod libdeflate;
 pub mod zlib;
+pub mod zlib_points;
 pub mod zst;
 
 use std::cell::RefCell;
