@@ -65,3 +65,45 @@ def test_zstd_round_trip_and_seeks(tmp_path, algo):
     with pytest.raises(Exception):
         assert not up.validate().is_valid()
         raise AssertionError('validate reported a zstd container invalid without raising')
+
+
+@pytest.mark.parametrize('algo', ['zlib+1', 'zlib+9', 'zstd+3'])
+@pytest.mark.parametrize('streamed', [False, True])
+def test_random_access_in_a_large_compressed_object(tmp_path, algo, streamed):
+    """A 12 MB compressed object read with random seeks in every direction, checked against its
+    content; nothing is written into the container (no loose copy), in zlib and zstd containers,
+    for an object compressed in memory and one streamed from a file."""
+    rnd = random.Random(5)
+    parts = []
+    for i in range(400):
+        parts.append(f'frame {i} positions {rnd.random():.6f} {rnd.random():.6f}\n'.encode() * 700)
+        parts.append(rnd.randbytes(2000))
+    data = b''.join(parts)
+    assert len(data) > 12_000_000
+    c = dos_objectstore.Container(tmp_path / 'c')
+    c.init_container(compression_algorithm=algo)
+    if streamed:
+        src = tmp_path / 'big.bin'
+        src.write_bytes(data)
+        with open(src, 'rb') as f:
+            key = c.add_streamed_object_to_pack(f, compress=True)
+    else:
+        [key] = c.add_objects_to_pack([data], compress=True)
+    assert c.get_object_meta(key)['pack_compressed'] is True
+    before = sorted(p.name for p in (tmp_path / 'c' / 'loose').rglob('*'))
+    with c.get_object_stream(key) as s:
+        for step in range(300):
+            how = step % 3
+            if how == 0:
+                at = rnd.randrange(len(data))
+                s.seek(at)
+            elif how == 1:
+                at = min(max(s.tell() + rnd.randrange(-3_000_000, 3_000_000), 0), len(data))
+                s.seek(at - s.tell(), 1)
+            else:
+                at = len(data) - rnd.randrange(0, 4_000_000)
+                s.seek(at - len(data), 2)
+            assert s.tell() == at
+            n = rnd.randrange(1, 9000)
+            assert s.read(n) == data[at : at + n]
+    assert sorted(p.name for p in (tmp_path / 'c' / 'loose').rglob('*')) == before

@@ -120,6 +120,11 @@ pub struct RunArgs {
     /// Runs per side and operation; the median time is reported.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// `compression_algorithm` of the containers the dos side creates (`zlib+N` or `zstd+N`;
+    /// default `zlib+1`, as Python's). Python's side always writes `zlib+1`, the only coding it
+    /// has.
+    #[arg(long, value_name = "ALGO")]
+    pub compression: Option<String>,
     /// Before loose runs, wait until this many seconds have passed since the last deletion of
     /// loose containers (ext4 creates files slowly right after many were deleted).
     #[arg(long, default_value_t = 90)]
@@ -179,6 +184,9 @@ pub struct ChildArgs {
     /// Skip objects already stored (`skip_existing`; Python's `no_holes=True`).
     #[arg(long)]
     pub dedup: bool,
+    /// `compression_algorithm` of a container the operation creates.
+    #[arg(long, value_name = "ALGO")]
+    pub compression: Option<String>,
 }
 
 #[cfg(test)]

@@ -397,11 +397,15 @@ fn verify_sample(c: &Container, keys: &[ObjectKey]) -> Result<(u64, u64, u64)> {
 
 /// The container of a write operation: the existing one with `--existing`, else a new one.
 fn open_or_init(a: &ChildArgs) -> Result<Container> {
-    Ok(if a.existing {
-        Container::open(&a.container)?
-    } else {
-        Container::init(&a.container, &InitOptions::default())?
-    })
+    if a.existing {
+        return Ok(Container::open(&a.container)?);
+    }
+    let mut opts = InitOptions::default();
+    if let Some(algo) = &a.compression {
+        opts.compression = dos_core::Compression::from_algorithm(algo)
+            .ok_or_else(|| anyhow::anyhow!("unknown compression algorithm {algo:?}"))?;
+    }
+    Ok(Container::init(&a.container, &opts)?)
 }
 
 #[cfg(test)]

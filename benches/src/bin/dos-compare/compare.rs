@@ -60,6 +60,7 @@ pub fn compare(a: &RunArgs) -> Result<()> {
         runs,
         dataset: ds_dir.clone(),
         api: a.api,
+        compression: a.compression.clone(),
     };
     let probes = if a.no_probes {
         None

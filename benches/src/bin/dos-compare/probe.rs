@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use dos_bench::r#gen::Rng;
 use dos_core::codec::{Compressor, Decompressor};
-use dos_core::{HashType, ZlibLevel};
+use dos_core::{Compression, HashType, ZlibLevel, ZstdLevel};
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -58,6 +58,10 @@ pub fn probe(a: &ChildArgs, items: &[String], out: &mut Map<String, Value>) -> R
     out.insert("sample_objects".into(), json!(items.len()));
     out.insert("sample_bytes".into(), json!(bytes));
     out.insert("compressed_bytes".into(), json!(cpu.compressed_bytes));
+    out.insert(
+        "zstd3_compressed_bytes".into(),
+        json!(cpu.zstd_compressed_bytes),
+    );
     for (key, seconds) in [
         ("sha256_1core_mbs", cpu.sha[0]),
         ("sha256_2core_mbs", cpu.sha[1]),
@@ -67,6 +71,14 @@ pub fn probe(a: &ChildArgs, items: &[String], out: &mut Map<String, Value>) -> R
         ("inflate_2core_mbs", cpu.inflate[1]),
         ("inflate_sha256_1core_mbs", cpu.inflate_sha[0]),
         ("inflate_sha256_2core_mbs", cpu.inflate_sha[1]),
+        ("blake2b256_1core_mbs", cpu.blake2b[0]),
+        ("blake2b256_2core_mbs", cpu.blake2b[1]),
+        ("compress_zstd3_1core_mbs", cpu.zstd_compress[0]),
+        ("compress_zstd3_2core_mbs", cpu.zstd_compress[1]),
+        ("zstd_inflate_1core_mbs", cpu.zstd_inflate[0]),
+        ("zstd_inflate_2core_mbs", cpu.zstd_inflate[1]),
+        ("zstd_inflate_sha256_1core_mbs", cpu.zstd_inflate_sha[0]),
+        ("zstd_inflate_sha256_2core_mbs", cpu.zstd_inflate_sha[1]),
     ] {
         out.insert(key.into(), json!(rate(seconds)));
     }
@@ -102,6 +114,21 @@ struct CpuProbes {
     inflate_sha: [f64; 2],
     /// Bytes of the compressed sample.
     compressed_bytes: u64,
+    /// BLAKE2b with a 256-bit digest (the key length), the hash once named for this product.
+    blake2b: [f64; 2],
+    /// zstd level 3 compression, inflation into an exact-size output, inflation + SHA-256.
+    zstd_compress: [f64; 2],
+    zstd_inflate: [f64; 2],
+    zstd_inflate_sha: [f64; 2],
+    /// Bytes of the zstd+3 sample.
+    zstd_compressed_bytes: u64,
+}
+
+/// Hex BLAKE2b-256 of `data`.
+fn blake2b_hex(data: &[u8]) -> String {
+    use blake2::Digest;
+    let d = blake2::Blake2b::<blake2::digest::consts::U32>::digest(data);
+    d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Add a byte of `s` to `sink`, so that the work that made `s` is not optimised away.
@@ -121,6 +148,31 @@ fn cpu_probes(data: &[Vec<u8>], pool: &rayon::ThreadPool, sink: &AtomicU64) -> R
     let sha2 = best_of(reps, || {
         pool.install(|| data.par_iter().for_each(|d| eat(sink, &sha256_hex(d))));
     });
+    let b1 = best_of(reps, || {
+        for d in data {
+            eat(sink, &blake2b_hex(d));
+        }
+    });
+    let b2 = best_of(reps, || {
+        pool.install(|| data.par_iter().for_each(|d| eat(sink, &blake2b_hex(d))));
+    });
+    let zstd = Compression::Zstd(ZstdLevel::new(3).ok_or_else(|| anyhow!("zstd level"))?);
+    let mut zcompressed: Vec<Vec<u8>> = Vec::new();
+    let zc1 = best_of(2, || {
+        let mut c = Compressor::new(zstd);
+        zcompressed = data.iter().map(|d| c.compress(d)).collect();
+    });
+    let zc2 = best_of(2, || {
+        let v: Vec<Vec<u8>> = pool.install(|| {
+            data.par_iter()
+                .map_init(|| Compressor::new(zstd), |c, d| c.compress(d))
+                .collect()
+        });
+        sink.fetch_add(v.len() as u64, Ordering::Relaxed);
+    });
+    let zstd_compressed_bytes: u64 = zcompressed.iter().map(|z| z.len() as u64).sum();
+    let [zi1, zi2, zih1, zih2] = inflate_probes(&zcompressed, data, pool, sink)?;
+    drop(zcompressed);
 
     let level = ZlibLevel::DEFAULT;
     let mut compressed: Vec<Vec<u8>> = Vec::new();
@@ -144,6 +196,11 @@ fn cpu_probes(data: &[Vec<u8>], pool: &rayon::ThreadPool, sink: &AtomicU64) -> R
         inflate: [i1, i2],
         inflate_sha: [ih1, ih2],
         compressed_bytes,
+        blake2b: [b1, b2],
+        zstd_compress: [zc1, zc2],
+        zstd_inflate: [zi1, zi2],
+        zstd_inflate_sha: [zih1, zih2],
+        zstd_compressed_bytes,
     })
 }
 
@@ -364,9 +421,13 @@ pub fn probe_text(p: &Value) -> String {
     );
     for (name, k) in [
         ("SHA-256", "sha256"),
+        ("BLAKE2b-256", "blake2b256"),
         ("zlib inflate", "inflate"),
         ("zlib inflate + SHA-256", "inflate_sha256"),
         ("libdeflate level 1 compress (zlib+1)", "compress_zlib1"),
+        ("zstd inflate", "zstd_inflate"),
+        ("zstd inflate + SHA-256", "zstd_inflate_sha256"),
+        ("zstd level 3 compress (zstd+3)", "compress_zstd3"),
     ] {
         let _ = writeln!(
             t,
@@ -377,8 +438,9 @@ pub fn probe_text(p: &Value) -> String {
     }
     let _ = writeln!(
         t,
-        "  compressed / original {:.3}",
-        u("compressed_bytes") as f64 / u("sample_bytes").max(1) as f64
+        "  compressed / original: zlib+1 {:.3}, zstd+3 {:.3}",
+        u("compressed_bytes") as f64 / u("sample_bytes").max(1) as f64,
+        u("zstd3_compressed_bytes") as f64 / u("sample_bytes").max(1) as f64
     );
     if p.get("archive_sample_objects").is_some() {
         let _ = writeln!(

@@ -30,6 +30,8 @@ pub struct Runner {
     /// The API measured: with [`Api::Python`] both sides run the Python script (one with
     /// `dos_objectstore`), in containers of their own (`py-<name>-<side>`).
     pub api: Api,
+    /// `compression_algorithm` of the containers the dos side creates.
+    pub compression: Option<String>,
 }
 
 /// Run `sync` (write every dirty page to disk).
@@ -302,6 +304,9 @@ impl Runner {
         }
         if row.dedup {
             cmd.arg("--dedup");
+        }
+        if let (Some(algo), Side::Dos, Api::Rust) = (&self.compression, side, self.api) {
+            cmd.arg("--compression").arg(algo);
         }
         sync()?;
         let (mut v, process_s) = self.spawn(side, row.label, cmd)?;
