@@ -8,10 +8,10 @@
 //! and a seek resumes from the nearest recorded point at or before the target with a raw inflater
 //! primed with those bits and that window. Some encoders (zlib-rs and zlib-ng at level 1) write
 //! blocks of megabytes; where no block ends within one and a half spacings, the reader records
-//! a copy of the whole inflater state instead (about 44 KiB), which resumes mid-block. A seek so
+//! a copy of the whole inflater state instead (about 40 KiB), which resumes mid-block. A seek so
 //! decodes at most about 1.5 spacings, whatever the object's size and the order of the seeks.
 //! Nothing is written to disk; the spacing grows with the object so that no stream holds more
-//! than [`MAX_POINTS`] points (at most 44 MiB).
+//! than [`MAX_POINTS`] points (at most about 40 MiB).
 //!
 //! A stream resumed from a point is decoded without zlib's header and trailer, so its Adler-32
 //! is not checked; callers that need integrity hash the content (as validation does).
@@ -23,7 +23,7 @@ use libz_rs_sys as z;
 /// Output between recorded points for objects up to `MIN_SPACING * MAX_POINTS` bytes.
 pub const MIN_SPACING: u64 = 256 * 1024;
 
-/// Most points a stream records (at most about 44 KiB each).
+/// Most points a stream records (at most about 40 KiB each).
 pub const MAX_POINTS: u64 = 1024;
 
 /// Deflate's largest window.
