@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::{Manifest, dos, py, random_objects, sha256_hex, write_manifest};
 
 /// One scenario: how to prepare a container, and the command to crash.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scenario {
     Pack,
     Repack,
@@ -30,6 +30,8 @@ enum Scenario {
     AddLoose,
     /// `dos repack --compression zlib+1` of a zstd container.
     Convert,
+    /// `dos repack --compression zstd+3` of a zlib container.
+    ConvertToZstd,
 }
 
 impl Scenario {
@@ -41,6 +43,7 @@ impl Scenario {
             Scenario::Import => vec!["add", "--pack", "--compress=auto"],
             Scenario::AddLoose => vec!["add"],
             Scenario::Convert => vec!["repack", "--compression", "zlib+1"],
+            Scenario::ConvertToZstd => vec!["repack", "--compression", "zstd+3"],
         };
         let mut v: Vec<String> = v.into_iter().map(String::from).collect();
         if let Scenario::Import | Scenario::AddLoose = self {
@@ -80,7 +83,7 @@ impl Scenario {
                 "repack.unlink.after",
             ],
             Scenario::AddLoose => &["loose.rename.before", "loose.rename.after"],
-            Scenario::Convert => &[
+            Scenario::Convert | Scenario::ConvertToZstd => &[
                 "convert.marker.after",
                 "convert.config.after",
                 "pack.lock.acquired",
@@ -170,11 +173,11 @@ fn prepare(s: Scenario, seed: u64) -> Fixture {
             a.extend(&file_args);
             ok(&c, &a);
         }
-        Scenario::Repack | Scenario::Optimize | Scenario::Convert => {
+        Scenario::Repack | Scenario::Optimize | Scenario::Convert | Scenario::ConvertToZstd => {
             let mut a = vec!["add"];
             a.extend(&file_args);
             ok(&c, &a);
-            if let Scenario::Convert = s {
+            if let Scenario::Convert | Scenario::ConvertToZstd = s {
                 ok(&c, &["pack", "--clean-loose", "--compress", "yes"]);
             } else {
                 ok(&c, &["pack", "--clean-loose"]);
@@ -214,7 +217,15 @@ fn prepare(s: Scenario, seed: u64) -> Fixture {
 
 /// Everything that must hold after a crash.
 fn check_after_crash(f: &Fixture, s: Scenario, what: &str) -> usize {
-    check(f, s, what, !matches!(s, Scenario::Convert))
+    check(f, s, what, !s.converts())
+}
+
+impl Scenario {
+    /// Whether the scenario converts between codings (Python then reads the container only
+    /// once a conversion to zlib has finished).
+    fn converts(self) -> bool {
+        matches!(self, Scenario::Convert | Scenario::ConvertToZstd)
+    }
 }
 
 /// Everything that must hold after a crash, Python's reading too when `python` (a conversion
@@ -300,7 +311,7 @@ fn rerun_completes(f: &Fixture, s: Scenario, what: &str) {
             "{what}"
         );
     }
-    if let Scenario::Convert = s {
+    if s.converts() {
         let st = dos()
             .args(["-p", c.to_str().unwrap(), "status", "--json"])
             .output()
@@ -308,11 +319,21 @@ fn rerun_completes(f: &Fixture, s: Scenario, what: &str) {
         let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
         assert_eq!(
             st["python_readable"],
-            serde_json::json!(true),
+            serde_json::json!(s == Scenario::Convert),
+            "{what}: {st}"
+        );
+        assert_eq!(
+            st["unfinished_conversion"],
+            serde_json::Value::Null,
             "{what}: {st}"
         );
     }
-    check(f, s, &format!("{what}, after re-run"), true);
+    check(
+        f,
+        s,
+        &format!("{what}, after re-run"),
+        s != Scenario::ConvertToZstd,
+    );
 }
 
 /// Tallies reported at the end (for the closing note).
@@ -410,7 +431,10 @@ fn no_uncommitted_tail(f: &Fixture, what: &str) {
 fn eio_at_fault_points(s: Scenario, seed: u64, tally: &mut Tally) {
     let counts = trace_points(s, seed);
     let mut points: Vec<&str> = s.fault_points().to_vec();
-    if matches!(s, Scenario::Repack | Scenario::Optimize | Scenario::Convert) {
+    if matches!(
+        s,
+        Scenario::Repack | Scenario::Optimize | Scenario::Convert | Scenario::ConvertToZstd
+    ) {
         points.push("pack.read");
     }
     for point in points {
@@ -555,4 +579,9 @@ fn crash_loose_add() {
 #[test]
 fn crash_compression_conversion() {
     scenario(Scenario::Convert);
+}
+
+#[test]
+fn crash_compression_conversion_to_zstd() {
+    scenario(Scenario::ConvertToZstd);
 }
