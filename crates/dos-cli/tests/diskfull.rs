@@ -14,7 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{dos, python, random_objects, sha256_hex};
+use common::{archive_objects, dos, make_archive, python, random_objects, sha256_hex};
 use dos_core::maintain::ValidateOptions;
 use dos_core::write::{ObjectSource, PackWriteOptions};
 use dos_core::{Container, InitOptions, NoProgress, ObjectKey};
@@ -413,23 +413,7 @@ fn backup_onto_a_full_disk() {
 fn archive_import_on_a_full_disk() {
     let src = tempfile::tempdir().unwrap();
     let archive = src.path().join("plain.aiida");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dos-archive/tests/python/make_archive.py");
-    let made = Command::new(python())
-        .arg(script)
-        .arg("plain")
-        .arg(&archive)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let want: BTreeMap<String, (u64, String)> = serde_json::from_value(
-        serde_json::from_slice::<serde_json::Value>(&made.stdout).unwrap()["objects"].clone(),
-    )
-    .unwrap();
+    let want = archive_objects(&make_archive("plain", &archive));
     // Small free spaces: the pack bytes, the index commit and its journal run out in turn.
     scenario(
         "import-archive",
@@ -456,15 +440,7 @@ fn archive_import_on_a_full_disk() {
 fn archive_import_while_another_process_fills_the_disk() {
     let src = tempfile::tempdir().unwrap();
     let archive = src.path().join("plain.aiida");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dos-archive/tests/python/make_archive.py");
-    let made = Command::new(python())
-        .arg(script)
-        .arg("plain")
-        .arg(&archive)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    make_archive("plain", &archive);
     let mut failures = 0;
     for round in 0..6 {
         let fsys = SmallFs::new(8_000);

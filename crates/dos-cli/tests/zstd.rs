@@ -200,24 +200,7 @@ fn zstd_containers_round_trip_in_every_mode_and_python_refuses_them() {
 fn import_archive_transcodes_into_zstd_and_passes_through_into_zlib() {
     let tmp = tempfile::tempdir().unwrap();
     let archive = tmp.path().join("plain.aiida");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dos-archive/tests/python/make_archive.py");
-    let made = std::process::Command::new(common::python())
-        .arg(script)
-        .arg("plain")
-        .arg(&archive)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let objs: std::collections::BTreeMap<String, (u64, String)> = serde_json::from_value(
-        serde_json::from_slice::<serde_json::Value>(&made.stdout).unwrap()["objects"].clone(),
-    )
-    .unwrap();
-    let m: Manifest = objs.into_iter().collect();
+    let m = common::archive_objects(&common::make_archive("plain", &archive));
     for (algo, want_zstd) in [("zlib+1", false), ("zstd+3", true)] {
         let c = tmp.path().join(algo);
         ok(&c, &["init", "--compression", algo]);

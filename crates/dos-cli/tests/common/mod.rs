@@ -120,3 +120,27 @@ pub fn random_objects(seed: u64, n: usize, big: usize) -> Vec<Vec<u8>> {
     out.extend(dups);
     out
 }
+
+/// Build the archive of `scenario` at `out` with dos-archive's `make_archive.py`; returns the
+/// JSON it prints (`objects`: key -> [size, sha256], `bad`, `ignored`).
+pub fn make_archive(scenario: &str, out: &Path) -> serde_json::Value {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dos-archive/tests/python/make_archive.py");
+    let made = Command::new(python())
+        .arg(script)
+        .arg(scenario)
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "make_archive.py {scenario}: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    serde_json::from_slice(&made.stdout).unwrap()
+}
+
+/// The `objects` of a [`make_archive`] result as a manifest.
+pub fn archive_objects(made: &serde_json::Value) -> Manifest {
+    serde_json::from_value(made["objects"].clone()).unwrap()
+}

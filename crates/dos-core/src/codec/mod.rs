@@ -353,6 +353,26 @@ impl<R: BufRead> Read for Decoder<R> {
     }
 }
 
+/// Decode and discard until `pos(r)` reaches `target` (or the stream ends), `read` decoding the
+/// next bytes of `r` into the buffer it is given: how the seekable readers skip forward.
+pub(crate) fn discard_until<T>(
+    r: &mut T,
+    target: u64,
+    pos: fn(&T) -> u64,
+    read: fn(&mut T, &mut [u8]) -> io::Result<usize>,
+) -> io::Result<()> {
+    let mut scratch = vec![0u8; 64 * 1024];
+    while pos(r) < target {
+        let want = usize::try_from(target - pos(r))
+            .unwrap_or(usize::MAX)
+            .min(scratch.len());
+        if read(r, &mut scratch[..want])? == 0 {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Whether to compress objects written to packs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CompressMode {

@@ -413,16 +413,7 @@ impl<R: Read + Seek> ZlibSeekReader<R> {
                 None => self.restart()?,
             }
         }
-        let mut scratch = vec![0u8; 64 * 1024];
-        while self.out < target {
-            let want = usize::try_from(target - self.out)
-                .unwrap_or(usize::MAX)
-                .min(scratch.len());
-            if self.read_some(&mut scratch[..want])? == 0 {
-                break;
-            }
-        }
-        Ok(())
+        super::discard_until(self, target, Self::position, Self::read_some)
     }
 
     /// The source back.

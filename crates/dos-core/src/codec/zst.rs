@@ -396,16 +396,7 @@ impl<R: Read + Seek> ZstdSeekReader<R> {
             self.dec = Some(ZstdDecoder::new(src)?);
             self.pos = u_off;
         }
-        let mut scratch = vec![0u8; 64 * 1024];
-        while self.pos < target {
-            let want = usize::try_from(target - self.pos)
-                .unwrap_or(usize::MAX)
-                .min(scratch.len());
-            if self.read_some(&mut scratch[..want])? == 0 {
-                break;
-            }
-        }
-        Ok(())
+        super::discard_until(self, target, Self::position, Self::read_some)
     }
 }
 
