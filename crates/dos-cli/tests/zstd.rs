@@ -225,6 +225,44 @@ fn import_archive_transcodes_into_zstd_and_passes_through_into_zlib() {
             assert!(out["passthrough"].as_u64().unwrap() > 10, "{out}");
         }
     }
+    // Export from the zstd container (its objects decoded, deflated into the zip), then import
+    // into a fresh zlib container: the same objects, byte-exact.
+    let db = tmp.path().join("db.sqlite3");
+    let x = std::process::Command::new(common::python())
+        .args([
+            "-c",
+            "import sys, zipfile; open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read('db.sqlite3'))",
+        ])
+        .arg(&archive)
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+    let exported = tmp.path().join("exported.aiida");
+    ok(
+        &tmp.path().join("zstd+3"),
+        &[
+            "export-archive",
+            exported.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+            "--metadata-from",
+            archive.to_str().unwrap(),
+        ],
+    );
+    let back = tmp.path().join("back");
+    ok(&back, &["init"]);
+    ok(&back, &["import-archive", exported.to_str().unwrap()]);
+    let referenced: Manifest = {
+        let c = Container::open(&back).unwrap();
+        c.list_all_objects()
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.to_string(), m[&k.to_string()].clone()))
+            .collect()
+    };
+    assert!(referenced.len() > 10, "{}", referenced.len());
+    check(&back, &referenced, "exported from zstd and imported");
 }
 
 #[test]
