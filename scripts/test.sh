@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: creates what it needs (a Python venv with
 # disk-objectstore 1.5.0, aiida-core 2.9.4 and pytest for the interoperability tests, and the
-# dos_objectstore package built from this checkout), then runs every test of the workspace and
-# the Python package's tests.
+# dos_objectstore package built from this checkout, and a local Ceph S3 server), then runs every
+# test of the workspace and the Python package's tests.
 # It fails loudly, never skips, when something it needs is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,9 +39,22 @@ export DOS_TEST_PYTHON="$PWD/$venv/bin/python"
 
 # The Python package, built from this checkout (the one pip command of its README).
 echo "test.sh: building dos_objectstore into $venv" >&2
-"$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./crates/dos-py
+# Built with cargo's dev profile (dependencies optimised, as the workspace's tests build them):
+# the tests then reuse its artifacts instead of compiling everything again for release.
+MATURIN_PEP517_ARGS="--profile dev" \
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./crates/dos-py
 "$venv/bin/python" -c "import dos_objectstore" \
     || { echo "test.sh: dos_objectstore is not importable from $venv" >&2; exit 1; }
+
+# A real S3 server for the remote-pack tests: a single-node Ceph with radosgw (Debian's
+# packages, installed by the script when missing), on 127.0.0.1 only, stopped by its pids when
+# the suite ends, whatever way it ends.
+ceph_dir="$PWD/target/ceph-s3"
+echo "test.sh: starting Ceph (radosgw) in $ceph_dir" >&2
+scripts/ceph-s3.sh start "$ceph_dir" dos-test >/dev/null \
+    || { echo "test.sh: the S3 server (Ceph) could not be started" >&2; exit 1; }
+trap 'scripts/ceph-s3.sh stop "$ceph_dir" --rm >/dev/null 2>&1 || true' EXIT
+export DOS_TEST_S3_ENV="$ceph_dir/s3.env" DOS_TEST_CEPH_DIR="$ceph_dir"
 
 cargo test --workspace --locked "$@"
 "$venv/bin/python" -m pytest -q crates/dos-py/tests

@@ -82,6 +82,105 @@ pub enum Command {
     ExportArchive(ExportArchiveArgs),
     /// Copy objects of another container straight into this one's packs.
     ImportObjects(ImportObjectsArgs),
+    /// Name (or show) the S3 bucket this container offloads packs to.
+    #[command(subcommand)]
+    Remote(RemoteCommand),
+    /// Upload sealed packs to the remote store and remove their local files.
+    Offload(OffloadArgs),
+    /// Bring offloaded packs back to local files (after which Python reads them again).
+    FetchPacks(FetchPacksArgs),
+}
+
+/// `dos remote` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Set the remote store: s3://BUCKET/PREFIX (kept in dos-remote.json; no credentials are
+    /// written: they come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials).
+    Set(RemoteSetArgs),
+    /// Show the remote store and where the packs are.
+    Show(RemoteShowArgs),
+}
+
+/// Arguments of `dos remote set`.
+#[derive(Debug, Args)]
+pub struct RemoteSetArgs {
+    /// The location: s3://BUCKET/PREFIX.
+    pub url: String,
+    /// The S3 server (e.g. http://127.0.0.1:7480 for a local Ceph RGW); default:
+    /// AWS_ENDPOINT_URL, else AWS.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// The region (default: AWS_REGION, else us-east-1).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Keep up to this many bytes of remote ranges read in a local cache (dos-cache/; 0: none).
+    #[arg(long, default_value_t = 0)]
+    pub cache_bytes: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos remote show`.
+#[derive(Debug, Args)]
+pub struct RemoteShowArgs {
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos offload`.
+#[derive(Debug, Args)]
+pub struct OffloadArgs {
+    /// Only these packs (default: every sealed pack).
+    pub packs: Vec<u64>,
+    /// Keep the local files (reads stay local; a later offload without this removes them).
+    #[arg(long)]
+    pub keep_local: bool,
+    /// Only packs last written at least this long ago (e.g. 30m, 12h, 7d).
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub min_age: std::time::Duration,
+    /// Also offload packs below the pack size target that no writer holds (stop Python
+    /// writers first: they append to such packs without dos's locks).
+    #[arg(long)]
+    pub include_small: bool,
+    /// Afterwards, publish a snapshot of the index next to the packs, so that any machine can
+    /// open the container read-only as `dos -p s3://BUCKET/PREFIX`.
+    #[arg(long)]
+    pub publish: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `dos fetch-packs`.
+#[derive(Debug, Args)]
+pub struct FetchPacksArgs {
+    /// Every offloaded pack.
+    #[arg(long, conflicts_with = "packs")]
+    pub all: bool,
+    /// The packs to bring back.
+    #[arg(required_unless_present = "all")]
+    pub packs: Vec<u64>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A duration: a number with s, m, h or d (seconds if no unit).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86_400),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration such as 90s, 30m, 12h or 7d"))?;
+    Ok(std::time::Duration::from_secs(n.saturating_mul(mult)))
 }
 
 /// Arguments of `dos init`.
@@ -211,6 +310,10 @@ pub struct CleanArgs {
     /// Keep sandbox files younger than this many seconds (they may belong to live writers).
     #[arg(long, default_value_t = 3600)]
     pub sandbox_age: u64,
+    /// With a remote store: delete remote objects nothing refers to once this old (they may
+    /// be uploads of a running offload, or packs of a snapshot a reader opened before).
+    #[arg(long, value_parser = parse_duration, default_value = "1h")]
+    pub remote_grace: std::time::Duration,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -15,8 +15,9 @@ use dos_core::{
 use crate::Verdict;
 use crate::cli::{
     AddArgs, ArchiveInfoArgs, BackupArgs, CatArgs, CleanArgs, Cli, Command, CompressArg,
-    DeleteArgs, ExportArchiveArgs, HashArg, ImportArchiveArgs, ImportObjectsArgs, InitArgs,
-    MetaArgs, OptimizeArgs, PackArgs, RepackArg, RepackArgs, StatusArgs, ValidateArgs,
+    DeleteArgs, ExportArchiveArgs, FetchPacksArgs, HashArg, ImportArchiveArgs, ImportObjectsArgs,
+    InitArgs, MetaArgs, OffloadArgs, OptimizeArgs, PackArgs, RemoteCommand, RemoteSetArgs,
+    RemoteShowArgs, RepackArg, RepackArgs, StatusArgs, ValidateArgs,
 };
 use crate::env::Env;
 use crate::output;
@@ -61,6 +62,10 @@ pub fn run(cli: &Cli, env: &Env) -> Result<Verdict> {
         Command::ArchiveInfo(a) => archive_info(&ctx, a),
         Command::ExportArchive(a) => export_archive(&ctx, a),
         Command::ImportObjects(a) => import_objects(&ctx, a),
+        Command::Remote(RemoteCommand::Set(a)) => remote_set(&ctx, a),
+        Command::Remote(RemoteCommand::Show(a)) => remote_show(&ctx, a),
+        Command::Offload(a) => offload(&ctx, a),
+        Command::FetchPacks(a) => fetch_packs(&ctx, a),
     }
 }
 
@@ -298,7 +303,20 @@ fn clean(ctx: &Ctx, a: &CleanArgs) -> Result<Verdict> {
         sandbox_min_age: std::time::Duration::from_secs(a.sandbox_age),
     };
     let s = c.clean(&opts, &ctx.bars)?;
-    output::summary(a.json, &s, &output::cleaned_line(&s))?;
+    if c.remote_settings()?.is_some() {
+        let r = c.clean_remote(&dos_core::remote::RemoteCleanOptions {
+            grace: a.remote_grace,
+        })?;
+        let both = serde_json::json!({ "local": s, "remote": r });
+        let line = format!(
+            "{}\n{}",
+            output::cleaned_line(&s),
+            output::remote_cleaned_line(&r)
+        );
+        output::summary(a.json, &both, &line)?;
+    } else {
+        output::summary(a.json, &s, &output::cleaned_line(&s))?;
+    }
     Ok(verdict(s.duplicates_unresolved.is_empty()))
 }
 
@@ -410,4 +428,113 @@ fn import_objects(ctx: &Ctx, a: &ImportObjectsArgs) -> Result<Verdict> {
     Ok(verdict(
         s.corrupt_in_source.is_empty() && s.missing_in_source.is_empty(),
     ))
+}
+
+fn remote_set(ctx: &Ctx, a: &RemoteSetArgs) -> Result<Verdict> {
+    let c = ctx.open()?;
+    let url = dos_core::remote::RemoteUrl::parse(&a.url).map_err(anyhow::Error::msg)?;
+    if let Some(old) = c.remote_settings()?
+        && old.url != url
+        && c.pack_places()?.remote().0 > 0
+    {
+        bail!(
+            "{}: packs of this container are stored in {}; bring them back first (dos \
+             fetch-packs --all) before naming another store",
+            c.path().display(),
+            old.url
+        );
+    }
+    let settings = dos_core::remote::RemoteSettings {
+        url,
+        endpoint: a.endpoint.clone(),
+        region: a.region.clone(),
+        cache_bytes: a.cache_bytes,
+    };
+    // Reach the store once, so that a typo or missing credentials show now.
+    let store = ctx.env.remote_store(&settings)?;
+    store.list(dos_core::remote::PACKS_PREFIX)?;
+    settings.save(c.layout())?;
+    output::summary(
+        a.json,
+        &settings,
+        &format!("remote store: {}", settings.url),
+    )?;
+    Ok(Verdict::Success)
+}
+
+fn remote_show(ctx: &Ctx, a: &RemoteShowArgs) -> Result<Verdict> {
+    let c = ctx.open()?;
+    let settings = c.remote_settings()?;
+    let places = c.pack_places()?;
+    if a.json {
+        let v = serde_json::json!({ "settings": settings, "packs": places.packs });
+        output::summary(true, &v, "")?;
+        return Ok(Verdict::Success);
+    }
+    let mut out = io::stdout().lock();
+    match &settings {
+        Some(s) => {
+            writeln!(out, "remote      {}", s.url)?;
+            if let Some(e) = &s.endpoint {
+                writeln!(out, "endpoint    {e}")?;
+            }
+            if let Some(r) = &s.region {
+                writeln!(out, "region      {r}")?;
+            }
+            if s.cache_bytes > 0 {
+                writeln!(out, "cache       {}", output::human(s.cache_bytes))?;
+            }
+        }
+        None => writeln!(out, "remote      none (dos remote set s3://BUCKET/PREFIX)")?,
+    }
+    for p in &places.packs {
+        let place = match (&p.remote, p.local) {
+            (Some(name), true) => format!("local and remote ({name})"),
+            (Some(name), false) => format!("remote ({name})"),
+            (None, _) => "local".to_string(),
+        };
+        writeln!(
+            out,
+            "pack {:<6} {:>10}  {place}",
+            p.pack_id,
+            output::human(p.bytes)
+        )?;
+    }
+    Ok(Verdict::Success)
+}
+
+fn offload(ctx: &Ctx, a: &OffloadArgs) -> Result<Verdict> {
+    let c = ctx.open()?;
+    let opts = dos_core::remote::OffloadOptions {
+        keep_local: a.keep_local,
+        min_age: a.min_age,
+        packs: (!a.packs.is_empty()).then(|| a.packs.clone()),
+        include_small: a.include_small,
+        interrupt: ctx.env.interrupt(),
+    };
+    let s = c.offload(&opts, &ctx.bars)?;
+    if a.publish {
+        let p = c.publish(&ctx.bars)?;
+        let both = serde_json::json!({ "offload": s, "publish": p });
+        let line = format!(
+            "{}\n{}",
+            output::offloaded_line(&s),
+            output::published_line(&p)
+        );
+        output::summary(a.json, &both, &line)?;
+    } else {
+        output::summary(a.json, &s, &output::offloaded_line(&s))?;
+    }
+    Ok(Verdict::Success)
+}
+
+fn fetch_packs(ctx: &Ctx, a: &FetchPacksArgs) -> Result<Verdict> {
+    let c = ctx.open()?;
+    let opts = dos_core::remote::FetchOptions {
+        packs: (!a.all).then(|| a.packs.clone()),
+        interrupt: ctx.env.interrupt(),
+    };
+    let s = c.fetch_packs(&opts, &ctx.bars)?;
+    output::summary(a.json, &s, &output::fetched_line(&s))?;
+    Ok(Verdict::Success)
 }

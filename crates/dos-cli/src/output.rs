@@ -121,6 +121,11 @@ pub fn status(c: &Container, count: &ObjectCount, size: &TotalSize, json: bool) 
     let cfg = c.config();
     let unfinished = c.unfinished_conversion()?;
     let python_readable = c.python_readable()?;
+    let places = c.pack_places()?;
+    let remote = c.remote_settings()?.map(|r| r.url.to_string());
+    let (local_n, local_b) = places.local();
+    let (remote_n, remote_b) = places.remote();
+    let (only_n, only_b) = places.remote_only();
     let mut out = io::stdout().lock();
     if json {
         print_json(
@@ -136,6 +141,12 @@ pub fn status(c: &Container, count: &ObjectCount, size: &TotalSize, json: bool) 
                 "loose_prefix_len": cfg.loose_prefix_len,
                 "count": count,
                 "size": size,
+                "remote": remote,
+                "packs": {
+                    "local": {"count": local_n, "bytes": local_b},
+                    "remote": {"count": remote_n, "bytes": remote_b},
+                    "remote_only": {"count": only_n, "bytes": only_b},
+                },
             }),
         )?;
     } else {
@@ -162,6 +173,14 @@ pub fn status(c: &Container, count: &ObjectCount, size: &TotalSize, json: bool) 
             human(size.total_size_packfiles_on_disk)
         )?;
         writeln!(out, "loose       {}", human(size.total_size_loose))?;
+        if let Some(url) = &remote {
+            writeln!(
+                out,
+                "remote      {url}: {remote_n} packs ({}), {only_n} of them only there",
+                human(remote_b)
+            )?;
+            writeln!(out, "local packs {local_n} ({})", human(local_b))?;
+        }
         match &unfinished {
             Some(to) => writeln!(
                 out,
@@ -169,6 +188,11 @@ pub fn status(c: &Container, count: &ObjectCount, size: &TotalSize, json: bool) 
                  (run `dos repack --compression {to}`)"
             )?,
             None if python_readable => writeln!(out, "python      disk-objectstore reads it")?,
+            None if only_n > 0 => writeln!(
+                out,
+                "python      cannot read its {only_n} offloaded packs (`dos fetch-packs --all` \
+                 brings them back)"
+            )?,
             None => writeln!(
                 out,
                 "python      cannot read it ({} is dos only; `dos repack --compression \
@@ -509,4 +533,63 @@ pub fn human(n: u64) -> String {
     } else {
         format!("{v:.2} {}", UNITS[u])
     }
+}
+
+/// `dos offload`.
+pub fn offloaded_line(s: &dos_core::remote::OffloadSummary) -> String {
+    let mut line = format!(
+        "offloaded {} packs to {} ({} uploaded, {} freed locally)",
+        s.packs.len(),
+        s.url,
+        human(s.bytes_uploaded),
+        human(s.bytes_freed)
+    );
+    if !s.skipped.is_empty() {
+        line.push_str(&format!("; {} packs kept local", s.skipped.len()));
+        for (id, why) in s.skipped.iter().take(3) {
+            line.push_str(&format!("\n  pack {id}: {why}"));
+        }
+    }
+    line
+}
+
+/// `dos offload --publish`.
+pub fn published_line(s: &dos_core::remote::PublishSummary) -> String {
+    let mut line = format!(
+        "published snapshot {} of {} objects in {} packs to {} ({} uploaded)",
+        s.pointer.snapshot,
+        s.pointer.objects,
+        s.pointer.packs,
+        s.url,
+        human(s.bytes_uploaded)
+    );
+    if s.loose_objects_left_out > 0 {
+        line.push_str(&format!(
+            "; {} loose objects are not in it (dos pack first)",
+            s.loose_objects_left_out
+        ));
+    }
+    line
+}
+
+/// `dos fetch-packs`.
+pub fn fetched_line(s: &dos_core::remote::FetchSummary) -> String {
+    format!(
+        "fetched {} packs ({} downloaded)",
+        s.fetched.len(),
+        human(s.bytes)
+    )
+}
+
+/// `dos clean`, the remote part.
+pub fn remote_cleaned_line(s: &dos_core::remote::RemoteCleanSummary) -> String {
+    format!(
+        "remote {}: deleted {} unreferenced objects ({}), {} younger than the grace period kept, \
+         {} interrupted uploads cleared",
+        s.url,
+        s.objects_deleted,
+        human(s.bytes_deleted),
+        s.objects_too_young,
+        s.uploads_recovered
+    )
 }

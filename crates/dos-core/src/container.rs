@@ -3,7 +3,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::codec::Compression;
 use crate::config::{self, Config, DEFAULT_LOOSE_PREFIX_LEN, DEFAULT_PACK_SIZE_TARGET};
@@ -14,6 +14,7 @@ use crate::hashing::HashType;
 use crate::index::Index;
 use crate::key::{InvalidKey, ObjectKey};
 use crate::layout::{Layout, REQUIRED_DIRS};
+use crate::remote::{RemoteOpener, RemoteSettings, RemoteStore};
 
 /// Parameters of a new container (Python's `init_container` arguments).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,9 @@ pub struct IoOptions {
     pub early_writeback: bool,
     /// Where to stop the process, for crash tests (empty by default).
     pub faults: FaultPlan,
+    /// How to reach the remote store a container names in `dos-remote.json` (`None`: this
+    /// program cannot; reading an offloaded pack then fails with [`Error::NoRemoteAccess`]).
+    pub remote: Option<Arc<dyn RemoteOpener>>,
 }
 
 impl Default for IoOptions {
@@ -59,6 +63,7 @@ impl Default for IoOptions {
             direct_io: true,
             early_writeback: true,
             faults: FaultPlan::default(),
+            remote: None,
         }
     }
 }
@@ -73,6 +78,10 @@ pub struct Container {
     pub(crate) io: IoOptions,
     /// The index connection, shared with the committer threads of pack writers.
     index: Arc<Mutex<Index>>,
+    /// The remote store, opened on first use.
+    remote: OnceLock<Arc<dyn RemoteStore>>,
+    /// Set for a published snapshot opened from its bucket: nothing may change.
+    pub(crate) read_only: Option<String>,
 }
 
 impl std::fmt::Debug for Container {
@@ -146,6 +155,8 @@ impl Container {
             config,
             io,
             index: Arc::new(Mutex::new(index)),
+            remote: OnceLock::new(),
+            read_only: None,
         })
     }
 
@@ -189,6 +200,8 @@ impl Container {
             config,
             io,
             index: Arc::new(Mutex::new(index)),
+            remote: OnceLock::new(),
+            read_only: None,
         })
     }
 
@@ -232,6 +245,53 @@ impl Container {
     /// The index connection, for a thread of its own.
     pub(crate) fn index_handle(&self) -> Arc<Mutex<Index>> {
         self.index.clone()
+    }
+
+    /// The settings of this container's remote store, if it names one.
+    pub fn remote_settings(&self) -> Result<Option<RemoteSettings>> {
+        RemoteSettings::load(&self.layout)
+    }
+
+    /// The remote store this container names, opened on first use (with the opener of its
+    /// [`IoOptions`]).
+    pub fn remote_store(&self) -> Result<Arc<dyn RemoteStore>> {
+        if let Some(s) = self.remote.get() {
+            return Ok(s.clone());
+        }
+        let settings = self.remote_settings()?.ok_or_else(|| Error::NoRemote {
+            path: self.layout.root.join(crate::remote::REMOTE_SETTINGS_FILE),
+        })?;
+        let opener = self
+            .io
+            .remote
+            .as_ref()
+            .ok_or_else(|| Error::NoRemoteAccess {
+                url: settings.url.to_string(),
+            })?;
+        let store = opener.open(&settings)?;
+        Ok(self.remote.get_or_init(|| store).clone())
+    }
+
+    /// Use `store` as this container's remote store from now on (a published snapshot's, or
+    /// one a program opened itself).
+    pub fn set_remote_store(&self, store: Arc<dyn RemoteStore>) {
+        let _ = self.remote.set(store);
+    }
+
+    /// Fail with [`Error::ReadOnly`] if this container may not change.
+    pub(crate) fn writable(&self, op: &'static str) -> Result<()> {
+        match &self.read_only {
+            Some(what) => Err(Error::ReadOnly {
+                what: what.clone(),
+                op,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether this container is a read-only published snapshot.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.is_some()
     }
 
     pub(crate) fn not_found(&self, key: &ObjectKey) -> Error {

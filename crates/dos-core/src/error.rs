@@ -176,6 +176,35 @@ pub enum Error {
     /// An argument outside what the format allows.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A request to the remote store failed (after the store's own retries).
+    #[error(transparent)]
+    Remote(#[from] crate::remote::RemoteError),
+    /// The container has packs in a remote store, but this program was given no way to reach
+    /// remote stores.
+    #[error(
+        "{url}: packs of this container are stored there, and this program cannot reach remote stores"
+    )]
+    NoRemoteAccess {
+        /// The store.
+        url: String,
+    },
+    /// The index records remote packs, or a remote operation was asked for, but the container
+    /// names no remote store.
+    #[error(
+        "{path}: no remote store is set for this container (dos remote set s3://BUCKET/PREFIX)"
+    )]
+    NoRemote {
+        /// The settings file that is missing.
+        path: PathBuf,
+    },
+    /// A change was asked of a container opened read-only (a published snapshot).
+    #[error("{what}: read-only container (a published snapshot); {op} is not possible")]
+    ReadOnly {
+        /// The container (URL or folder).
+        what: String,
+        /// The refused operation.
+        op: &'static str,
+    },
     /// The operation was interrupted by the caller (e.g. Ctrl-C); what was committed stays valid.
     #[error("interrupted; everything committed before the interruption is intact")]
     Interrupted,

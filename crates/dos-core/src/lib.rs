@@ -52,6 +52,7 @@ pub mod maintain;
 pub mod pack;
 pub mod progress;
 pub mod read;
+pub mod remote;
 pub mod write;
 
 pub use codec::{CompressMode, Compression, ZlibLevel, ZstdLevel};

@@ -280,6 +280,7 @@ impl Container {
     /// Write one loose object from a stream (durable when this returns). Safe to call from many
     /// processes at once, with the same or different content.
     pub fn add_streamed_object(&self, reader: &mut dyn Read) -> Result<ObjectKey> {
+        self.writable("add")?;
         write_stream(
             &self.layout,
             self.config.loose_prefix_len,
@@ -297,6 +298,7 @@ impl Container {
         paths: &[PathBuf],
         progress: &dyn Progress,
     ) -> Result<Vec<WrittenFile>> {
+        self.writable("add")?;
         write_files(
             &self.layout,
             self.config.loose_prefix_len,

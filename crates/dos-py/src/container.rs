@@ -100,6 +100,38 @@ fn repack_mode(mode: &str) -> PyResult<RepackCompress> {
     }
 }
 
+/// A summary as JSON text (the Python side parses it).
+fn json(v: &impl serde::Serialize) -> PyResult<String> {
+    serde_json::to_string(v).map_err(|e| PyValueError::new_err(e.to_string()))
+}
+
+/// How this process reaches S3: the environment it was started with (read here, in the
+/// package's native shell; the libraries read none), and where snapshots are cached.
+fn s3_from_env() -> PyResult<(dos_remote::S3Opener, Option<PathBuf>)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let opener =
+        dos_remote::S3Opener::from_vars(&var, home.as_deref()).map_err(PyValueError::new_err)?;
+    Ok((
+        opener,
+        dos_remote::S3Opener::cache_root(&var, home.as_deref()),
+    ))
+}
+
+/// The I/O options of the container at `folder`: offloaded packs read with this process's
+/// S3 credentials, ranges cached in `folder/dos-cache` when its settings ask.
+fn io_options(folder: &std::path::Path) -> PyResult<dos_core::IoOptions> {
+    let (opener, _) = s3_from_env()?;
+    let opener = dos_remote::S3Opener {
+        cache_dir: Some(folder.join("dos-cache")),
+        ..opener
+    };
+    Ok(dos_core::IoOptions {
+        remote: Some(std::sync::Arc::new(opener)),
+        ..dos_core::IoOptions::default()
+    })
+}
+
 /// One open container.
 #[pyclass(frozen, module = "dos_objectstore._dos")]
 pub struct RawContainer {
@@ -133,10 +165,33 @@ impl RawContainer {
     /// Open the container in `folder`.
     #[staticmethod]
     fn open(py: Python<'_>, folder: PathBuf) -> PyResult<Self> {
+        let io = io_options(&folder)?;
         let c = py
-            .allow_threads(|| Container::open(&folder))
+            .allow_threads(|| Container::open_with(&folder, io))
             .map_err(to_py)?;
         Ok(Self { c })
+    }
+
+    /// Open the snapshot published at `url` (`s3://bucket/prefix`), read-only; its index is
+    /// kept in the user's cache folder.
+    #[staticmethod]
+    fn open_url(py: Python<'_>, url: &str) -> PyResult<Self> {
+        let parsed = dos_core::remote::RemoteUrl::parse(url).map_err(PyValueError::new_err)?;
+        let (opener, root) = s3_from_env()?;
+        let root = root.ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "{url}: no cache folder for snapshots (set DOS_CACHE_DIR or HOME)"
+            ))
+        })?;
+        let c = py
+            .allow_threads(|| opener.open_published(&parsed, &root, dos_core::IoOptions::default()))
+            .map_err(to_py)?;
+        Ok(Self { c })
+    }
+
+    /// The folder holding the container's files (for a published snapshot: its cache folder).
+    fn folder(&self) -> PathBuf {
+        self.c.path().to_path_buf()
     }
 
     /// Create a container in `folder` (missing or empty) and open it.
@@ -162,8 +217,9 @@ impl RawContainer {
             hash_type,
             compression,
         };
+        let io = io_options(&folder)?;
         let c = py
-            .allow_threads(|| Container::init(&folder, &opts))
+            .allow_threads(|| Container::init_with(&folder, &opts, io))
             .map_err(to_py)?;
         Ok(Self { c })
     }
@@ -409,13 +465,17 @@ impl RawContainer {
 
     /// Pack `pack_id`, open for reading its objects' streams; `None` if it is gone (a repack
     /// removed it after moving its objects).
-    fn open_pack(&self, pack_id: u64) -> PyResult<Option<crate::streams::PackFile>> {
+    fn open_pack(
+        &self,
+        py: Python<'_>,
+        pack_id: u64,
+    ) -> PyResult<Option<crate::streams::PackFile>> {
         let path = self.c.layout().pack(pack_id);
-        match crate::streams::PackFile::open(path.clone()) {
-            Ok(p) => Ok(Some(p)),
+        match py.allow_threads(|| self.c.pack_data(pack_id)) {
+            Ok(data) => Ok(Some(crate::streams::PackFile::new(data, path))),
             // Removed by a repack since the lookup: the caller looks the objects up again.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(to_py(dos_core::Error::io(&path, "open pack", e))),
+            Err(dos_core::Error::MissingPack { .. }) => Ok(None),
+            Err(e) => Err(to_py(e)),
         }
     }
 
@@ -638,6 +698,88 @@ impl RawContainer {
         py.allow_threads(|| self.c.clean(&opts, &dos_core::NoProgress))
             .map(|_| ())
             .map_err(to_py)
+    }
+
+    /// Name the remote store (`s3://bucket/prefix`) this container offloads packs to.
+    #[pyo3(signature = (url, endpoint = None, region = None, cache_bytes = 0))]
+    fn remote_set(
+        &self,
+        py: Python<'_>,
+        url: &str,
+        endpoint: Option<String>,
+        region: Option<String>,
+        cache_bytes: u64,
+    ) -> PyResult<()> {
+        let url = dos_core::remote::RemoteUrl::parse(url).map_err(PyValueError::new_err)?;
+        let settings = dos_core::remote::RemoteSettings {
+            url,
+            endpoint,
+            region,
+            cache_bytes,
+        };
+        py.allow_threads(|| settings.save(self.c.layout()))
+            .map_err(to_py)
+    }
+
+    /// Offload sealed packs (see `dos offload`); returns the summary as JSON.
+    #[pyo3(signature = (keep_local = false, include_small = false, min_age_seconds = 0, packs = None))]
+    fn offload(
+        &self,
+        py: Python<'_>,
+        keep_local: bool,
+        include_small: bool,
+        min_age_seconds: u64,
+        packs: Option<Vec<u64>>,
+    ) -> PyResult<String> {
+        let opts = dos_core::remote::OffloadOptions {
+            keep_local,
+            include_small,
+            min_age: std::time::Duration::from_secs(min_age_seconds),
+            packs,
+            ..Default::default()
+        };
+        let s = py
+            .allow_threads(|| self.c.offload(&opts, &dos_core::NoProgress))
+            .map_err(to_py)?;
+        json(&s)
+    }
+
+    /// Bring offloaded packs back (`None`: all); returns the summary as JSON.
+    #[pyo3(signature = (packs = None))]
+    fn fetch_packs(&self, py: Python<'_>, packs: Option<Vec<u64>>) -> PyResult<String> {
+        let opts = dos_core::remote::FetchOptions {
+            packs,
+            ..Default::default()
+        };
+        let s = py
+            .allow_threads(|| self.c.fetch_packs(&opts, &dos_core::NoProgress))
+            .map_err(to_py)?;
+        json(&s)
+    }
+
+    /// Publish a snapshot to the remote store; returns the summary as JSON.
+    fn publish(&self, py: Python<'_>) -> PyResult<String> {
+        let s = py
+            .allow_threads(|| self.c.publish(&dos_core::NoProgress))
+            .map_err(to_py)?;
+        json(&s)
+    }
+
+    /// Delete remote objects nothing refers to, older than `grace_seconds`; summary as JSON.
+    fn clean_remote(&self, py: Python<'_>, grace_seconds: u64) -> PyResult<String> {
+        let opts = dos_core::remote::RemoteCleanOptions {
+            grace: std::time::Duration::from_secs(grace_seconds),
+        };
+        let s = py
+            .allow_threads(|| self.c.clean_remote(&opts))
+            .map_err(to_py)?;
+        json(&s)
+    }
+
+    /// Where every pack is, as JSON.
+    fn pack_places(&self, py: Python<'_>) -> PyResult<String> {
+        let s = py.allow_threads(|| self.c.pack_places()).map_err(to_py)?;
+        json(&s)
     }
 
     /// Delete `keys`; returns the keys that were present and are now deleted.

@@ -2,14 +2,14 @@
 //! ([`PackFile`]) and the byte range of one object in it ([`PackedStream`]), read with positioned
 //! reads so that streams of one pack never disturb each other.
 
-use std::fs::File;
 use std::io::{self, SeekFrom};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use dos_core::fileio::read_exact_at;
 use dos_core::read::{CompressedReader, PackRangeReader};
+use dos_core::remote::{PackData, RemotePackReader};
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyMemoryView, PySlice};
@@ -20,7 +20,11 @@ const READ_UNLOCKED: usize = 1 << 20;
 /// One pack file, open for reading; hands out the streams of the objects in it.
 #[pyclass(module = "dos_objectstore._dos", frozen)]
 pub struct PackFile {
-    file: Arc<File>,
+    data: PackData,
+    /// Read-ahead shared by the streams of an offloaded pack (read in offset order by a bulk
+    /// read, its small objects then share GETs), and how far it may read.
+    shared: Arc<Mutex<RemotePackReader>>,
+    pack_len: u64,
     path: PathBuf,
     /// Set by `close()`: every stream of this pack file is closed with it, as streams sharing
     /// one Python file handle are.
@@ -28,13 +32,17 @@ pub struct PackFile {
 }
 
 impl PackFile {
-    /// The pack file at `path`.
-    pub fn open(path: PathBuf) -> io::Result<Self> {
-        Ok(Self {
-            file: Arc::new(File::open(&path)?),
+    /// The pack whose bytes are `data`, named `path` in messages (its remote location for an
+    /// offloaded pack).
+    pub fn new(data: PackData, path: PathBuf) -> Self {
+        let path = data.remote_location().map_or(path, PathBuf::from);
+        Self {
+            pack_len: data.len().unwrap_or(0),
+            shared: Arc::default(),
+            data,
             path,
             closed: Arc::new(AtomicBool::new(false)),
-        })
+        }
     }
 }
 
@@ -43,7 +51,9 @@ impl PackFile {
     /// The stream of the `length` bytes at `offset`.
     fn stream(&self, offset: u64, length: u64) -> PackedStream {
         PackedStream {
-            file: Arc::clone(&self.file),
+            data: self.data.clone(),
+            ahead: Arc::clone(&self.shared),
+            window_end: self.pack_len.max(offset.saturating_add(length)),
             path: self.path.clone(),
             offset,
             length,
@@ -56,7 +66,13 @@ impl PackFile {
     /// The stream of the compressed object (zlib or zstd) of `length` bytes at `offset`,
     /// read as its `size` uncompressed bytes.
     fn compressed_stream(&self, offset: u64, length: u64, size: u64) -> CompressedStream {
-        let raw = PackRangeReader::new(Arc::clone(&self.file), offset, length);
+        let raw = PackRangeReader::over_shared(
+            self.data.clone(),
+            Arc::clone(&self.shared),
+            self.pack_len,
+            offset,
+            length,
+        );
         CompressedStream {
             reader: CompressedReader::new(raw, size),
             path: self.path.clone(),
@@ -78,7 +94,11 @@ impl PackFile {
 /// `seek`, `tell`, context manager), like disk-objectstore's `PackedObjectReader`.
 #[pyclass(module = "dos_objectstore._dos")]
 pub struct PackedStream {
-    file: Arc<File>,
+    data: PackData,
+    /// Read-ahead of an offloaded pack (shared with the pack's other streams).
+    ahead: Arc<Mutex<RemotePackReader>>,
+    /// How far the read-ahead may fetch.
+    window_end: u64,
     path: PathBuf,
     offset: u64,
     length: u64,
@@ -110,8 +130,40 @@ impl PackedStream {
     }
 
     /// Fill `buf` from the current position.
-    fn fill(&self, buf: &mut [u8]) -> PyResult<()> {
-        read_exact_at(&self.file, buf, self.offset + self.pos).map_err(|e| {
+    fn fill(&mut self, buf: &mut [u8]) -> PyResult<()> {
+        let at = self.offset + self.pos;
+        let end = self.window_end;
+        let read = match &self.data {
+            PackData::Local(file) => read_exact_at(file, buf, at),
+            PackData::Remote(_) => {
+                let mut done = 0;
+                let mut r = Ok(());
+                while done < buf.len() {
+                    let got = self.ahead.lock().unwrap_or_else(|p| p.into_inner()).read(
+                        &self.data,
+                        &mut buf[done..],
+                        at + done as u64,
+                        end,
+                    );
+                    match got {
+                        Ok(0) => {
+                            r = Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the pack ends inside the object",
+                            ));
+                            break;
+                        }
+                        Ok(n) => done += n,
+                        Err(e) => {
+                            r = Err(e);
+                            break;
+                        }
+                    }
+                }
+                r
+            }
+        };
+        read.map_err(|e| {
             PyOSError::new_err(format!(
                 "reading {} bytes of the object at offset {} of {}: {e}",
                 buf.len(),

@@ -144,3 +144,126 @@ pub fn make_archive(scenario: &str, out: &Path) -> serde_json::Value {
 pub fn archive_objects(made: &serde_json::Value) -> Manifest {
     serde_json::from_value(made["objects"].clone()).unwrap()
 }
+
+/// The S3 server the remote tests run against: a real Ceph radosgw that `./scripts/test.sh`
+/// starts (scripts/ceph-s3.sh) and names in `DOS_TEST_S3_ENV` (its `s3.env` file). Never
+/// skipped: without it the tests fail and say how to get one.
+pub struct S3 {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// The bucket the tests use (each test under a prefix of its own).
+    pub bucket: String,
+    /// The cluster folder (for stopping and starting radosgw), from `DOS_TEST_CEPH_DIR`.
+    pub ceph_dir: Option<PathBuf>,
+}
+
+impl S3 {
+    pub fn from_env() -> S3 {
+        let file = std::env::var_os("DOS_TEST_S3_ENV").unwrap_or_else(|| {
+            panic!(
+                "DOS_TEST_S3_ENV is not set: the remote-pack tests need a real S3 server. Run \
+                 the suite with ./scripts/test.sh (it starts a local Ceph), or start one with \
+                 scripts/ceph-s3.sh start DIR dos-test and set DOS_TEST_S3_ENV=DIR/s3.env \
+                 DOS_TEST_CEPH_DIR=DIR"
+            )
+        });
+        let text = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("DOS_TEST_S3_ENV={}: {e}", Path::new(&file).display()));
+        let get = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_else(|| panic!("{k} missing from {}", Path::new(&file).display()))
+                .to_string()
+        };
+        S3 {
+            endpoint: get("S3_ENDPOINT"),
+            access_key: get("AWS_ACCESS_KEY_ID"),
+            secret_key: get("AWS_SECRET_ACCESS_KEY"),
+            bucket: std::env::var("DOS_TEST_S3_BUCKET").unwrap_or_else(|_| "dos-test".into()),
+            ceph_dir: std::env::var_os("DOS_TEST_CEPH_DIR").map(PathBuf::from),
+        }
+    }
+
+    /// A fresh `s3://bucket/<name>-<random>` for one test.
+    pub fn fresh_url(&self, name: &str) -> String {
+        let mut r = [0u8; 6];
+        getrandom_fill(&mut r);
+        let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+        format!("s3://{}/{name}-{hex}", self.bucket)
+    }
+
+    /// `dos` with this server's credentials and endpoint in its environment, fast retries.
+    pub fn dos(&self) -> Command {
+        let mut c = dos();
+        self.apply(&mut c);
+        c
+    }
+
+    /// Put this server's credentials and endpoint into `c`'s environment.
+    pub fn apply(&self, c: &mut Command) {
+        c.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", &self.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret_key)
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN");
+    }
+
+    /// An opener for dos-core with these credentials.
+    pub fn opener(&self) -> dos_remote::S3Opener {
+        dos_remote::S3Opener {
+            credentials: Some(dos_remote::Credentials {
+                access_key_id: self.access_key.clone(),
+                secret_access_key: self.secret_key.clone(),
+                session_token: None,
+            }),
+            default_endpoint: Some(self.endpoint.clone()),
+            default_region: Some("us-east-1".into()),
+            ..dos_remote::S3Opener::default()
+        }
+    }
+
+    /// Open a container with remote access.
+    pub fn open(&self, path: &Path) -> dos_core::Container {
+        let io = dos_core::IoOptions {
+            remote: Some(std::sync::Arc::new(self.opener())),
+            ..dos_core::IoOptions::default()
+        };
+        dos_core::Container::open_with(path, io).unwrap()
+    }
+
+    /// The store at `url`, for looking at what is in the bucket.
+    pub fn store(&self, url: &str) -> std::sync::Arc<dyn dos_core::remote::RemoteStore> {
+        use dos_core::remote::RemoteOpener;
+        let settings =
+            dos_core::remote::RemoteSettings::new(dos_core::remote::RemoteUrl::parse(url).unwrap());
+        self.opener().open(&settings).unwrap()
+    }
+
+    /// Run scripts/ceph-s3.sh `what` (stop-rgw, start-rgw) on the test cluster.
+    pub fn ceph(&self, what: &str) {
+        let dir = self.ceph_dir.as_ref().unwrap_or_else(|| {
+            panic!("DOS_TEST_CEPH_DIR is not set: this test stops and starts radosgw")
+        });
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ceph-s3.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(what)
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ceph-s3.sh {what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn getrandom_fill(buf: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .unwrap();
+}

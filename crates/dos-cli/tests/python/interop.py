@@ -223,6 +223,19 @@ def refuses(container, manifest_path):
     print(json.dumps({"refused": refused, "right": right}))
 
 
+def append_refused(container, seed):
+    """Python writing to packs of a container whose packs were offloaded: it must fail with an
+    error (it may not start a new pack under a number the index uses for remote bytes)."""
+    objects = random_objects(seed, 10, big=False)
+    try:
+        with Container(container) as c:
+            c.add_objects_to_pack(objects, compress=False)
+    except Exception as e:  # noqa: BLE001 - any error is a refusal
+        print(json.dumps({"refused": type(e).__name__}))
+        return
+    fail("Python packed objects into a container with offloaded packs")
+
+
 def append(container, seed):
     path = container + ".manifest.json"
     with open(path) as fh:
@@ -336,6 +349,8 @@ def main(argv):
         maintain(args[0], args[1])
     elif cmd == "delete":
         delete(args[0], int(args[1]))
+    elif cmd == "append_refused":
+        append_refused(args[0], int(args[1]))
     elif cmd == "append":
         append(args[0], int(args[1]))
     elif cmd == "worker":

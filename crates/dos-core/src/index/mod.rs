@@ -7,7 +7,7 @@
 //! `BEGIN IMMEDIATE` transaction per batch.
 //!
 //! This file opens and checks the index; finding keys is in `lookup`, walking rows by pack in
-//! `rows`, and every change in `write`.
+//! `rows`, every change in `write`, and dos's own table of offloaded packs in `remote`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,8 +15,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 mod lookup;
+mod remote;
 mod rows;
 mod write;
+
+pub(crate) use remote::CREATE_REMOTE_SQL;
+pub use remote::RemotePackRow;
 
 use crate::error::{Corruption, Error, Result, SchemaProblem};
 use crate::fault::FaultPlan;

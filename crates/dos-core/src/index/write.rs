@@ -67,7 +67,7 @@ impl Index {
 
     /// Run `f` in one `BEGIN IMMEDIATE` transaction and commit it (the fault point `fault` sits
     /// right before the commit).
-    fn write_tx<T>(
+    pub(super) fn write_tx<T>(
         &mut self,
         fault: &str,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,

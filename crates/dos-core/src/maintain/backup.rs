@@ -125,6 +125,10 @@ impl Container {
             fs::create_dir(dir).ctx(dir, "create folder")?;
         }
         copy_file(&self.layout.config, &to.config)?;
+        let settings = self.layout.root.join(crate::remote::REMOTE_SETTINGS_FILE);
+        if settings.is_file() {
+            copy_file(&settings, &dest.join(crate::remote::REMOTE_SETTINGS_FILE))?;
+        }
 
         // 1. Loose files.
         let prev_loose = previous.map(|p| p.join(LOOSE_DIR));
@@ -157,6 +161,7 @@ impl Container {
         let total: u64 = ids
             .iter()
             .filter_map(|id| fs::metadata(self.layout.pack(*id)).ok())
+            .filter(|m| m.is_file())
             .map(|m| m.len())
             .sum();
         progress.start(total, Unit::Bytes, "Backing up packs");
@@ -374,6 +379,16 @@ impl Container {
     ) -> Result<()> {
         let src_path = self.layout.pack(id);
         let dst_path = to.pack(id);
+        if crate::remote::is_stub(&self.layout, id) {
+            // An offloaded pack: the backup refers to the same remote object (the bucket keeps
+            // it; see docs/remote.md), through a stub of its own.
+            fs::create_dir(&dst_path).ctx(&dst_path, "create stub folder")?;
+            let note = crate::remote::STUB_NOTE;
+            if let Ok(text) = fs::read(src_path.join(note)) {
+                fs::write(dst_path.join(note), text).ctx(dst_path.join(note), "write")?;
+            }
+            return Ok(());
+        }
         let mut src = File::open(&src_path).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 Error::MissingPack {
@@ -568,7 +583,7 @@ fn backup_name() -> Result<String> {
 }
 
 /// Calendar date and time (UTC) of `secs` since the Unix epoch.
-fn utc(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
+pub(crate) fn utc(secs: u64) -> (u64, u64, u64, u64, u64, u64) {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     // Days to civil date (proleptic Gregorian), counted from 0000-03-01.

@@ -61,6 +61,7 @@ impl Container {
     /// sandbox files old enough that no live writer can own them, stale dos locks; optionally
     /// VACUUM the index.
     pub fn clean(&self, opts: &CleanOptions, progress: &dyn Progress) -> Result<CleanSummary> {
+        self.writable("clean")?;
         let _lock = self.lock_maintenance(LockMode::Exclusive, "clean")?;
         let recovered = self.recover()?;
         let mut s = self.clean_locked(opts, progress)?;

@@ -44,7 +44,9 @@ impl Container {
     /// Whether Python disk-objectstore can read every object: the container is `zlib+N` and no
     /// conversion is unfinished.
     pub fn python_readable(&self) -> Result<bool> {
-        Ok(self.config.compression.python_readable() && self.unfinished_conversion()?.is_none())
+        Ok(self.config.compression.python_readable()
+            && self.unfinished_conversion()?.is_none()
+            && self.pack_places()?.remote_only().0 == 0)
     }
 
     /// Convert the container to `to`: every compressed object is re-encoded (whatever else

@@ -34,6 +34,9 @@ impl Container {
     /// Take the container's maintenance lock, failing at once (naming the holder) if another dos
     /// operation holds it in a conflicting mode.
     pub fn lock_maintenance(&self, mode: LockMode, operation: &str) -> Result<MaintenanceLock> {
+        if mode == LockMode::Exclusive {
+            self.writable("maintenance")?;
+        }
         let path = self.layout.root.join(MAINTENANCE_LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)

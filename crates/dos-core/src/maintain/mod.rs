@@ -15,6 +15,7 @@ mod recover;
 mod repack;
 mod validate;
 
+pub(crate) use backup::utc;
 pub use backup::{BackupOptions, BackupSummary, LAST_BACKUP, LIVE_BACKUP, existing_backups};
 pub use clean::{CleanOptions, CleanSummary};
 pub use convert::CONVERT_MARKER;

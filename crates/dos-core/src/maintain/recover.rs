@@ -155,6 +155,8 @@ impl Container {
             .iter()
             .filter_map(|s| u64::try_from(s.pack_id).ok())
             .max();
+        let remote = self.index().remote_packs()?.last().map(|r| r.pack_id);
+        let in_index = in_index.max(remote);
         // Pack ids are SQLite integers: rows moved to an id above i64::MAX would record another
         // id (and lose their objects). Only a corrupt index row or pack file name gets there.
         match on_disk.max(in_index) {

@@ -131,6 +131,12 @@ impl Container {
             s.packs_examined += 1;
             let path = self.layout.pack(id);
             let meta = fs::metadata(&path).ctx(&path, "stat")?;
+            if meta.is_dir() {
+                // An offloaded pack (its stub).
+                let st = stats.iter().find(|st| st.pack_id == id as i64);
+                self.repack_remote(id, st, opts, progress, &mut s)?;
+                continue;
+            }
             let Some(st) = stats.iter().find(|st| st.pack_id == id as i64) else {
                 let old = meta
                     .modified()
@@ -164,6 +170,45 @@ impl Container {
         idx.vacuum()?;
         idx.checkpoint()?;
         Ok(s)
+    }
+
+    /// Repack an offloaded pack when it has holes (or `force`): bring it back (`fetch`),
+    /// repack it locally, then offload the new pack; each step is crash-safe on its own. An
+    /// offloaded pack without rows is forgotten (its stub removed; `clean` deletes the remote
+    /// object). Compression changes of offloaded packs need `dos fetch-packs` first.
+    fn repack_remote(
+        &self,
+        id: u64,
+        st: Option<&crate::index::PackStats>,
+        opts: &RepackOptions,
+        progress: &dyn Progress,
+        s: &mut RepackSummary,
+    ) -> Result<()> {
+        let Some(row) = self.index().remote_pack(id)? else {
+            return Ok(());
+        };
+        let Some(st) = st else {
+            self.index().delete_remote_pack(id)?;
+            fs::remove_dir_all(self.layout.pack(id)).ctx(self.layout.pack(id), "remove stub")?;
+            durable::sync_dir(&self.layout.packs)?;
+            s.packs_removed.push(id);
+            return Ok(());
+        };
+        if !(opts.force || row.length > st.bytes) {
+            return Ok(());
+        }
+        let store = self.remote_store()?;
+        self.fetch_one(store.as_ref(), &row, &crate::progress::NoProgress)?;
+        self.io
+            .faults
+            .point("repack.remote.fetched")
+            .ctx(self.layout.pack(id), "repack remote pack")?;
+        let before = s.packs_rewritten.len();
+        self.repack_pack(id, opts, progress, s)?;
+        if let Some(&(_, new_id)) = s.packs_rewritten.get(before) {
+            self.offload_new_pack(store.as_ref(), new_id)?;
+        }
+        Ok(())
     }
 
     /// After a failure before the switch: remove the new pack (no row refers to it) and the

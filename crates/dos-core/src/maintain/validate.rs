@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -20,11 +19,21 @@ use super::lock::LockMode;
 use crate::codec::Decompressor;
 use crate::container::Container;
 use crate::error::{IoContext, Result};
-use crate::fileio::read_exact_at;
 use crate::index::{CompactRow, PackStats, RawRow};
 use crate::pack::{self, LockState};
 use crate::progress::{Progress, Unit};
 use crate::read::{CompressedReader, PackRangeReader};
+use crate::remote::{PackData, PendingRead};
+
+/// The bytes a unit's rows span.
+fn unit_span(rows: &[RawRow]) -> Option<std::ops::Range<u64>> {
+    let start = u64::try_from(rows.first()?.offset).ok()?;
+    let end = rows
+        .iter()
+        .filter_map(|r| u64::try_from(r.offset.checked_add(r.length)?).ok())
+        .max()?;
+    Some(start..end.max(start))
+}
 
 /// Per-pack totals of rows sorted by pack id (what [`crate::index::Index::pack_stats`] returns).
 fn stats_of_sorted(rows: &[CompactRow]) -> Vec<PackStats> {
@@ -197,8 +206,10 @@ impl UnitResult {
 }
 
 struct WorkUnit {
-    file: Arc<File>,
+    data: PackData,
     rows: Vec<RawRow>,
+    /// The unit's bytes, already requested (remote packs: fetched ahead of the verifiers).
+    prefetch: Option<PendingRead>,
 }
 
 impl Container {
@@ -245,20 +256,34 @@ impl Container {
             ));
         }
         let on_disk = pack::list_pack_ids(&self.layout)?;
+        let remote = self.index().remote_packs()?;
         for s in stats {
             if s.pack_id == -1 {
                 r.rows_in_pack_minus_one = s.objects;
                 continue;
             }
-            match u64::try_from(s.pack_id) {
-                Ok(id) if on_disk.binary_search(&id).is_ok() => {
-                    let p = self.layout.pack(id);
-                    let len = fs::metadata(&p).ctx(&p, "stat")?.len();
+            let Ok(id) = u64::try_from(s.pack_id) else {
+                r.missing_packs.push(super::validate::MissingPack {
+                    pack_id: s.pack_id,
+                    objects: s.objects,
+                });
+                continue;
+            };
+            let p = self.layout.pack(id);
+            let local = match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_file() => Some(m.len()),
+                Ok(_) => None,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(crate::error::Error::io(&p, "stat", e)),
+            };
+            let len = local.or_else(|| remote.iter().find(|r| r.pack_id == id).map(|r| r.length));
+            match len {
+                Some(len) => {
                     if len > s.bytes {
                         r.unreferenced_bytes.insert(id, len - s.bytes);
                     }
                 }
-                _ => r.missing_packs.push(super::validate::MissingPack {
+                None => r.missing_packs.push(super::validate::MissingPack {
                     pack_id: s.pack_id,
                     objects: s.objects,
                 }),
@@ -334,16 +359,28 @@ impl Container {
         tx: crossbeam_channel::Sender<WorkUnit>,
     ) -> Result<()> {
         // The pack being walked: its id, and its open file and length (None if missing).
-        type Current = (i64, Option<(Arc<File>, u64)>);
+        // Known before the walk: SQLite's sorted scan holds the index while it visits rows.
+        let remote = self.index().remote_packs()?;
+        type Current = (i64, Option<(PackData, u64)>);
         let mut current: Option<Current> = None;
         let mut prev_end: i64 = 0;
         let mut unit: Vec<RawRow> = Vec::new();
-        let mut unit_file: Option<Arc<File>> = None;
-        let flush = |unit: &mut Vec<RawRow>, file: &Option<Arc<File>>| {
-            if let (false, Some(f)) = (unit.is_empty(), file) {
+        let mut unit_file: Option<PackData> = None;
+        let flush = |unit: &mut Vec<RawRow>, data: &Option<PackData>| {
+            if let (false, Some(d)) = (unit.is_empty(), data) {
+                let rows = std::mem::take(unit);
+                // A remote unit's bytes are requested now, so that several GETs run while the
+                // verifiers hash (the channel's bound limits how many).
+                let prefetch = match d {
+                    PackData::Remote(_) => unit_span(&rows)
+                        .filter(|r| r.end - r.start <= UNIT)
+                        .map(|r| d.start_read(r)),
+                    PackData::Local(_) => None,
+                };
                 let _ = tx.send(WorkUnit {
-                    file: f.clone(),
-                    rows: std::mem::take(unit),
+                    data: d.clone(),
+                    rows,
+                    prefetch,
                 });
             }
             unit.clear();
@@ -352,12 +389,17 @@ impl Container {
             if current.as_ref().map(|c| c.0) != Some(row.pack_id) {
                 flush(&mut unit, &unit_file);
                 prev_end = 0;
-                let opened = u64::try_from(row.pack_id).ok().and_then(|id| {
-                    let p = self.layout.pack(id);
-                    let f = File::open(&p).ok()?;
-                    let len = f.metadata().ok()?.len();
-                    Some((Arc::new(f), len))
-                });
+                let opened = match u64::try_from(row.pack_id) {
+                    Ok(id) => match self
+                        .open_pack_with(id, || Ok(remote.iter().find(|r| r.pack_id == id).cloned()))
+                    {
+                        Ok(d) => d.len().ok().map(|len| (d, len)),
+                        // Reported by the structure check.
+                        Err(crate::error::Error::MissingPack { .. }) => None,
+                        Err(e) => return Err(e),
+                    },
+                    Err(_) => None,
+                };
                 unit_file = opened.as_ref().map(|(f, _)| f.clone());
                 current = Some((row.pack_id, opened));
             }
@@ -414,7 +456,7 @@ impl Container {
         Ok(())
     }
 
-    fn verify_unit(&self, u: WorkUnit, map_packs: bool) -> UnitResult {
+    fn verify_unit(&self, mut u: WorkUnit, map_packs: bool) -> UnitResult {
         let hash = self.config.hash_type;
         let mut res = UnitResult::default();
         let Some(first) = u.rows.first() else {
@@ -433,7 +475,7 @@ impl Container {
             for row in &u.rows {
                 res.objects += 1;
                 let Some(loc) = row.location() else { continue };
-                let raw = PackRangeReader::new(u.file.clone(), loc.offset, loc.length);
+                let raw = PackRangeReader::over(u.data.clone(), loc.offset, loc.length);
                 let mut reader: Box<dyn Read> = if loc.compressed {
                     Box::new(CompressedReader::new(raw, loc.size))
                 } else {
@@ -472,14 +514,14 @@ impl Container {
         }
         BLOCK_BUF.with(|b| {
             let mut block = b.borrow_mut();
-            self.verify_block(&u, start, span, map_packs, &mut block, res)
+            self.verify_block(&mut u, start, span, map_packs, &mut block, res)
         })
     }
 
     /// Verify the rows of a unit that fits in one block read (into a reused buffer).
     fn verify_block(
         &self,
-        u: &WorkUnit,
+        u: &mut WorkUnit,
         start: u64,
         span: u64,
         map_packs: bool,
@@ -489,10 +531,9 @@ impl Container {
         let hash = self.config.hash_type;
         // An injected read error stands for the pack's bytes being unreadable.
         let injected = self.io.faults.point("pack.read");
-        let map = if map_packs && injected.is_ok() {
-            map_range(&u.file, start, span)
-        } else {
-            None
+        let map = match (map_packs && injected.is_ok(), u.data.local_file()) {
+            (true, Some(file)) => map_range(file, start, span),
+            _ => None,
         };
         let block: &[u8] = match &map {
             Some(m) => m,
@@ -501,8 +542,13 @@ impl Container {
                 if buf.len() < span as usize {
                     buf.resize(span as usize, 0);
                 }
-                let block = &mut buf[..span as usize];
-                if let Err(e) = injected.and_then(|()| read_exact_at(&u.file, block, start)) {
+                let read = match u.prefetch.take() {
+                    Some(pending) => injected.and_then(|()| pending.wait_into(buf)),
+                    None => injected
+                        .and_then(|()| u.data.read_exact_at(&mut buf[..span as usize], start)),
+                };
+                let block = &buf[..span as usize];
+                if let Err(e) = read {
                     for row in &u.rows {
                         res.unreadable.push(ObjectProblem {
                             key: row.key.clone(),

@@ -486,7 +486,7 @@ mod tests {
     #[test]
     fn choose_and_append() {
         let (_d, l) = layout();
-        assert_eq!(choose_pack(&l, 0, 10).unwrap(), 0);
+        assert_eq!(choose_pack(&l, 0, 10, &[]).unwrap(), 0);
         let mut w = PackAppender::open(&l, 0, Duration::ZERO, &IoOptions::default()).unwrap();
         w.write(b"0123456789ab").unwrap();
         w.sync().unwrap();
@@ -498,8 +498,8 @@ mod tests {
         drop(w);
         assert_eq!(fs::read(l.pack(0)).unwrap(), b"0123456789ab");
         assert!(!l.pack_lock(0).exists());
-        assert_eq!(choose_pack(&l, 0, 10).unwrap(), 1);
-        assert_eq!(choose_pack(&l, 0, 100).unwrap(), 0);
+        assert_eq!(choose_pack(&l, 0, 10, &[]).unwrap(), 1);
+        assert_eq!(choose_pack(&l, 0, 100, &[]).unwrap(), 0);
 
         // Growth behind our back is detected before anything is committed.
         let mut w = PackAppender::open(&l, 0, Duration::ZERO, &IoOptions::default()).unwrap();

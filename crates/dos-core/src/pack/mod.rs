@@ -36,15 +36,20 @@ pub fn list_pack_ids(layout: &Layout) -> Result<Vec<u64>> {
 }
 
 /// The pack Python would append the next object to: the lowest id ≥ `start` whose file is missing
-/// or smaller than `target`.
-pub fn choose_pack(layout: &Layout, start: u64, target: u64) -> Result<u64> {
+/// or smaller than `target` — except that an offloaded pack (a stub directory in its place, or
+/// an id in `remote`, sorted) is never chosen.
+pub fn choose_pack(layout: &Layout, start: u64, target: u64, remote: &[u64]) -> Result<u64> {
     let mut id = start;
     loop {
         let p = layout.pack(id);
+        if remote.binary_search(&id).is_ok() {
+            id += 1;
+            continue;
+        }
         match fs::metadata(&p) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(id),
             Err(e) => return Err(Error::io(&p, "stat", e)),
-            Ok(m) if m.len() < target => return Ok(id),
+            Ok(m) if m.is_file() && m.len() < target => return Ok(id),
             Ok(_) => id += 1,
         }
     }

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
-use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -12,8 +11,11 @@ use super::{ObjectMeta, ObjectType};
 use crate::codec::Decompressor;
 use crate::container::Container;
 use crate::error::{Corruption, Error, IoContext, Result, usize_of};
-use crate::fileio::read_exact_at;
 use crate::key::ObjectKey;
+use crate::location::PackedLocation;
+use crate::read::bulk::{REMOTE_IN_FLIGHT, Step, plan_steps};
+use crate::read::{CompressedReader, ObjectReader, PackRangeReader};
+use crate::remote::PackData;
 
 /// One object to read and the buffer it goes into.
 pub struct FillTarget<'a> {
@@ -31,7 +33,7 @@ impl Container {
     /// against its recorded size; a loose file must still have the size reported for it (a loose
     /// file packed and removed since is read from its pack).
     pub fn fill_objects(&self, targets: &mut [FillTarget<'_>]) -> Result<()> {
-        let mut packs: HashMap<u64, Arc<File>> = HashMap::new();
+        let mut packs: HashMap<u64, PackData> = HashMap::new();
         for t in targets.iter() {
             if let Some(loc) = t.meta.location
                 && !packs.contains_key(&loc.pack_id)
@@ -47,15 +49,114 @@ impl Container {
                 )));
             }
         }
-        targets.par_iter_mut().try_for_each_init(
+        // Objects of remote packs: block reads in offset order, fetched ahead.
+        let mut remote: Vec<&mut FillTarget<'_>> = Vec::new();
+        let mut local: Vec<&mut FillTarget<'_>> = Vec::new();
+        for t in targets.iter_mut() {
+            let is_remote = t
+                .meta
+                .location
+                .and_then(|l| packs.get(&l.pack_id))
+                .is_some_and(|d| matches!(d, PackData::Remote(_)));
+            if is_remote {
+                remote.push(t);
+            } else {
+                local.push(t);
+            }
+        }
+        if !remote.is_empty() {
+            self.fill_remote(&packs, &mut remote)?;
+        }
+        local.par_iter_mut().try_for_each_init(
             || (Decompressor::new(), Vec::new(), Vec::new()),
             |(dec, raw, out), t| self.fill_one(&packs, t, dec, raw, out),
         )
     }
 
+    /// Fill targets in remote packs: per pack, rows in offset order, close ones fetched with one
+    /// ranged GET, several GETs in flight.
+    fn fill_remote(
+        &self,
+        packs: &HashMap<u64, PackData>,
+        targets: &mut [&mut FillTarget<'_>],
+    ) -> Result<()> {
+        targets.sort_unstable_by_key(|t| t.meta.location.map(|l| (l.pack_id, l.offset)));
+        let mut dec = Decompressor::new();
+        let mut out = Vec::new();
+        let mut block = Vec::new();
+        for group in targets.chunk_by_mut(|a, b| {
+            a.meta.location.map(|l| l.pack_id) == b.meta.location.map(|l| l.pack_id)
+        }) {
+            let rows: Vec<(ObjectKey, PackedLocation)> = group
+                .iter()
+                .filter_map(|t| t.meta.location.map(|l| (t.key, l)))
+                .collect();
+            let Some((_, first)) = rows.first() else {
+                continue;
+            };
+            let Some(data) = packs.get(&first.pack_id) else {
+                continue;
+            };
+            let steps = plan_steps(&rows, 512 * 1024);
+            let blocks: Vec<std::ops::Range<u64>> = steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Block { start, end, .. } => Some(*start..*end),
+                    Step::Large(_) => None,
+                })
+                .collect();
+            let mut pending = std::collections::VecDeque::new();
+            let mut next = 0;
+            for step in &steps {
+                match step {
+                    Step::Large(i) => {
+                        let (key, loc) = rows[*i];
+                        let raw = PackRangeReader::over(data.clone(), loc.offset, loc.length);
+                        let mut r = if loc.compressed {
+                            ObjectReader::Compressed(Box::new(CompressedReader::new(raw, loc.size)))
+                        } else {
+                            ObjectReader::Packed(raw)
+                        };
+                        r.read_exact(group[*i].buf)
+                            .map_err(|e| self.corrupt(&key, loc, Corruption::Read(e)))?;
+                    }
+                    Step::Block {
+                        rows: range, start, ..
+                    } => {
+                        while pending.len() < REMOTE_IN_FLIGHT && next < blocks.len() {
+                            pending.push_back(data.start_read(blocks[next].clone()));
+                            next += 1;
+                        }
+                        let (key, loc) = rows[range.start];
+                        let read = pending
+                            .pop_front()
+                            .ok_or_else(|| self.corrupt(&key, loc, Corruption::PackTooShort))?;
+                        read.wait_into(&mut block)
+                            .map_err(|e| self.corrupt(&key, loc, Corruption::Read(e)))?;
+                        for i in range.clone() {
+                            let (key, loc) = rows[i];
+                            let a = usize_of(loc.offset - start)?;
+                            let raw = &block[a..a + usize_of(loc.length)?];
+                            if loc.compressed {
+                                dec.inflate_exact(raw, loc.size, &mut out)
+                                    .map_err(|e| self.corrupt(&key, loc, e.into()))?;
+                                group[i].buf.copy_from_slice(&out);
+                            } else if loc.length != loc.size {
+                                return Err(self.corrupt(&key, loc, Corruption::LengthNotSize));
+                            } else {
+                                group[i].buf.copy_from_slice(raw);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn fill_one(
         &self,
-        packs: &HashMap<u64, Arc<File>>,
+        packs: &HashMap<u64, PackData>,
         t: &mut FillTarget<'_>,
         dec: &mut Decompressor,
         raw: &mut Vec<u8>,
@@ -72,11 +173,12 @@ impl Container {
                     if loc.length != loc.size {
                         return Err(self.corrupt(&t.key, loc, Corruption::LengthNotSize));
                     }
-                    return read_exact_at(file, t.buf, loc.offset)
+                    return file
+                        .read_exact_at(t.buf, loc.offset)
                         .map_err(|e| self.corrupt(&t.key, loc, Corruption::Read(e)));
                 }
                 raw.resize(usize_of(loc.length)?, 0);
-                read_exact_at(file, raw, loc.offset)
+                file.read_exact_at(raw, loc.offset)
                     .map_err(|e| self.corrupt(&t.key, loc, Corruption::Read(e)))?;
                 dec.inflate_exact(raw, loc.size, out)
                     .map_err(|e| self.corrupt(&t.key, loc, e.into()))?;

@@ -17,11 +17,11 @@ use serde::Serialize;
 use crate::codec::Decompressor;
 use crate::container::Container;
 use crate::error::{Corruption, Error, IoContext, Result, usize_of};
-use crate::fileio::read_exact_at;
 use crate::key::ObjectKey;
 use crate::location::PackedLocation;
 use crate::loose;
 use crate::pack;
+use crate::remote::PackData;
 
 mod bulk;
 mod exists;
@@ -115,15 +115,39 @@ pub enum ObjectContent<'a> {
 /// Largest object a bulk read hands over as a byte slice; larger ones come as readers.
 pub const BULK_INLINE_MAX: u64 = 64 * 1024 * 1024;
 impl Container {
-    pub(super) fn open_pack(&self, pack_id: u64) -> Result<Arc<File>> {
+    /// Open pack `pack_id`: its local file, or, when it was offloaded (a directory stands in
+    /// its place) or is missing, the remote object the index records for it.
+    pub(crate) fn open_pack(&self, pack_id: u64) -> Result<PackData> {
+        self.open_pack_with(pack_id, || self.index().remote_pack(pack_id))
+    }
+
+    /// [`Container::open_pack`], asking `remote_row` (only when the pack is not local) where
+    /// an offloaded pack lives: for callers that hold the index lock, or know the rows.
+    pub(crate) fn open_pack_with(
+        &self,
+        pack_id: u64,
+        remote_row: impl FnOnce() -> Result<Option<crate::index::RemotePackRow>>,
+    ) -> Result<PackData> {
         let p = self.layout.pack(pack_id);
-        File::open(&p).map(Arc::new).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::MissingPack { path: p }
-            } else {
-                Error::io(&p, "open pack", e)
+        match File::open(&p) {
+            Ok(f) => {
+                if !f.metadata().ctx(&p, "stat")?.is_dir() {
+                    return Ok(PackData::Local(Arc::new(f)));
+                }
             }
-        })
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&p, "open pack", e)),
+        }
+        match remote_row()? {
+            Some(row) => Ok(PackData::remote(self.remote_store()?, row)),
+            None => Err(Error::MissingPack { path: p }),
+        }
+    }
+
+    /// The bytes of pack `pack_id`, local or remote, for reading ranges of it (what streams of
+    /// packed objects read). [`Error::MissingPack`] if it exists neither locally nor remotely.
+    pub fn pack_data(&self, pack_id: u64) -> Result<PackData> {
+        self.open_pack(pack_id)
     }
 
     /// Open the pack of `key`, found at `loc`. A repack may have moved the object and removed
@@ -132,7 +156,7 @@ impl Container {
         &self,
         key: &ObjectKey,
         loc: PackedLocation,
-    ) -> Result<(Arc<File>, PackedLocation)> {
+    ) -> Result<(PackData, PackedLocation)> {
         match self.open_pack(loc.pack_id) {
             Err(Error::MissingPack { path }) => match self.index().get(key)? {
                 Some(moved) if moved != loc => Ok((self.open_pack(moved.pack_id)?, moved)),
@@ -140,16 +164,6 @@ impl Container {
             },
             other => other.map(|f| (f, loc)),
         }
-    }
-
-    pub(super) fn packed_reader(&self, loc: PackedLocation) -> Result<ObjectReader> {
-        let file = self.open_pack(loc.pack_id)?;
-        let raw = PackRangeReader::new(file, loc.offset, loc.length);
-        Ok(if loc.compressed {
-            ObjectReader::Compressed(Box::new(CompressedReader::new(raw, loc.size)))
-        } else {
-            ObjectReader::Packed(raw)
-        })
     }
 
     /// Find an object: packed location, or an open loose file. `None` if missing.
@@ -192,8 +206,8 @@ impl Container {
     pub fn open_object(&self, key: &ObjectKey) -> Result<(ObjectReader, ObjectMeta)> {
         match self.locate(key)? {
             Some(Located::Packed(loc)) => {
-                let (file, loc) = self.open_pack_of(key, loc)?;
-                let raw = PackRangeReader::new(file, loc.offset, loc.length);
+                let (data, loc) = self.open_pack_of(key, loc)?;
+                let raw = PackRangeReader::over(data, loc.offset, loc.length);
                 let reader = if loc.compressed {
                     ObjectReader::Compressed(Box::new(CompressedReader::new(raw, loc.size)))
                 } else {
@@ -213,12 +227,9 @@ impl Container {
     pub fn get_object_content(&self, key: &ObjectKey) -> Result<Vec<u8>> {
         match self.locate(key)? {
             Some(Located::Packed(loc)) => {
-                let (file, loc) = self.open_pack_of(key, loc)?;
+                let (data, loc) = self.open_pack_of(key, loc)?;
                 // Never allocate for a range the pack does not hold (a damaged row).
-                let pack_len = file
-                    .metadata()
-                    .ctx(self.layout.pack(loc.pack_id), "stat")?
-                    .len();
+                let pack_len = data.len().ctx(self.layout.pack(loc.pack_id), "stat")?;
                 if loc
                     .offset
                     .checked_add(loc.length)
@@ -230,7 +241,7 @@ impl Container {
                 self.io
                     .faults
                     .point("pack.read")
-                    .and_then(|()| read_exact_at(&file, &mut raw, loc.offset))
+                    .and_then(|()| data.read_exact_at(&mut raw, loc.offset))
                     .map_err(|e| self.corrupt(key, loc, Corruption::Read(e)))?;
                 if !loc.compressed {
                     if loc.length != loc.size {
@@ -259,6 +270,14 @@ impl Container {
         loc: PackedLocation,
         problem: Corruption,
     ) -> Error {
+        // A remote store that could not be read is no sign of damage: say what failed.
+        if let Corruption::Read(e) = &problem
+            && let Some(remote) = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<crate::remote::RemoteError>())
+        {
+            return Error::Remote(remote.clone());
+        }
         Error::Corrupt {
             key: key.to_string(),
             path: self.layout.pack(loc.pack_id),
@@ -367,7 +386,11 @@ impl Container {
         let mut packfiles = 0;
         for id in pack::list_pack_ids(&self.layout)? {
             let p = self.layout.pack(id);
-            packfiles += fs::metadata(&p).ctx(&p, "stat")?.len();
+            let m = fs::metadata(&p).ctx(&p, "stat")?;
+            // Offloaded packs' stubs hold nothing (`pack_places` counts remote bytes).
+            if m.is_file() {
+                packfiles += m.len();
+            }
         }
         let idx = fs::metadata(&self.layout.index)
             .ctx(&self.layout.index, "stat")?

@@ -9,12 +9,13 @@
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::codec::zlib_points::ZlibSeekReader;
 use crate::codec::zst::{self, ZstdSeekReader};
 use crate::fileio::read_at;
 pub use crate::fileio::read_exact_at;
+use crate::remote::{PackData, RemotePackReader};
 
 fn resolve_seek(pos: SeekFrom, current: u64, len: u64) -> io::Result<u64> {
     let target = match pos {
@@ -31,23 +32,56 @@ fn resolve_seek(pos: SeekFrom, current: u64, len: u64) -> io::Result<u64> {
     Ok(u64::try_from(target).unwrap_or(len))
 }
 
-/// A reader of `length` bytes at `offset` of a pack file. Never reads outside that range.
+/// A reader of `length` bytes at `offset` of a pack (a local file or a remote object). Never
+/// reads outside that range.
 #[derive(Debug, Clone)]
 pub struct PackRangeReader {
-    file: Arc<File>,
+    data: PackData,
     offset: u64,
     length: u64,
     pos: u64,
+    /// Read-ahead of a remote pack (unused for a local one), maybe shared with other readers
+    /// of the same pack.
+    remote: Arc<Mutex<RemotePackReader>>,
+    /// How far the read-ahead may fetch: the object's end, or the pack's when shared.
+    window_end: u64,
 }
 
 impl PackRangeReader {
     /// A reader of the range `[offset, offset + length)` of `file`.
     pub fn new(file: Arc<File>, offset: u64, length: u64) -> Self {
+        Self::over(PackData::Local(file), offset, length)
+    }
+
+    /// A reader of the range `[offset, offset + length)` of a pack, local or remote.
+    pub fn over(data: PackData, offset: u64, length: u64) -> Self {
         Self {
-            file,
+            data,
             offset,
             length,
             pos: 0,
+            remote: Arc::default(),
+            window_end: offset.saturating_add(length),
+        }
+    }
+
+    /// A reader of the range `[offset, offset + length)` of a pack whose read-ahead is
+    /// `shared` with the other readers of that pack, and may fetch up to `window_end` (the
+    /// pack's length): readers of consecutive small objects then share GETs.
+    pub fn over_shared(
+        data: PackData,
+        shared: Arc<Mutex<RemotePackReader>>,
+        window_end: u64,
+        offset: u64,
+        length: u64,
+    ) -> Self {
+        Self {
+            data,
+            offset,
+            length,
+            pos: 0,
+            remote: shared,
+            window_end: window_end.max(offset.saturating_add(length)),
         }
     }
 
@@ -69,7 +103,16 @@ impl Read for PackRangeReader {
         if n == 0 {
             return Ok(0);
         }
-        let got = read_at(&self.file, &mut buf[..n], self.offset + self.pos)?;
+        let at = self.offset + self.pos;
+        let got = match &self.data {
+            PackData::Local(file) => read_at(file, &mut buf[..n], at)?,
+            PackData::Remote(_) => self.remote.lock().unwrap_or_else(|p| p.into_inner()).read(
+                &self.data,
+                &mut buf[..n],
+                at,
+                self.window_end,
+            )?,
+        };
         if got == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

@@ -82,6 +82,7 @@ impl Container {
         progress: &'a dyn Progress,
         on_outcome: impl FnMut(usize, StoreOutcome) + 'a,
     ) -> Result<PackWriter<'a>, Error> {
+        self.writable("writing to packs")?;
         let params = StageParams {
             hash: self.config.hash_type,
             mode: opts.compress,

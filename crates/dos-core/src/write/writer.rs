@@ -53,6 +53,8 @@ pub(super) struct Writer<'a> {
     in_flight_pos: u64,
     /// Whether the index was still at `opts.absent_as_of` when last asked.
     fresh: bool,
+    /// Offloaded pack ids (sorted), never written to.
+    remote_ids: Vec<u64>,
 }
 
 /// Why pumping a stream into a pack stopped.
@@ -88,6 +90,7 @@ impl<'a> Writer<'a> {
             in_flight: false,
             in_flight_pos: 0,
             fresh: true,
+            remote_ids: Vec::new(),
         }
     }
 
@@ -110,9 +113,17 @@ impl<'a> Writer<'a> {
             // From the highest pack there is, never a lower free number: a number a repack
             // freed may still be in the hands of a reader that looked an object up there
             // before, and must not come back as another pack.
+            self.remote_ids = self
+                .c
+                .index()
+                .remote_packs()?
+                .into_iter()
+                .map(|r| r.pack_id)
+                .collect();
             let highest = crate::pack::list_pack_ids(&self.c.layout)?
                 .last()
                 .copied()
+                .max(self.remote_ids.last().copied())
                 .unwrap_or(0);
             self.open_pack(highest)?;
         }
@@ -124,7 +135,7 @@ impl<'a> Writer<'a> {
 
     fn open_pack(&mut self, start: u64) -> Result<(), Error> {
         let target = self.c.config.pack_size_target;
-        let mut id = choose_pack(&self.c.layout, start, target)?;
+        let mut id = choose_pack(&self.c.layout, start, target, &self.remote_ids)?;
         // A pack another writer (or a repack, for its new pack) holds is passed over for the
         // next one, a few times, before waiting for one.
         let mut skips = 0;
@@ -138,7 +149,7 @@ impl<'a> Writer<'a> {
                 Ok(a) => break a,
                 Err(crate::error::Error::PackLocked { .. }) if skips < 8 => {
                     skips += 1;
-                    id = choose_pack(&self.c.layout, id + 1, target)?;
+                    id = choose_pack(&self.c.layout, id + 1, target, &self.remote_ids)?;
                 }
                 Err(e) => return Err(e.into()),
             }

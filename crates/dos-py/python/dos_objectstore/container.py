@@ -9,6 +9,7 @@ helpers, the cached ``config.json`` properties, ``is_initialised``, ``lock_pack`
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -82,8 +83,17 @@ class Container(disk_objectstore.Container):
     """
 
     def __init__(self, folder: str | Path) -> None:
+        # ``s3://bucket/prefix``: the snapshot published there (``dos offload --publish``),
+        # read-only; its index and config are kept in a local cache folder, which then serves
+        # as the container's folder.
+        self._url: str | None = None
+        raw = None
+        if isinstance(folder, str) and folder.startswith('s3://'):
+            raw = RawContainer.open_url(folder)
+            self._url = folder
+            folder = raw.folder()
         super().__init__(folder)
-        self._raw_container: RawContainer | None = None
+        self._raw_container: RawContainer | None = raw
         self._raw_lock = threading.Lock()
         # After close(): the native container kept for the next use, and the identity of the
         # config.json it was opened with (see close()).
@@ -116,7 +126,10 @@ class Container(disk_objectstore.Container):
                         if missing is ValueError:
                             raise ValueError('Invalid use of function, please first initialise the container.')
                         raise missing(_NOT_INITIALISED)
-                    self._raw_container = RawContainer.open(str(self._folder))
+                    if self._url is not None:
+                        self._raw_container = RawContainer.open_url(self._url)
+                    else:
+                        self._raw_container = RawContainer.open(str(self._folder))
                 raw = self._raw_container
         return raw
 
@@ -591,6 +604,49 @@ class Container(disk_objectstore.Container):
                 callback=rename_callback(callback, new_description='Final flush'),
             )
         return dict(zip(copied_old, copied_new))
+
+    # -- packs in object storage (dos only) --------------------------------------------------------
+
+    def remote_set(self, url: str, endpoint: str | None = None, region: str | None = None, cache_bytes: int = 0) -> None:
+        """Name the S3 location (``s3://bucket/prefix``) this container offloads packs to.
+
+        Credentials come from ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` or
+        ``~/.aws/credentials``; the server from ``endpoint``, else ``AWS_ENDPOINT_URL``.
+        """
+        self._raw().remote_set(url, endpoint, region, int(cache_bytes))
+
+    def offload(
+        self,
+        keep_local: bool = False,
+        include_small: bool = False,
+        min_age_seconds: int = 0,
+        packs: Iterable[int] | None = None,
+    ) -> dict:
+        """Upload sealed packs to the remote store and remove their local files (``dos offload``).
+
+        Reads of their objects then go to the store; disk-objectstore cannot read them until
+        ``fetch_packs``. Returns what was done.
+        """
+        packs = None if packs is None else [int(p) for p in packs]
+        return json.loads(self._raw().offload(bool(keep_local), bool(include_small), int(min_age_seconds), packs))
+
+    def fetch_packs(self, packs: Iterable[int] | None = None) -> dict:
+        """Bring offloaded packs back to local files (all of them by default)."""
+        packs = None if packs is None else [int(p) for p in packs]
+        return json.loads(self._raw().fetch_packs(packs))
+
+    def publish(self) -> dict:
+        """Publish a read-only snapshot next to the packs: ``Container('s3://bucket/prefix')``
+        then opens it on any machine."""
+        return json.loads(self._raw().publish())
+
+    def clean_remote(self, grace_seconds: int = 3600) -> dict:
+        """Delete remote objects nothing refers to (older than ``grace_seconds``)."""
+        return json.loads(self._raw().clean_remote(int(grace_seconds)))
+
+    def pack_places(self) -> list[dict]:
+        """Every pack and where it is (``local``, ``remote`` object name, ``bytes``)."""
+        return json.loads(self._raw().pack_places())['packs']
 
     # -- the index is dos's ----------------------------------------------------------------------
 

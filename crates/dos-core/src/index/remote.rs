@@ -1,0 +1,150 @@
+//! `dos_remote_pack`: dos's own table of packs that live in object storage (Python's code never
+//! queries it; its presence changes nothing for Python). Created by the first offload.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Index, i64_of};
+use crate::error::Result;
+
+pub(crate) const CREATE_REMOTE_SQL: &str = "CREATE TABLE IF NOT EXISTS dos_remote_pack (\
+    pack_id INTEGER NOT NULL PRIMARY KEY, \
+    name TEXT NOT NULL, \
+    length INTEGER NOT NULL, \
+    sha256 TEXT NOT NULL, \
+    offloaded_at INTEGER NOT NULL)";
+
+/// Where one offloaded pack lives.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RemotePackRow {
+    /// The pack id.
+    pub pack_id: u64,
+    /// The object's name under the store's prefix (`packs/<id>.<hex>`).
+    pub name: String,
+    /// Its length in bytes.
+    pub length: u64,
+    /// SHA-256 of its bytes, lowercase hex.
+    pub sha256: String,
+    /// When it was recorded, in seconds since the Unix epoch.
+    pub offloaded_at: i64,
+}
+
+impl Index {
+    fn has_remote_table(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+                 AND name = 'dos_remote_pack')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every offloaded pack, by id (none if the table does not exist).
+    pub fn remote_packs(&self) -> Result<Vec<RemotePackRow>> {
+        if !self.has_remote_table()? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT pack_id, name, length, sha256, offloaded_at FROM dos_remote_pack \
+                 ORDER BY pack_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))?;
+        // A row whose numbers are negative names no pack (a damaged table): skipped.
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, name, length, sha256, at)| {
+                Some(RemotePackRow {
+                    pack_id: u64::try_from(id).ok()?,
+                    name,
+                    length: u64::try_from(length).ok()?,
+                    sha256,
+                    offloaded_at: at,
+                })
+            })
+            .collect())
+    }
+
+    /// Where pack `pack_id` lives remotely, if it does.
+    pub fn remote_pack(&self, pack_id: u64) -> Result<Option<RemotePackRow>> {
+        if !self.has_remote_table()? {
+            return Ok(None);
+        }
+        let row = self
+            .conn
+            .query_row(
+                "SELECT name, length, sha256, offloaded_at FROM dos_remote_pack \
+                 WHERE pack_id = ?1",
+                [i64_of(pack_id)],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(row.and_then(|(name, length, sha256, at)| {
+            Some(RemotePackRow {
+                pack_id,
+                name,
+                length: u64::try_from(length).ok()?,
+                sha256,
+                offloaded_at: at,
+            })
+        }))
+    }
+
+    /// Record that `row.pack_id` lives remotely, in one transaction (replacing an earlier
+    /// record of that pack).
+    pub fn insert_remote_pack(&mut self, row: &RemotePackRow) -> Result<()> {
+        self.write_tx("index.remote.before", |tx| {
+            tx.execute_batch(CREATE_REMOTE_SQL)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO dos_remote_pack (pack_id, name, length, sha256, \
+                 offloaded_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    i64_of(row.pack_id),
+                    row.name,
+                    i64_of(row.length),
+                    row.sha256,
+                    row.offloaded_at
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Forget that pack `pack_id` lives remotely (it is local again, or gone), in one
+    /// transaction.
+    pub fn delete_remote_pack(&mut self, pack_id: u64) -> Result<()> {
+        if !self.has_remote_table()? {
+            return Ok(());
+        }
+        self.write_tx("index.remote.before", |tx| {
+            tx.execute(
+                "DELETE FROM dos_remote_pack WHERE pack_id = ?1",
+                [i64_of(pack_id)],
+            )?;
+            Ok(())
+        })
+    }
+}
