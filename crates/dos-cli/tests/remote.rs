@@ -308,6 +308,14 @@ fn keep_local_then_offload_and_remote_repack_and_clean() {
     assert_eq!(after, live, "{s}");
     assert!(names_before.difference(&after).count() > 0);
     check_reads(&s3, &f.c, &f.expected, "after clean");
+
+    // A backup keeps offloaded packs as stubs naming the same objects, and reads them.
+    let dest = f.dir.path().join("backups");
+    dos_ok(&s3, &f.c, &["backup", dest.to_str().unwrap()]);
+    let b = dest.join("last-backup");
+    assert!(b.join("dos-remote.json").is_file());
+    check_reads(&s3, &b, &f.expected, "backup of an offloaded container");
+    validate_ok(&s3, &b, "backup of an offloaded container");
 }
 
 #[test]

@@ -78,6 +78,7 @@ fn server_stopped_and_restarted_mid_transfer() {
         .args(["-q", "-p", c.to_str().unwrap(), "offload", "0"])
         .env("DOS_S3_PART_SIZE", "5242880")
         .env("DOS_S3_PARTS_IN_FLIGHT", "1")
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -141,6 +142,7 @@ fn server_stopped_and_restarted_mid_transfer() {
     let child = s3
         .dos()
         .args(["-q", "-p", c.to_str().unwrap(), "fetch-packs", "0"])
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -179,4 +181,60 @@ fn server_stopped_and_restarted_mid_transfer() {
             .unwrap();
         assert_eq!(sha256_hex(&cat.stdout), *k);
     }
+
+    // 4. With a range cache: what was read once is read again while the server is away, and
+    //    the cache stays within its cap.
+    let cap: u64 = 64 * 1024 * 1024;
+    run_ok(
+        &s3,
+        &c,
+        &["remote", "set", &url, "--cache-bytes", &cap.to_string()],
+    );
+    run_ok(&s3, &c, &["offload", "0", "2"]);
+    let read = |k: &str, extra: &[(&str, &str)]| {
+        let mut cmd = s3.dos();
+        cmd.args(["-p", c.to_str().unwrap(), "cat", k]);
+        for (a, b) in extra {
+            cmd.env(a, b);
+        }
+        cmd.output().unwrap()
+    };
+    let quick = [("DOS_S3_MAX_RETRIES", "1"), ("DOS_S3_RETRY_TIMEOUT", "2")];
+    let first = read(&keys[0], &[]);
+    assert_eq!(sha256_hex(&first.stdout), keys[0]);
+    s3.ceph("stop-rgw");
+    let again = read(&keys[0], &quick);
+    let uncached = read(&keys[2], &quick);
+    s3.ceph("start-rgw");
+    assert!(
+        again.status.success(),
+        "a cached object while the server is away: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(sha256_hex(&again.stdout), keys[0]);
+    assert_eq!(
+        uncached.status.code(),
+        Some(2),
+        "an object never read needs the server"
+    );
+    // Reading the third pack's object pushes the first one's blocks out: the cap holds.
+    let third = read(&keys[2], &[]);
+    assert_eq!(sha256_hex(&third.stdout), keys[2]);
+    let cached: u64 = walk(&c.join("dos-cache"));
+    assert!(
+        cached > 0 && cached <= cap,
+        "cache holds {cached} bytes, cap {cap}"
+    );
+}
+
+/// Bytes of the files under `dir`.
+fn walk(dir: &Path) -> u64 {
+    fs::read_dir(dir).map_or(0, |rd| {
+        rd.flatten()
+            .map(|e| {
+                let m = e.metadata().unwrap();
+                if m.is_dir() { walk(&e.path()) } else { m.len() }
+            })
+            .sum()
+    })
 }
