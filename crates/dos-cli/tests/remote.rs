@@ -564,3 +564,81 @@ fn killed_remote_repack_at_every_point() {
         Crash::RemoteRepack.points().len()
     );
 }
+
+#[test]
+fn export_archive_from_a_published_snapshot() {
+    let s3 = S3::from_env();
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("a.aiida");
+    let made = common::make_archive("plain", &archive);
+    let objects = common::archive_objects(&made);
+    let c = tmp.path().join("c");
+    let url = s3.fresh_url("export");
+    let run = |dir: &Path, args: &[&str]| {
+        let out = s3
+            .dos()
+            .arg("-q")
+            .arg("-p")
+            .arg(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "dos {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&c, &["init", "--pack-size-target", "100000"]);
+    run(
+        &c,
+        &[
+            "import-archive",
+            archive.to_str().unwrap(),
+            "--compress=auto",
+        ],
+    );
+    run(&c, &["remote", "set", &url]);
+    // The only pack is the one being written: it stays local, and the snapshot gets a copy.
+    run(&c, &["offload", "--include-small", "--publish"]);
+    // The archive's database, and an export read from the bucket alone.
+    let db = tmp.path().join("db.sqlite3");
+    let x = std::process::Command::new(common::python())
+        .args([
+            "-c",
+            "import sys, zipfile; open(sys.argv[2], 'wb').write(zipfile.ZipFile(sys.argv[1]).read('db.sqlite3'))",
+        ])
+        .arg(&archive)
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+    let exported = tmp.path().join("exported.aiida");
+    let out = s3
+        .dos()
+        .env("DOS_CACHE_DIR", tmp.path().join("cache"))
+        .args(["-q", "-p", &url, "export-archive"])
+        .arg(&exported)
+        .arg("--db")
+        .arg(&db)
+        .arg("--metadata-from")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = tmp.path().join("back");
+    run(&back, &["init"]);
+    run(&back, &["import-archive", exported.to_str().unwrap()]);
+    let container = dos_core::Container::open(&back).unwrap();
+    let listed = container.list_all_objects().unwrap();
+    assert!(listed.len() > 10, "{}", listed.len());
+    for k in listed {
+        let data = container.get_object_content(&k).unwrap();
+        let (size, sha) = &objects[&k.to_string()];
+        assert_eq!((data.len() as u64, sha256_hex(&data)), (*size, sha.clone()));
+    }
+}
