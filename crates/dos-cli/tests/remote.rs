@@ -502,8 +502,17 @@ fn crash_scenario(s3: &S3, which: Crash, seed: u64) -> usize {
             let m = write_manifest(&f.c, &f.expected);
             py(&["verify", f.c.to_str().unwrap(), m.to_str().unwrap()]);
         }
-        // The next run completes, and then nothing unreferenced stays in the bucket.
+        // The next run completes (all of it: every sealed pack offloaded, every pack fetched),
+        // and then nothing unreferenced stays in the bucket.
         dos_ok(s3, &f.c, &which.args());
+        let st = status(s3, &f.c);
+        match which {
+            Crash::Offload | Crash::Publish => {
+                assert_eq!(st["packs"]["local"]["count"], 1, "{what}: {st}")
+            }
+            Crash::Fetch => assert_eq!(st["packs"]["remote"]["count"], 0, "{what}: {st}"),
+            Crash::RemoteRepack => {}
+        }
         check_reads(s3, &f.c, &f.expected, &format!("{what}, re-run"));
         validate_ok(s3, &f.c, &format!("{what}, re-run"));
         dos_ok(s3, &f.c, &["clean", "--remote-grace", "0s"]);

@@ -1,5 +1,9 @@
 //! Cleaning the remote store: objects nothing refers to any more.
 //!
+//! A prefix belongs to one container: the grace period and the maintenance lock protect this
+//! container's own uploads in flight, not another container's (a copy of this one) writing
+//! under the same prefix.
+//!
 //! Kept: every pack the index records, everything the current snapshot names (its index,
 //! config and the packs its index records) and `snapshot.json`. Anything else under the
 //! prefix's `packs/` and `snapshots/` (interrupted uploads, packs fetched back or repacked,
@@ -54,7 +58,9 @@ impl Container {
     /// that are older than `opts.grace`), and abort uploads crashed offloads left.
     pub fn clean_remote(&self, opts: &RemoteCleanOptions) -> Result<RemoteCleanSummary> {
         self.writable("clean")?;
-        let _lock = self.lock_maintenance(LockMode::Shared, "clean")?;
+        // Exclusive: an offload of this container between its upload and its commit holds the
+        // lock (shared), so its object is never taken for unreferenced here.
+        let _lock = self.lock_maintenance(LockMode::Exclusive, "clean")?;
         let store = self.remote_store()?;
         let mut s = RemoteCleanSummary {
             url: store.url().to_string(),

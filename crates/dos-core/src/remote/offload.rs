@@ -290,6 +290,8 @@ impl Container {
         progress: &dyn Progress,
     ) -> Result<Option<OffloadedPack>> {
         let path = self.layout.pack(id);
+        // A lock a crashed dos process left (an offload killed mid-upload) is no holder.
+        pack::remove_if_stale(&self.layout.pack_lock(id))?;
         let Some(lock) = PackLock::try_acquire(&self.layout.pack_lock(id), &self.io.faults)? else {
             return Ok(None);
         };
@@ -422,7 +424,15 @@ impl Container {
             let j: Option<UploadJournal> = fs::read(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok());
-            if let Some(j) = j {
+            if let Some(j) = &j {
+                // An offload under way holds the pack's lock for as long as its journal exists:
+                // only a dead one's journal is recovered.
+                pack::remove_if_stale(&self.layout.pack_lock(j.pack_id))?;
+                let Some(_lock) =
+                    PackLock::try_acquire(&self.layout.pack_lock(j.pack_id), &self.io.faults)?
+                else {
+                    continue;
+                };
                 let recorded = self
                     .index()
                     .remote_pack(j.pack_id)?
@@ -433,8 +443,10 @@ impl Container {
                     }
                     store.delete(&j.name)?;
                 }
+                remove_journal(&path)?;
+            } else {
+                remove_journal(&path)?;
             }
-            remove_journal(&path)?;
             n += 1;
         }
         Ok(n)
