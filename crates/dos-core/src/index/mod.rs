@@ -17,7 +17,10 @@ use rusqlite::{Connection, OpenFlags};
 mod lookup;
 mod remote;
 mod rows;
+mod spill;
 mod write;
+
+pub use spill::{SPILL_PREFIX, SortedRows};
 
 pub(crate) use remote::CREATE_REMOTE_SQL;
 pub use remote::RemotePackRow;
@@ -316,6 +319,16 @@ impl Index {
     pub fn is_empty(&self) -> Result<bool> {
         self.conn
             .query_row("SELECT NOT EXISTS (SELECT 1 FROM db_object)", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// The largest row id (0 when empty): an upper bound of the number of rows, found without a
+    /// scan.
+    pub fn max_row_id(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM db_object", [], |r| {
                 r.get(0)
             })
             .map_err(|e| self.err(e))

@@ -19,7 +19,7 @@ use super::lock::LockMode;
 use crate::codec::Decompressor;
 use crate::container::Container;
 use crate::error::{IoContext, Result};
-use crate::index::{CompactRow, PackStats, RawRow};
+use crate::index::{CompactRow, PackStats, RawRow, SortedRows};
 use crate::pack::{self, LockState};
 use crate::progress::{Progress, Unit};
 use crate::read::{CompressedReader, PackRangeReader};
@@ -90,10 +90,13 @@ pub struct ValidateOptions {
     pub loose: bool,
     /// Re-hash packed objects.
     pub packed: bool,
-    /// Sort the index rows in memory (80 bytes each) when there are at most this many, which
-    /// starts hashing sooner than SQLite's sort; larger indexes go through SQLite's sort, whose
-    /// memory is bounded. 0 always uses SQLite's.
+    /// Sort the index rows in memory (80 bytes each) when there are at most this many; larger
+    /// indexes are sorted in runs of [`ValidateOptions::sort_run_rows`] spilled to `sandbox/`
+    /// and merged, so that memory stays bounded. 0 always spills.
     pub max_rows_in_memory: usize,
+    /// Rows sorted in memory at a time when the index is sorted in spilled runs (about 90 bytes
+    /// each).
+    pub sort_run_rows: usize,
     /// Hash packed bytes where they lie in the page cache, through a read-only mapping, instead
     /// of copying them out with `pread`. Sound while nobody cuts a pack file by hand during the
     /// run (which would end the process with SIGBUS); turn it off to rule that out.
@@ -106,6 +109,7 @@ impl Default for ValidateOptions {
             loose: true,
             packed: true,
             max_rows_in_memory: 2_000_000,
+            sort_run_rows: 1_000_000,
             map_packs: true,
         }
     }
@@ -205,6 +209,12 @@ impl UnitResult {
     }
 }
 
+/// The index rows in `(pack, offset)` order: sorted in memory, or in spilled runs to merge.
+enum Walk {
+    Memory(Vec<CompactRow>),
+    Spilled(SortedRows),
+}
+
 struct WorkUnit {
     data: PackData,
     rows: Vec<RawRow>,
@@ -225,13 +235,24 @@ impl Container {
         // When the rows fit in memory, one unordered read and a sort here replace SQLite's
         // (serial) sort and the two aggregate queries: hashing starts sooner.
         let rows = if opts.packed {
-            self.index()
-                .rows_by_pack_in_memory(opts.max_rows_in_memory)?
+            let idx = self.index();
+            let in_memory = if idx.max_row_id()? <= opts.max_rows_in_memory as i64 {
+                idx.rows_by_pack_in_memory(opts.max_rows_in_memory)?
+            } else {
+                None
+            };
+            Some(match in_memory {
+                Some(v) => Walk::Memory(v),
+                None => Walk::Spilled(
+                    idx.sorted_rows_external(opts.sort_run_rows, &self.layout.sandbox)?,
+                ),
+            })
         } else {
             None
         };
         let stats = match &rows {
-            Some(v) => stats_of_sorted(v),
+            Some(Walk::Memory(v)) => stats_of_sorted(v),
+            Some(Walk::Spilled(s)) => s.stats().to_vec(),
             None => self.index().pack_stats()?,
         };
         self.check_structure(&mut r, &stats)?;
@@ -305,8 +326,16 @@ impl Container {
                 }
             }
         }
+        // Sorted runs of a validate (this one, or another running) are no leftovers.
         r.sandbox_files = fs::read_dir(&self.layout.sandbox)
             .ctx(&self.layout.sandbox, "list")?
+            .filter(|e| {
+                e.as_ref().map_or(true, |e| {
+                    !e.file_name()
+                        .to_string_lossy()
+                        .starts_with(crate::index::SPILL_PREFIX)
+                })
+            })
             .count() as u64;
         Ok(())
     }
@@ -314,7 +343,7 @@ impl Container {
     fn validate_packed(
         &self,
         r: &mut ValidationReport,
-        rows: Option<Vec<CompactRow>>,
+        rows: Option<Walk>,
         total: u64,
         map_packs: bool,
         progress: &dyn Progress,
@@ -355,7 +384,7 @@ impl Container {
     fn produce_units(
         &self,
         r: &mut ValidationReport,
-        rows: Option<Vec<CompactRow>>,
+        rows: Option<Walk>,
         tx: crossbeam_channel::Sender<WorkUnit>,
     ) -> Result<()> {
         // The pack being walked: its id, and its open file and length (None if missing).
@@ -445,11 +474,12 @@ impl Container {
             Ok(ControlFlow::Continue(()))
         };
         match rows {
-            Some(v) => {
+            Some(Walk::Memory(v)) => {
                 for c in v {
                     let _ = visit(c.into())?;
                 }
             }
+            Some(Walk::Spilled(s)) => s.visit(&mut visit)?,
             None => self.index().scan_by_pack(None, &mut visit)?,
         }
         flush(&mut unit, &unit_file);

@@ -381,7 +381,7 @@ fn validate_finds_every_kind_of_problem() {
 /// memory and mapped packs; SQLite's sort and `pread`): the reports must be identical, and
 /// each kind of damage must be in them.
 #[test]
-fn validate_sorts_in_memory_and_through_sqlite_alike() {
+fn validate_sorts_in_memory_and_in_spilled_runs_alike() {
     let d = tempfile::tempdir().unwrap();
     let c = new_container(d.path(), InitOptions::default());
     let mut rng = Rng::new(21);
@@ -463,8 +463,17 @@ fn validate_sorts_in_memory_and_through_sqlite_alike() {
     assert_eq!(fast, run(0, false));
     assert_eq!(fast, run(0, true));
     assert_eq!(fast, run(1_000_000, false));
-    // Fewer rows allowed in memory than there are: SQLite's sort, same report.
+    // Fewer rows allowed in memory than there are: sorted in spilled runs and merged (runs of
+    // 3 rows: many runs, merged in order), same report, no run file left.
     assert_eq!(fast, run(10, true));
+    let spilled = ValidateOptions {
+        max_rows_in_memory: 0,
+        sort_run_rows: 3,
+        ..ValidateOptions::default()
+    };
+    let r = c.validate(&spilled, &NoProgress).unwrap();
+    assert_eq!(fast, serde_json::to_value(&r).unwrap());
+    assert_eq!(fs::read_dir(&c.layout().sandbox).unwrap().count(), 0);
     let list = |field: &str| -> Vec<String> {
         let v = &fast[field];
         v.as_array()
