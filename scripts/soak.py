@@ -3,6 +3,7 @@
 
 Usage: scripts/soak.py --seconds 60 [--work DIR] [--dos target/release/dos] [--json OUT]
                        [--max-live-mb 1500] [--retire random|oldest] [--python-pack-writer]
+                       [--remote s3://BUCKET/PREFIX --s3-env FILE]
 
 For the given time, at once, on one container (made by dos):
   - py-loose: disk_objectstore add_object, one object at a time;
@@ -25,6 +26,15 @@ For the given time, at once, on one container (made by dos):
     `dos delete`s every doomed object written since the last round, and `dos repack`s after a
     retire and every 3rd round; every 4th round `dos clean`, every 5th
     `dos backup DIR/backups --keep 2` (the folder is checked never to hold more than 3 backups).
+With --remote (an S3 location; --s3-env names a file of KEY=VALUE lines with S3_ENDPOINT,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, as scripts/ceph-s3.sh writes), maint also offloads
+every pack no writer holds (`dos offload --include-small`) every 2nd round and brings them all back
+(`dos fetch-packs --all`) every 7th, so repacks, deletes, cleans and backups meet offloaded packs
+and readers read them remotely; disk_objectstore's reads of an offloaded pack fail (counted as
+upstream_reader_offloaded, not errors: it cannot read them), dos's and dos_objectstore's must not.
+At the end everything is fetched back for the final check, and `dos clean --remote-grace 0s` must
+leave no object under the prefix.
+
 Every writer records a key (log-WRITER.tsv: key, sha256, size, time) only once its call returned
 (the object is then committed).
 
@@ -204,7 +214,7 @@ def chunks(seq, n):
 
 
 def worker(kind: str, c: Path, work: Path, dos: str, deadline: float, max_live_mb: float,
-           retire_order: str = 'random') -> dict:
+           retire_order: str = 'random', remote: bool = False) -> dict:
     from disk_objectstore import Container  # pylint: disable=import-outside-toplevel
     from dos_objectstore import Container as DosContainer  # pylint: disable=import-outside-toplevel
 
@@ -368,6 +378,13 @@ def worker(kind: str, c: Path, work: Path, dos: str, deadline: float, max_live_m
                             logs.refresh()
                             still = [k for k in keys if k not in logs.retiring]
                             last = exc_text(exc)
+                            if reader == 'upstream' and remote and isinstance(
+                                    exc, (IsADirectoryError, NotADirectoryError)):
+                                # disk-objectstore cannot read an offloaded pack (its stub is a
+                                # directory): not an error of the store, nothing to check here.
+                                bump('upstream_reader_offloaded')
+                                got = None
+                                break
                             if reader == 'upstream' and isinstance(exc, FileNotFoundError) \
                                     and '/packs/' in str(exc):
                                 # disk-objectstore's reader opens a pack by the path it looked up;
@@ -390,7 +407,7 @@ def worker(kind: str, c: Path, work: Path, dos: str, deadline: float, max_live_m
                             keys = still
                     else:
                         raise RuntimeError(f'get_objects_content failed 5 times, last: {last}')
-                    for k in keys:
+                    for k in (keys if got is not None else []):
                         data = got.get(k)
                         if data is None:
                             logs.refresh()
@@ -445,6 +462,18 @@ def worker(kind: str, c: Path, work: Path, dos: str, deadline: float, max_live_m
                         failed('dos clean', r)
                     else:
                         bump('cleans')
+                if remote and i % 2 == 1:
+                    r = dos_run('offload', '--include-small')
+                    if r.returncode != 0:
+                        failed('dos offload', r)
+                    else:
+                        bump('offloads')
+                if remote and i % 7 == 6:
+                    r = dos_run('fetch-packs', '--all')
+                    if r.returncode != 0:
+                        failed('dos fetch-packs', r)
+                    else:
+                        bump('fetches')
                 if i % 5 == 4:
                     r = dos_run('backup', str(work / 'backups'), '--keep', str(KEEP_BACKUPS))
                     if r.returncode != 0:
@@ -476,18 +505,29 @@ def main() -> int:
                         'random ones (holes everywhere, which repack reclaims at once; older '
                         'objects survive many repacks)')
     p.add_argument('--python-pack-writer', action='store_true')
+    p.add_argument('--remote', help='an s3://BUCKET/PREFIX to offload packs to and fetch them from')
+    p.add_argument('--s3-env', type=Path, help='KEY=VALUE lines: S3_ENDPOINT, AWS_ACCESS_KEY_ID, ...')
     p.add_argument('--worker', help=argparse.SUPPRESS)
     p.add_argument('--deadline', type=float, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.worker:
-        print(json.dumps(worker(a.worker, a.work / 'c', a.work, a.dos, a.deadline, a.max_live_mb, a.retire)))
+        print(json.dumps(worker(a.worker, a.work / 'c', a.work, a.dos, a.deadline, a.max_live_mb, a.retire,
+                                bool(a.remote))))
         return 0
     work = a.work or Path(tempfile.mkdtemp(prefix='dos-soak-'))
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     c = work / 'c'
+    if a.s3_env:
+        env = dict(line.split('=', 1) for line in a.s3_env.read_text().split() if '=' in line)
+        os.environ['AWS_ENDPOINT_URL'] = env['S3_ENDPOINT']
+        for k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION'):
+            if k in env:
+                os.environ[k] = env[k]
     subprocess.run([a.dos, '-q', '-p', str(c), 'init', '--pack-size-target', str(4 << 20)], check=True,
                    capture_output=True)
+    if a.remote:
+        subprocess.run([a.dos, '-q', '-p', str(c), 'remote', 'set', a.remote], check=True, capture_output=True)
 
     # Disk use of the work folder, sampled while the workers run.
     peak = {'total': 0, 'c': 0, 'backups': 0}
@@ -516,7 +556,7 @@ def main() -> int:
         kinds.append('py-pack')
     procs = {k: subprocess.Popen([sys.executable, __file__, '--worker', k, '--work', str(work), '--dos', a.dos,
                                   '--deadline', str(deadline), '--max-live-mb', str(a.max_live_mb),
-                                  '--retire', a.retire],
+                                  '--retire', a.retire] + (['--remote', a.remote] if a.remote else []),
                                  stdout=subprocess.PIPE, text=True)
              for k in kinds}
     report = {'seconds': a.seconds, 'max_live_mb': a.max_live_mb, 'retire': a.retire, 'workers': {}}
@@ -530,6 +570,12 @@ def main() -> int:
     stop.set()
     thread.join()
     sample()
+    remote_left = None
+    if a.remote:
+        # Everything back, so that disk_objectstore can check it; then nothing may stay remote.
+        r = subprocess.run([a.dos, '-q', '-p', str(c), 'fetch-packs', '--all'], capture_output=True, text=True)
+        if r.returncode != 0:
+            report['fetch_at_end'] = r.stderr.strip()[:300]
     # The final check: everything recorded and not retired is there, byte-exact; both validates clean.
     from disk_objectstore import Container  # pylint: disable=import-outside-toplevel
 
@@ -548,9 +594,23 @@ def main() -> int:
     dos_valid = subprocess.run([a.dos, '-q', '-p', str(c), 'validate'], capture_output=True).returncode == 0
     backups = sorted((work / 'backups').glob('backup_*_*')) if (work / 'backups').exists() else []
     backup_valid = None
-    if backups:
+    if backups and a.remote:
+        # A backup keeps offloaded packs as stubs: dos validates it (reading them remotely).
+        backup_valid = subprocess.run([a.dos, '-q', '-p', str(backups[-1]), 'validate'],
+                                      capture_output=True).returncode == 0
+    elif backups:
         with Container(backups[-1]) as b:
             backup_valid = b.validate().is_valid()
+    if a.remote:
+        r = subprocess.run([a.dos, '-q', '-p', str(c), 'clean', '--remote-grace', '0s', '--json'],
+                           capture_output=True, text=True)
+        try:
+            rem = json.loads(r.stdout)['remote']
+            remote_left = rem['objects_too_young']
+            report['remote_objects_deleted_at_end'] = rem['objects_deleted']
+        except (ValueError, KeyError, TypeError):
+            report['clean_at_end'] = r.stderr.strip()[:300]
+            remote_left = -1
     parts = sample()
     st = subprocess.run([a.dos, '-q', '-p', str(c), 'status', '--json'], capture_output=True, text=True)
     try:
@@ -571,6 +631,8 @@ def main() -> int:
         'python_validate_clean': py_valid,
         'backups': len(backups),
         'newest_backup_valid': backup_valid,
+        'remote': a.remote,
+        'remote_objects_left': remote_left,
         'reads_checked': sum(w.get('checked', 0) for w in report['workers'].values()),
         'operations': sum(w.get('ops', 0) for w in report['workers'].values()),
         'disk_peak_mb': round(peak['total'] / MB, 1),
@@ -588,7 +650,8 @@ def main() -> int:
     print(text)
     if a.json:
         a.json.write_text(text)
-    ok = not lost and errors == 0 and dos_valid and py_valid and backup_valid is not False
+    ok = (not lost and errors == 0 and dos_valid and py_valid and backup_valid is not False
+          and remote_left in (None, 0))
     if ok and not a.work:
         shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1

@@ -67,3 +67,15 @@ echo "test.sh: 60 s mixed soak" >&2
 "$venv/bin/python" -c "
 import json; d = json.load(open('target/soak-60s.json'))
 print('soak: %(operations)d operations, %(objects_recorded)d objects, %(reads_checked)d reads checked, %(objects_lost)d lost, %(errors)d errors' % d)"
+
+# The same with packs offloaded to the S3 server and fetched back in the maintenance loop, so that
+# repacks, deletes, cleans, backups and readers meet packs in the bucket.
+echo "test.sh: 30 s mixed soak with remote packs" >&2
+"$venv/bin/python" scripts/soak.py --seconds 30 --dos target/debug/dos \
+    --remote "s3://dos-test/soak-$$" --s3-env "$DOS_TEST_S3_ENV" > target/soak-remote-30s.json \
+    || { cat target/soak-remote-30s.json; echo "test.sh: the remote soak lost or broke something" >&2; exit 1; }
+"$venv/bin/python" -c "
+import json; d = json.load(open('target/soak-remote-30s.json')); m = d['workers']['maint']
+print('remote soak: %d operations, %d offloads, %d fetches, %d repacks, %d reads checked, %d lost, %d errors, %d remote objects left' % (
+    d['operations'], m.get('offloads', 0), m.get('fetches', 0), m.get('repacks', 0), d['reads_checked'],
+    d['objects_lost'], d['errors'], d['remote_objects_left']))"
