@@ -59,7 +59,8 @@ impl Prepared {
             scratch::reset_dir(&self.root.join(d))?;
         }
         self.conn
-            .execute("DELETE FROM db_object", [])
+            .prepare_cached("DELETE FROM db_object")
+            .and_then(|mut s| s.execute([]))
             .map_err(io::Error::other)?;
         let (prefix, hash) = settings(input);
         let loose = self.root.join("loose");

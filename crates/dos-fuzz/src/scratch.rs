@@ -8,8 +8,8 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Once, OnceLock};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 static SWEEP: Once = Once::new();
@@ -48,26 +48,37 @@ fn sweep(base: &Path) {
     }
 }
 
-/// Run `f` with every rayon operation of this thread inline (in a pool of one thread, which
-/// runs `f`), and the global pool, which threads dos-core spawns use, of one thread too.
+/// Run `f` with every rayon operation of this thread inline, and the global pool, which threads
+/// dos-core spawns use, of one thread.
 ///
 /// The targets' containers hold a few objects: waking rayon workers for each parallel loop cost
 /// more than the loops (measured: half of `validate`'s time on two cores), and a fuzzing
-/// campaign runs one process per core anyway.
+/// campaign runs one process per core anyway. This thread becomes the only worker of a pool of
+/// its own (`use_current_thread`), so that `f` runs right here: handing it to a pool thread and
+/// back (as `install` from outside a pool does) cost two thread switches per execution, and
+/// on a busy machine each waits for a time slice.
 pub(crate) fn serial<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     static GLOBAL: Once = Once::new();
-    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     GLOBAL.call_once(|| {
-        // Fails if the pool was set up already (e.g. by a test): then it stays as it is.
+        // Fails if the pool was set up already (e.g. by a test): then it stays as it is. It
+        // needs a thread of its own: threads that dos-core spawns (validate's verifier, a pack
+        // writer's preparer) run their parallel loops there while this thread waits for them.
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build_global();
     });
-    let pool = POOL.get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(1).build().ok());
-    match pool {
+    thread_local! {
+        // Fails if this thread is a worker of another pool already: then `f` runs in that one.
+        static POOL: Option<rayon::ThreadPool> = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .use_current_thread()
+            .build()
+            .ok();
+    }
+    POOL.with(|pool| match pool {
         Some(p) => p.install(f),
         None => f(),
-    }
+    })
 }
 
 /// A new, empty scratch folder for `target`, owned by this process.

@@ -49,8 +49,10 @@ pub struct IndexRowsInput {
     /// bit 4: a relaxed schema (columns without types or `NOT NULL`, which dos accepts); bit 5:
     /// repack recodes; bit 6: a sha1 container; bit 7: `zstd+3` instead of `zlib+1`.
     pub flags: u8,
-    /// Bit 0: validate reads packs with `pread` (no mapping); bit 1: validate sorts rows in
-    /// SQLite; bit 2: repack only pack 0.
+    /// Bit 0: validate reads packs with `pread` (no mapping); bit 1: validate sorts the rows as
+    /// for an index too large for memory (`max_rows_in_memory` 0: sorted runs spilled to files,
+    /// then merged); bit 2: repack only pack 0; bits 3-4: rows per run (1, 2, 3, or 1024: a
+    /// single run, which stays in memory).
     pub options: u8,
     /// The objects, in order.
     pub records: Vec<IndexRecord>,

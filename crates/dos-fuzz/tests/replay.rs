@@ -5,14 +5,21 @@
 //! every input that failed, and fails when a target has no corpus folder or when the fuzz
 //! binaries and the library's targets disagree. Each target runs in a child process (this
 //! program again, with `--replay-target NAME`), so that an input that aborts the process (an
-//! allocation failure, a stack overflow) is reported by name like a panic.
+//! allocation failure, a stack overflow) or never finishes (a deadlock) is reported by name
+//! like a panic.
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::panic;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Longest one input may run before it counts as hung (the fuzz binaries allow 10 s, in a
+/// release build; this is a debug build).
+const HANG: Duration = Duration::from_secs(120);
 
 /// Every file under `dir`, sorted (none if `dir` is missing); README files are not inputs.
 fn inputs(dir: &Path) -> Vec<PathBuf> {
@@ -133,18 +140,40 @@ fn main() {
         let (mut corpus_n, mut regression_n) = (0, 0);
         let mut from = 0;
         loop {
-            let run = Command::new(&exe)
+            let mut child = match Command::new(&exe)
                 .args(["--replay-target", name, &from.to_string()])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
-                .output();
-            let run = match run {
-                Ok(r) => r,
+                .spawn()
+            {
+                Ok(c) => c,
                 Err(e) => panic!("cannot run {}: {e}", exe.display()),
             };
-            let text = String::from_utf8_lossy(&run.stdout);
+            // The child's lines, as they come: an input that runs for too long (a deadlock)
+            // is named, and the child killed, instead of hanging the test.
+            let (tx, rx) = mpsc::channel::<String>();
+            if let Some(out) = child.stdout.take() {
+                std::thread::spawn(move || {
+                    for line in BufReader::new(out).lines() {
+                        let Ok(line) = line else { break };
+                        if tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
             let mut last: Option<(usize, String)> = None;
-            for line in text.lines() {
+            let mut hung = false;
+            loop {
+                let line = match rx.recv_timeout(HANG) {
+                    Ok(l) => l,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        hung = true;
+                        let _ = child.kill();
+                        break;
+                    }
+                };
                 if let Some(rest) = line.strip_prefix("start ") {
                     let mut parts = rest.splitn(3, ' ');
                     let i = parts.next().and_then(|i| i.parse().ok()).unwrap_or(0);
@@ -160,20 +189,25 @@ fn main() {
                     problems.push(format!("{name}: cannot read {p}"));
                 }
             }
-            if run.status.success() {
+            let status = match child.wait() {
+                Ok(s) => s,
+                Err(e) => panic!("cannot wait for {}: {e}", exe.display()),
+            };
+            if status.success() && !hung {
                 break;
             }
             let Some((i, path)) = last else {
-                problems.push(format!(
-                    "{name}: the replay process failed ({})",
-                    run.status
-                ));
+                problems.push(format!("{name}: the replay process failed ({status})"));
                 break;
             };
-            problems.push(format!(
-                "{name}: {path} killed the process ({})",
-                run.status
-            ));
+            if hung {
+                problems.push(format!(
+                    "{name}: {path} did not finish in {} s (a deadlock?)",
+                    HANG.as_secs()
+                ));
+            } else {
+                problems.push(format!("{name}: {path} killed the process ({status})"));
+            }
             from = i + 1;
         }
         if corpus_n == 0 {

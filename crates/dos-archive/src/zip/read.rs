@@ -239,7 +239,10 @@ impl ZipArchive {
 
         // Parse the central directory through a buffered bounded reader.
         let raw = PackRangeReader::new(self.file.clone(), cd_offset, cd_size);
-        let mut r = BufReader::with_capacity(1 << 20, raw);
+        let mut r = BufReader::with_capacity(
+            usize::try_from(cd_size.clamp(4096, 1 << 20)).unwrap_or(1 << 20),
+            raw,
+        );
         let mut entries = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1 << 24));
         let mut fixed = [0u8; CENTRAL_LEN];
         let mut var = Vec::new();

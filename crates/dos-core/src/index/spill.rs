@@ -163,7 +163,9 @@ impl Index {
     pub fn sorted_rows_external(&self, run_rows: usize, tmp_dir: &Path) -> Result<SortedRows> {
         let run_rows = run_rows.max(1);
         let mut runs = Runs(Vec::new());
-        let mut batch: Vec<Spilled> = Vec::with_capacity(run_rows.min(1 << 20));
+        // Room for what there is, not for a whole run (the largest row id bounds the rows).
+        let rows_bound = usize::try_from(self.max_row_id()?.max(0)).unwrap_or(usize::MAX);
+        let mut batch: Vec<Spilled> = Vec::with_capacity(run_rows.min(rows_bound).min(1 << 20));
         let spill = |batch: &mut Vec<Spilled>, runs: &mut Runs| -> Result<()> {
             batch.sort_unstable_by_key(Spilled::order);
             let name = format!(
@@ -173,8 +175,8 @@ impl Index {
             );
             let path = tmp_dir.join(name);
             runs.0.push(path.clone());
-            let mut w =
-                BufWriter::with_capacity(1 << 20, File::create(&path).ctx(&path, "create")?);
+            let cap = (batch.len() * 64).clamp(4096, 1 << 20);
+            let mut w = BufWriter::with_capacity(cap, File::create(&path).ctx(&path, "create")?);
             for r in batch.drain(..) {
                 r.write(&mut w).ctx(&path, "write")?;
             }
@@ -257,8 +259,9 @@ impl SortedRows {
         } = self;
         let mut readers = Vec::with_capacity(runs.0.len());
         for p in &runs.0 {
+            let len = std::fs::metadata(p).ctx(p, "stat")?.len();
             readers.push(BufReader::with_capacity(
-                256 * 1024,
+                usize::try_from(len.clamp(4096, 256 * 1024)).unwrap_or(256 * 1024),
                 File::open(p).ctx(p, "open")?,
             ));
         }

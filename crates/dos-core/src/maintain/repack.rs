@@ -441,6 +441,13 @@ impl Container {
                 i = j;
             }
             progress.finish();
+            // Empty objects go to the end of the pack, where no object starts: validators (and
+            // Python's) order rows of equal offset by row id, and an empty object whose row id
+            // is larger than that of an object starting at its offset counts as inside it.
+            let end = out.pos();
+            for (_, loc) in moves.iter_mut().filter(|(_, l)| l.length == 0) {
+                loc.offset = end;
+            }
             self.io
                 .faults
                 .point("repack.write.after")
