@@ -20,7 +20,7 @@ mod rows;
 mod spill;
 mod write;
 
-pub use spill::{SPILL_PREFIX, SortedRows};
+pub use spill::{MergedRows, SPILL_PREFIX, SortedRows};
 
 pub(crate) use remote::CREATE_REMOTE_SQL;
 pub use remote::RemotePackRow;

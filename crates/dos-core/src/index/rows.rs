@@ -86,6 +86,98 @@ impl Index {
         Ok(Some(out))
     }
 
+    /// The first row of pack `pack_id` that does not lie inside its `pack_len` bytes (negative
+    /// offset or length, or an end past the pack), if any: one scan, nothing held.
+    pub fn first_row_outside(&self, pack_id: i64, pack_len: u64) -> Result<Option<RawRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, hashkey, pack_id, \"offset\", length, compressed, size FROM db_object \
+                 WHERE pack_id = ?1 AND (\"offset\" < 0 OR length < 0 \
+                 OR \"offset\" > ?2 - length) LIMIT 1",
+            )
+            .map_err(|e| self.err(e))?;
+        let len = i64::try_from(pack_len).unwrap_or(i64::MAX);
+        let mut rows = stmt.query([pack_id, len]).map_err(|e| self.err(e))?;
+        match rows.next().map_err(|e| self.err(e))? {
+            Some(r) => (|| {
+                Ok(Some(RawRow {
+                    id: r.get(0)?,
+                    key: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    pack_id: r.get(2)?,
+                    offset: r.get(3)?,
+                    length: r.get(4)?,
+                    compressed: r.get::<_, i64>(5)? != 0,
+                    size: r.get(6)?,
+                }))
+            })()
+            .map_err(|e: rusqlite::Error| self.err(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Objects and bytes of one pack (`None` when it has no rows).
+    pub fn pack_stats_of(&self, pack_id: i64) -> Result<Option<PackStats>> {
+        let (n, bytes): (i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT COUNT(*), COALESCE(SUM(length), 0) FROM db_object WHERE pack_id = ?1",
+                [pack_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((n > 0).then(|| PackStats {
+            pack_id,
+            objects: u64::try_from(n).unwrap_or(0),
+            bytes: u64::try_from(bytes).unwrap_or(0),
+        }))
+    }
+
+    /// Whether pack `pack_id` holds a row whose compressed flag is `compressed`.
+    pub fn pack_has_compressed(&self, pack_id: i64, compressed: bool) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM db_object WHERE pack_id = ?1 AND compressed = ?2)",
+                [pack_id, i64::from(compressed)],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Visit the rows of one pack in storage order (no sort) until `f` breaks.
+    pub fn scan_pack_unordered(
+        &self,
+        pack_id: i64,
+        mut f: impl FnMut(RawRow) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, hashkey, pack_id, \"offset\", length, compressed, size FROM db_object \
+                 WHERE pack_id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([pack_id]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let row = (|| {
+                Ok(RawRow {
+                    id: r.get(0)?,
+                    key: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    pack_id: r.get(2)?,
+                    offset: r.get(3)?,
+                    length: r.get(4)?,
+                    compressed: r.get::<_, i64>(5)? != 0,
+                    size: r.get(6)?,
+                })
+            })()
+            .map_err(|e: rusqlite::Error| self.err(e))?;
+            if f(row)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Rows of one pack, ordered by offset.
     pub fn rows_in_pack(&self, pack_id: i64) -> Result<Vec<RawRow>> {
         let mut v = Vec::new();

@@ -17,6 +17,9 @@ use super::{Index, PackStats, RawRow};
 use crate::error::{Error, IoContext, Result};
 use crate::hashing::to_hex;
 
+/// `(pack_id, offset, id)`: the order of the merge.
+type SortKey = (i64, i64, i64);
+
 /// Names of spilled runs start with this (in `sandbox/`).
 pub const SPILL_PREFIX: &str = "dos-sort-";
 
@@ -161,6 +164,27 @@ impl Index {
     /// runs to files in `tmp_dir`; also the per-pack totals ([`Index::pack_stats`]). All rows
     /// are read before this returns: the caller may release the index before visiting them.
     pub fn sorted_rows_external(&self, run_rows: usize, tmp_dir: &Path) -> Result<SortedRows> {
+        self.sorted_rows_spilled(None, run_rows, tmp_dir)
+    }
+
+    /// The rows of pack `pack_id` only, in `(offset, id)` order, sorted as
+    /// [`Index::sorted_rows_external`] sorts all rows (what a repack of one pack walks, with
+    /// memory bounded whatever the pack's number of objects).
+    pub fn pack_rows_external(
+        &self,
+        pack_id: i64,
+        run_rows: usize,
+        tmp_dir: &Path,
+    ) -> Result<SortedRows> {
+        self.sorted_rows_spilled(Some(pack_id), run_rows, tmp_dir)
+    }
+
+    fn sorted_rows_spilled(
+        &self,
+        pack: Option<i64>,
+        run_rows: usize,
+        tmp_dir: &Path,
+    ) -> Result<SortedRows> {
         let run_rows = run_rows.max(1);
         let mut runs = Runs(Vec::new());
         // Room for what there is, not for a whole run (the largest row id bounds the rows).
@@ -183,13 +207,18 @@ impl Index {
             w.flush().ctx(&path, "write")?;
             Ok(())
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, hashkey, pack_id, \"offset\", length, compressed, size FROM db_object",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let sql = if pack.is_some() {
+            "SELECT id, hashkey, pack_id, \"offset\", length, compressed, size FROM db_object \
+             WHERE pack_id = ?1"
+        } else {
+            "SELECT id, hashkey, pack_id, \"offset\", length, compressed, size FROM db_object"
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let mut rows = match pack {
+            Some(p) => stmt.query([p]),
+            None => stmt.query([]),
+        }
+        .map_err(|e| self.err(e))?;
         let mut stats: Vec<PackStats> = Vec::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let row = (|| {
@@ -254,9 +283,17 @@ impl SortedRows {
 
     /// Visit the rows in order until `f` breaks.
     pub fn visit(self, mut f: impl FnMut(RawRow) -> Result<ControlFlow<()>>) -> Result<()> {
-        let SortedRows {
-            mut memory, runs, ..
-        } = self;
+        for row in self.into_rows()? {
+            if f(row?)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows in order, merged from the runs as they are taken.
+    pub fn into_rows(self) -> Result<MergedRows> {
+        let SortedRows { memory, runs, .. } = self;
         let mut readers = Vec::with_capacity(runs.0.len());
         for p in &runs.0 {
             let len = std::fs::metadata(p).ctx(p, "stat")?.len();
@@ -265,37 +302,62 @@ impl SortedRows {
                 File::open(p).ctx(p, "open")?,
             ));
         }
-        // The head of each source: the spilled runs, then the in-memory one (index = len).
-        let mut heads: Vec<Option<Spilled>> = Vec::with_capacity(readers.len() + 1);
-        let mut heap = BinaryHeap::new();
-        let next = |i: usize,
-                    readers: &mut Vec<BufReader<File>>,
-                    memory: &mut std::vec::IntoIter<Spilled>|
-         -> Result<Option<Spilled>> {
-            if i == readers.len() {
-                Ok(memory.next())
-            } else {
-                Spilled::read(&mut readers[i]).map_err(|e| Error::io(&runs.0[i], "read", e))
-            }
+        let mut m = MergedRows {
+            memory,
+            readers,
+            heads: Vec::new(),
+            heap: BinaryHeap::new(),
+            runs,
         };
-        for i in 0..=readers.len() {
-            let h = next(i, &mut readers, &mut memory)?;
+        // The head of each source: the spilled runs, then the in-memory one (index = len).
+        for i in 0..=m.readers.len() {
+            let h = m.pull(i)?;
             if let Some(s) = &h {
-                heap.push(Reverse((s.order(), i)));
+                m.heap.push(Reverse((s.order(), i)));
             }
-            heads.push(h);
+            m.heads.push(h);
         }
-        while let Some(Reverse((_, i))) = heap.pop() {
-            let Some(row) = heads[i].take() else { continue };
-            let following = next(i, &mut readers, &mut memory)?;
-            if let Some(s) = &following {
-                heap.push(Reverse((s.order(), i)));
-            }
-            heads[i] = following;
-            if f(row.into_row())?.is_break() {
-                break;
-            }
+        Ok(m)
+    }
+}
+
+/// The rows of a [`SortedRows`] in order (an iterator that merges the runs).
+pub struct MergedRows {
+    memory: std::vec::IntoIter<Spilled>,
+    readers: Vec<BufReader<File>>,
+    heads: Vec<Option<Spilled>>,
+    /// The heads' sort keys and sources, smallest first.
+    heap: BinaryHeap<Reverse<(SortKey, usize)>>,
+    /// Kept for the files' names (and removed with this).
+    runs: Runs,
+}
+
+impl MergedRows {
+    /// The next row of source `i`.
+    fn pull(&mut self, i: usize) -> Result<Option<Spilled>> {
+        if i == self.readers.len() {
+            Ok(self.memory.next())
+        } else {
+            Spilled::read(&mut self.readers[i]).map_err(|e| Error::io(&self.runs.0[i], "read", e))
         }
-        Ok(())
+    }
+}
+
+impl Iterator for MergedRows {
+    type Item = Result<RawRow>;
+
+    fn next(&mut self) -> Option<Result<RawRow>> {
+        let Reverse((_, i)) = self.heap.pop()?;
+        let row = self.heads[i].take()?;
+        match self.pull(i) {
+            Ok(following) => {
+                if let Some(s) = &following {
+                    self.heap.push(Reverse((s.order(), i)));
+                }
+                self.heads[i] = following;
+            }
+            Err(e) => return Some(Err(e)),
+        }
+        Some(Ok(row.into_row()))
     }
 }

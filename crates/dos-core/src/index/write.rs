@@ -29,6 +29,40 @@ impl Index {
         })
     }
 
+    /// Move rows (by id) to new locations in one transaction, the moves coming from an
+    /// iterator (a long list read back from a file); an error of the iterator aborts it.
+    pub fn relocate_all(
+        &mut self,
+        moves: impl Iterator<Item = Result<(i64, PackedLocation)>>,
+    ) -> Result<()> {
+        let mut failure = None;
+        self.write_tx("index.relocate.before", |tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE db_object SET pack_id = ?1, \"offset\" = ?2, length = ?3, \
+                 compressed = ?4 WHERE id = ?5",
+            )?;
+            for m in moves {
+                let (id, loc) = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        failure = Some(e);
+                        // Rolled back: the transaction is dropped uncommitted.
+                        return Err(rusqlite::Error::InvalidQuery);
+                    }
+                };
+                stmt.execute(params![
+                    i64_of(loc.pack_id),
+                    i64_of(loc.offset),
+                    i64_of(loc.length),
+                    i64::from(loc.compressed),
+                    id
+                ])?;
+            }
+            Ok(())
+        })
+        .map_err(|e| failure.take().unwrap_or(e))
+    }
+
     /// Point every row of pack `from` at pack `to` (same offsets) in one transaction.
     pub fn rename_pack(&mut self, from: i64, to: i64) -> Result<usize> {
         self.conn

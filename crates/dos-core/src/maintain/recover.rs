@@ -64,7 +64,10 @@ impl Container {
         let mut notes = Vec::new();
         // 1. dos's own repack journal.
         if let Some(j) = self.read_journal()? {
-            let old_rows = self.index().rows_in_pack(j.old as i64)?.len();
+            let old_rows = self
+                .index()
+                .pack_stats_of(j.old as i64)?
+                .map_or(0, |s| s.objects);
             if old_rows > 0 {
                 // The switch never committed: the new pack is garbage.
                 remove_if_exists(&self.layout.pack(j.new))?;
@@ -89,7 +92,10 @@ impl Container {
 
         // 2. Python's repack protocol (`packs/-1`, rows with pack_id -1).
         let minus_one = self.layout.packs.join("-1");
-        let minus_one_rows = self.index().rows_in_pack(PYTHON_REPACK_ID)?.len();
+        let minus_one_rows = self
+            .index()
+            .pack_stats_of(PYTHON_REPACK_ID)?
+            .map_or(0, |s| s.objects);
         let python_lock = self.layout.packs.join("-1.lock");
         if minus_one_rows > 0 {
             if minus_one.exists() {

@@ -45,6 +45,146 @@ const LARGE: u64 = 8 * 1024 * 1024;
 /// its lock before committing its rows, so a brand-new pack may briefly look orphaned.
 const ORPHAN_MIN_AGE: Duration = Duration::from_secs(600);
 
+/// Rows of the pack sorted in memory at a time (about 90 bytes each; more are spilled).
+const SORT_RUN_ROWS: usize = 1_000_000;
+/// Rows copied as one range at most (back-to-back objects of a pack kept as it is).
+const RUN_ROWS: usize = 100_000;
+
+/// A window onto the pack's rows in offset order: rows are taken from the front, and looked at
+/// ahead as far as a block needs.
+struct RowWindow {
+    rows: crate::index::MergedRows,
+    ahead: std::collections::VecDeque<RawRow>,
+}
+
+impl RowWindow {
+    fn new(rows: crate::index::MergedRows) -> Self {
+        Self {
+            rows,
+            ahead: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Whether at least `n` rows are left (reading ahead as needed).
+    fn fill(&mut self, n: usize) -> Result<bool> {
+        while self.ahead.len() < n {
+            match self.rows.next() {
+                Some(r) => self.ahead.push_back(r?),
+                None => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Row `i` ahead (after `fill(i + 1)` returned true).
+    fn get(&self, i: usize) -> &RawRow {
+        &self.ahead[i]
+    }
+
+    /// The next `n` rows.
+    fn take(&mut self, n: usize) -> Vec<RawRow> {
+        self.ahead.drain(..n.min(self.ahead.len())).collect()
+    }
+}
+
+/// The new location of every moved row, written to a file in `sandbox/` as the copy goes (so
+/// that memory does not grow with the pack's objects) and read back for the switch.
+struct MoveLog {
+    path: std::path::PathBuf,
+    out: Option<std::io::BufWriter<File>>,
+    count: u64,
+    end: u64,
+}
+
+impl MoveLog {
+    fn create(dir: &std::path::Path) -> Result<Self> {
+        let path = dir.join(format!(
+            "dos-repack-moves-{}-{}",
+            std::process::id(),
+            crate::remote::random_hex(8).ctx(dir, "random name")?
+        ));
+        let f = File::create(&path).ctx(&path, "create")?;
+        Ok(Self {
+            out: Some(std::io::BufWriter::with_capacity(1 << 18, f)),
+            path,
+            count: 0,
+            end: 0,
+        })
+    }
+
+    fn push(&mut self, id: i64, loc: PackedLocation) -> Result<()> {
+        use std::io::Write;
+        let mut rec = [0u8; 41];
+        rec[0..8].copy_from_slice(&id.to_le_bytes());
+        rec[8..16].copy_from_slice(&loc.pack_id.to_le_bytes());
+        rec[16..24].copy_from_slice(&loc.offset.to_le_bytes());
+        rec[24..32].copy_from_slice(&loc.length.to_le_bytes());
+        rec[32..40].copy_from_slice(&loc.size.to_le_bytes());
+        rec[40] = u8::from(loc.compressed);
+        if let Some(w) = self.out.as_mut() {
+            w.write_all(&rec).ctx(&self.path, "write")?;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// No more moves; empty objects will be placed at `end`, the new pack's length.
+    fn finish(&mut self, end: u64) -> Result<()> {
+        use std::io::Write;
+        if let Some(mut w) = self.out.take() {
+            w.flush().ctx(&self.path, "write")?;
+        }
+        self.end = end;
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// The moves, read back in the order they were made.
+    fn replay(&self) -> Result<impl Iterator<Item = Result<(i64, PackedLocation)>> + '_> {
+        use std::io::Read;
+        let mut r = std::io::BufReader::with_capacity(
+            1 << 18,
+            File::open(&self.path).ctx(&self.path, "open")?,
+        );
+        let mut left = self.count;
+        Ok(std::iter::from_fn(move || {
+            if left == 0 {
+                return None;
+            }
+            left -= 1;
+            let mut rec = [0u8; 41];
+            if let Err(e) = r.read_exact(&mut rec) {
+                return Some(Err(Error::io(&self.path, "read", e)));
+            }
+            let int = |i: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&rec[i..i + 8]);
+                u64::from_le_bytes(b)
+            };
+            let mut loc = PackedLocation {
+                pack_id: int(8),
+                offset: int(16),
+                length: int(24),
+                size: int(32),
+                compressed: rec[40] != 0,
+            };
+            if loc.length == 0 {
+                loc.offset = self.end;
+            }
+            Some(Ok((int(0) as i64, loc)))
+        }))
+    }
+}
+
+impl Drop for MoveLog {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 /// Compression of repacked objects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub enum RepackCompress {
@@ -147,7 +287,7 @@ impl Container {
                     && let Some(lock) =
                         PackLock::try_acquire(&self.layout.pack_lock(id), &self.io.faults)?
                 {
-                    if self.index().rows_in_pack(id as i64)?.is_empty() {
+                    if self.index().pack_stats_of(id as i64)?.is_none() {
                         remove_if_exists(&path)?;
                         durable::sync_dir(&self.layout.packs)?;
                         s.packs_removed.push(id);
@@ -226,34 +366,30 @@ impl Container {
         let target = self.config.compression.codec();
         let path = self.layout.pack(id);
         let file = File::open(&path).ctx(&path, "open pack")?;
-        for r in self.index().rows_in_pack(id as i64)? {
+        let mut found = false;
+        self.index().scan_pack_unordered(id as i64, |r| {
             if !r.compressed || r.length <= 0 || r.offset < 0 {
-                continue;
+                return Ok(std::ops::ControlFlow::Continue(()));
             }
             let mut head = [0u8; 4];
             let n = (r.length as usize).min(4);
             read_exact_at(&file, &mut head[..n], r.offset as u64).ctx(&path, "read")?;
-            if Codec::of(&head[..n]) != target {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+            found = Codec::of(&head[..n]) != target;
+            Ok(if found {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            })
+        })?;
+        Ok(found)
     }
 
     fn needs_recompression(&self, id: u64, mode: RepackCompress) -> Result<bool> {
         Ok(match mode {
             RepackCompress::Keep => false,
             RepackCompress::Auto => true,
-            RepackCompress::No => self
-                .index()
-                .rows_in_pack(id as i64)?
-                .iter()
-                .any(|r| r.compressed),
-            RepackCompress::Yes => self
-                .index()
-                .rows_in_pack(id as i64)?
-                .iter()
-                .any(|r| !r.compressed),
+            RepackCompress::No => self.index().pack_has_compressed(id as i64, true)?,
+            RepackCompress::Yes => self.index().pack_has_compressed(id as i64, false)?,
         })
     }
 
@@ -273,20 +409,26 @@ impl Container {
             &self.io.faults,
         )?;
         let old_len = fs::metadata(&old_path).ctx(&old_path, "stat")?.len();
-        let rows = self.index().rows_in_pack(id as i64)?;
         // Every row must lie inside the pack: a hostile or damaged row (negative, overflowing
         // or past the end) stops the repack of this pack before anything is written.
-        for r in &rows {
-            let end = r.offset.checked_add(r.length);
-            if r.offset < 0 || r.length < 0 || end.is_none_or(|e| e as u64 > old_len) {
-                return Err(Error::Corrupt {
-                    key: r.key.clone(),
-                    path: old_path.clone(),
-                    problem: Corruption::PackTooShort,
-                    location: r.location().map(Box::new),
-                });
-            }
+        if let Some(r) = self.index().first_row_outside(id as i64, old_len)? {
+            return Err(Error::Corrupt {
+                key: r.key.clone(),
+                path: old_path.clone(),
+                problem: Corruption::PackTooShort,
+                location: r.location().map(Box::new),
+            });
         }
+        // The pack's rows in offset order, sorted in bounded memory (spilled runs), and how
+        // many bytes they hold.
+        let bytes_of_rows = self
+            .index()
+            .pack_stats_of(id as i64)?
+            .map_or(0, |st| st.bytes);
+        let sorted =
+            self.index()
+                .pack_rows_external(id as i64, SORT_RUN_ROWS, &self.layout.sandbox)?;
+        let mut rows = RowWindow::new(sorted.into_rows()?);
         let old_file = Arc::new(File::open(&old_path).ctx(&old_path, "open pack")?);
 
         // 2. A fresh pack id, created exclusively, and the journal naming both.
@@ -310,27 +452,24 @@ impl Container {
 
         // 3. Copy / transform the live objects, in offset order. On any failure (a full disk,
         // an I/O error, a corrupt source) the new pack, never referenced, is removed at once.
-        let copied = (|| -> Result<(Vec<(i64, PackedLocation)>, u64)> {
-            let total: u64 = rows.iter().map(|r| r.length.max(0) as u64).sum();
-            progress.start(total, Unit::Bytes, &format!("Repacking pack {id}"));
-            let mut moves: Vec<(i64, PackedLocation)> = Vec::with_capacity(rows.len());
+        let copied = (|| -> Result<(MoveLog, u64)> {
+            progress.start(bytes_of_rows, Unit::Bytes, &format!("Repacking pack {id}"));
+            let mut moves = MoveLog::create(&self.layout.sandbox)?;
             let level = self.config.compression;
-            let mut i = 0;
-            while i < rows.len() {
+            while rows.fill(1)? {
                 if mode == RepackCompress::Keep && !opts.recode {
                     // Runs of back-to-back objects are copied as they are, one range at a time.
-                    let loc = self.row_loc(&rows[i])?;
-                    let mut run = vec![loc];
+                    let loc = self.row_loc(rows.get(0))?;
+                    let mut n = 1;
                     let mut end = loc.offset + loc.length;
-                    while let Some(next) = rows.get(i + run.len()) {
-                        let l = self.row_loc(next)?;
-                        if l.offset != end {
+                    while rows.fill(n + 1)? {
+                        let l = self.row_loc(rows.get(n))?;
+                        if l.offset != end || n >= RUN_ROWS {
                             break;
                         }
                         end += l.length;
-                        run.push(l);
+                        n += 1;
                     }
-                    let j = i + run.len();
                     let dest = out.pos();
                     out.append_from(&old_file, &old_path, loc.offset, end - loc.offset)
                         .map_err(|e| match e {
@@ -338,7 +477,7 @@ impl Container {
                                 if source.kind() == std::io::ErrorKind::UnexpectedEof =>
                             {
                                 Error::Corrupt {
-                                    key: rows[i].key.clone(),
+                                    key: rows.get(0).key.clone(),
                                     path: old_path.clone(),
                                     problem: Corruption::PackTooShort,
                                     location: Some(Box::new(loc)),
@@ -346,29 +485,29 @@ impl Container {
                             }
                             e => e,
                         })?;
-                    for (r, l) in rows[i..j].iter().zip(run) {
-                        moves.push((
+                    for r in rows.take(n) {
+                        let l = self.row_loc(&r)?;
+                        moves.push(
                             r.id,
                             PackedLocation {
                                 pack_id: new_id,
                                 offset: dest + (l.offset - loc.offset),
                                 ..l
                             },
-                        ));
+                        )?;
                     }
                     progress.inc(end - loc.offset);
-                    i = j;
                     continue;
                 }
                 // A block of rows spanning at most BLOCK bytes (or one large row).
-                let start = rows[i].offset.max(0) as u64;
-                let mut j = i + 1;
-                while j < rows.len()
-                    && ((rows[j].offset + rows[j].length).max(0) as u64) - start <= BLOCK
+                let start = rows.get(0).offset.max(0) as u64;
+                let mut j = 1;
+                while rows.fill(j + 1)?
+                    && ((rows.get(j).offset + rows.get(j).length).max(0) as u64) - start <= BLOCK
                 {
                     j += 1;
                 }
-                let block_rows = &rows[i..j];
+                let block_rows = rows.take(j);
                 let loc0 = self.row_loc(&block_rows[0])?;
                 if block_rows.len() == 1 && (loc0.length > LARGE || loc0.size > LARGE) {
                     let offset = out.pos();
@@ -380,7 +519,7 @@ impl Container {
                         opts.recode,
                         &mut out,
                     )?;
-                    moves.push((
+                    moves.push(
                         block_rows[0].id,
                         PackedLocation {
                             pack_id: new_id,
@@ -389,7 +528,7 @@ impl Container {
                             compressed,
                             size: loc0.size,
                         },
-                    ));
+                    )?;
                 } else {
                     let end = block_rows
                         .iter()
@@ -425,7 +564,7 @@ impl Container {
                         let offset = out.pos();
                         out.write(&bytes)?;
                         let loc = self.row_loc(r)?;
-                        moves.push((
+                        moves.push(
                             r.id,
                             PackedLocation {
                                 pack_id: new_id,
@@ -434,20 +573,16 @@ impl Container {
                                 compressed,
                                 size: loc.size,
                             },
-                        ));
+                        )?;
                     }
                 }
                 progress.inc(block_rows.iter().map(|r| r.length.max(0) as u64).sum());
-                i = j;
             }
             progress.finish();
             // Empty objects go to the end of the pack, where no object starts: validators (and
             // Python's) order rows of equal offset by row id, and an empty object whose row id
             // is larger than that of an object starting at its offset counts as inside it.
-            let end = out.pos();
-            for (_, loc) in moves.iter_mut().filter(|(_, l)| l.length == 0) {
-                loc.offset = end;
-            }
+            moves.finish(out.pos())?;
             self.io
                 .faults
                 .point("repack.write.after")
@@ -476,7 +611,7 @@ impl Container {
             .faults
             .point("repack.switch.before")
             .ctx(&self.layout.index, "commit index")
-            .and_then(|()| self.index().relocate(&moves))
+            .and_then(|()| self.index().relocate_all(moves.replay()?))
             .and_then(|()| {
                 // An error reported by a commit that happened all the same.
                 self.io
@@ -488,8 +623,8 @@ impl Container {
             // Nothing points at the new pack unless the switch was committed after all.
             if self
                 .index()
-                .rows_in_pack(new_id as i64)
-                .is_ok_and(|r| r.is_empty())
+                .pack_stats_of(new_id as i64)
+                .is_ok_and(|st| st.is_none())
             {
                 self.abandon_new_pack(new_id);
             }
@@ -519,7 +654,7 @@ impl Container {
         s.packs_rewritten.push((id, new_id));
         s.bytes_before += old_len;
         s.bytes_after += new_len;
-        s.objects_moved += moves.len() as u64;
+        s.objects_moved += moves.len();
         Ok(())
     }
 
