@@ -41,6 +41,8 @@ pub const CREATE_INDEX_SQL: &str =
 const IN_CHUNK: usize = 900;
 /// How long a writer waits for another process's write transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(120);
+/// SQLite's page cache of a connection, KiB.
+const CACHE_KIB: u32 = 64 * 1024;
 
 /// A row to insert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +131,18 @@ pub struct PackStats {
     pub bytes: u64,
 }
 
+/// An open read transaction of an [`Index`]; ends (COMMIT, nothing to write) when dropped.
+pub(crate) struct ReadTransaction<'a> {
+    conn: &'a Connection,
+}
+
+impl Drop for ReadTransaction<'_> {
+    fn drop(&mut self) {
+        // A read-only transaction: ending it cannot fail in a way that loses anything.
+        let _ = self.conn.execute_batch("COMMIT");
+    }
+}
+
 /// A connection to `packs.idx`.
 pub struct Index {
     conn: Connection,
@@ -196,8 +210,14 @@ impl Index {
             });
         }
         // Commits must be durable when they return: loose copies are deleted after them.
+        // A page cache of 64 MiB instead of SQLite's 2 MiB: the interior pages of a key index
+        // of 10^7 objects (1.7 GB) then stay in it, and a transaction that dirties many leaves
+        // (a batch of random keys) spills less (docs/performance.md, "Ten million objects").
         me.conn
-            .execute_batch("PRAGMA synchronous=FULL")
+            .execute_batch(&format!(
+                "PRAGMA synchronous=FULL; PRAGMA cache_size=-{}",
+                CACHE_KIB
+            ))
             .map_err(|e| me.err(e))?;
         Ok(me)
     }
@@ -322,6 +342,16 @@ impl Index {
                 r.get(0)
             })
             .map_err(|e| self.err(e))
+    }
+
+    /// A read transaction (ended when dropped) around many statements: one snapshot, and one
+    /// acquisition of SQLite's locks instead of one per statement. Never around anything that
+    /// writes.
+    pub(crate) fn read_transaction(&self) -> Result<ReadTransaction<'_>> {
+        self.conn
+            .execute_batch("BEGIN DEFERRED")
+            .map_err(|e| self.err(e))?;
+        Ok(ReadTransaction { conn: &self.conn })
     }
 
     /// The largest row id (0 when empty): an upper bound of the number of rows, found without a

@@ -165,7 +165,9 @@ impl<'a> Writer<'a> {
         self.summary.compressed += u64::from(loc.compressed);
         self.summary.passed_through += u64::from(stored == Stored::PassedThrough);
         self.batch_bytes += loc.length;
-        self.batch_keys.insert(key);
+        if self.opts.skip_existing {
+            self.batch_keys.insert(key);
+        }
         self.rows.push(NewRow { key, loc });
         self.pending.push((
             idx,
@@ -244,7 +246,12 @@ impl<'a> Writer<'a> {
             }
         };
         self.wait_commit()?;
-        self.chunk_committed.extend(self.batch_keys.drain());
+        if self.opts.skip_existing {
+            self.chunk_committed.extend(self.batch_keys.drain());
+        } else {
+            // Only skip_existing looks keys up; without it the sets would only grow.
+            self.batch_keys.clear();
+        }
         self.batch_bytes = 0;
         let job = CommitJob {
             rows: std::mem::take(&mut self.rows),
