@@ -33,6 +33,12 @@ pub enum Cmd {
     /// Run one timed dos operation (used by the comparison itself).
     #[command(hide = true)]
     Child(ChildArgs),
+    /// The scale benchmark: containers of 10^5..10^7 tiny objects, every operation timed on both
+    /// sides in fresh processes, per-object cost and its growth with the container's size.
+    Scale(ScaleArgs),
+    /// Run one dos operation of the scale benchmark (used by `scale` itself).
+    #[command(hide = true)]
+    ScaleChild(ScaleChildArgs),
 }
 
 /// Which data set, and where it and the containers live (shared by the comparison, `gen` and
@@ -187,6 +193,113 @@ pub struct ChildArgs {
     /// `compression_algorithm` of a container the operation creates.
     #[arg(long, value_name = "ALGO")]
     pub compression: Option<String>,
+}
+
+/// `scale`: the scale benchmark.
+#[derive(Args, Debug)]
+pub struct ScaleArgs {
+    /// Container sizes (objects), comma-separated, ascending; the per-object growth is reported
+    /// between consecutive sizes.
+    #[arg(long, default_value = "1000000,10000000", value_delimiter = ',')]
+    pub objects: Vec<u64>,
+    /// Seed of the objects' content.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Root folder of the base containers and their working copies (reused between runs: a base
+    /// whose manifest matches its size and seed is not generated again).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Python interpreter with disk-objectstore installed (default: `.venv/bin/python` in the
+    /// repository if it exists, else `$DOS_PYTHON`).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Seconds after which a Python child is killed and its operation recorded as `timeout`.
+    #[arg(long, default_value_t = 900)]
+    pub python_timeout: u64,
+    /// Address-space limit of a Python child (RLIMIT_AS, MiB; 0: none): one that needs more fails
+    /// with MemoryError and is recorded as `failed` instead of pushing the machine into swap or
+    /// the OOM killer (Python's repack holds every row of the index in memory: 2.3 GB at 10^6).
+    #[arg(long, default_value_t = 12_288)]
+    pub python_memory_limit_mb: u64,
+    /// Operations, comma-separated: all, or ls, status, has, validate, meta, delete-repack, pack,
+    /// add-pack, clean.
+    #[arg(long, default_value = "all")]
+    pub ops: String,
+    /// Operations the Python side runs (same names; `none` for none).
+    #[arg(long, default_value = "all")]
+    pub python_ops: String,
+    /// Operations the Python side runs at one size, overriding `--python-ops` there:
+    /// `N=op,op,...` (repeatable), e.g. `--python-ops-at 10000000=ls,status,validate,meta`.
+    #[arg(long, value_name = "N=OPS")]
+    pub python_ops_at: Vec<String>,
+    /// Keys asked by `has` (half present, half absent, shuffled; at most all objects present).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub has_n: u64,
+    /// Present keys asked by `meta`.
+    #[arg(long, default_value_t = 100_000)]
+    pub meta_n: u64,
+    /// New objects of `pack` (loose objects linked untimed into the copy first) and of
+    /// `add-pack` (the same objects, read into memory untimed, written straight into packs).
+    #[arg(long, default_value_t = 100_000)]
+    pub pack_n: u64,
+    /// One object in this many is loose in the base containers (the rest is packed).
+    #[arg(long, default_value_t = 100)]
+    pub loose_every: u64,
+    /// One packed object in this many is deleted by `delete-repack`.
+    #[arg(long, default_value_t = 100)]
+    pub delete_every: u64,
+    /// Runs per side and operation (alternating, the median reported; every run in the JSON).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Write the results here (default: `benches/results/scale-<short commit>-<date>.json`).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// `scale-child`: one operation of the scale benchmark on the dos side, its result printed as one
+/// JSON line.
+#[derive(Args, Debug)]
+pub struct ScaleChildArgs {
+    /// ls, status, has, validate, meta, delete-repack, pack, add-pack, clean (timed); gen (the
+    /// base container and its key lists) and add-loose (new loose objects; untimed preparation).
+    pub op: String,
+    /// add-pack: the container whose loose objects are written into packs.
+    #[arg(long)]
+    pub source: Option<PathBuf>,
+    /// The container folder.
+    #[arg(long)]
+    pub container: PathBuf,
+    /// One key per line (has, meta, delete-repack).
+    #[arg(long)]
+    pub list: Option<PathBuf>,
+    /// Seed of the objects' content (gen, add-loose).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// gen: objects of the base container; add-loose: index of the first new object.
+    #[arg(long, default_value_t = 0)]
+    pub n: u64,
+    /// add-loose: objects added.
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+    /// gen: one object in this many is loose.
+    #[arg(long, default_value_t = 100)]
+    pub loose_every: u64,
+    /// gen: where the key lists go.
+    #[arg(long)]
+    pub inputs: Option<PathBuf>,
+    /// gen: keys of the `has` list.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub has_n: u64,
+    /// gen: keys of the `meta` list.
+    #[arg(long, default_value_t = 100_000)]
+    pub meta_n: u64,
+    /// gen: one packed object in this many goes to the `delete-repack` list.
+    #[arg(long, default_value_t = 100)]
+    pub delete_every: u64,
+    /// validate: `ValidateOptions::max_rows_in_memory` instead of its default (for profiling the
+    /// in-memory sort against the spilled one).
+    #[arg(long)]
+    pub max_rows_in_memory: Option<usize>,
 }
 
 #[cfg(test)]

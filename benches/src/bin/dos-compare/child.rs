@@ -43,7 +43,7 @@ fn hex_keys(keys: &[ObjectKey]) -> Vec<String> {
 }
 
 /// Memory state at the start of a timed section.
-struct MemStart {
+pub struct MemStart {
     /// The process's peak RSS before the section (KiB).
     peak_before: Option<u64>,
     /// The RSS at the start of the section (KiB).
@@ -64,7 +64,7 @@ fn op_start() -> MemStart {
 }
 
 /// Add the memory figures of the section begun with `m` to `out`.
-fn op_end(m: &MemStart, out: &mut Map<String, Value>) {
+pub fn op_end(m: &MemStart, out: &mut Map<String, Value>) {
     let hwm = rss::peak_kb();
     let peak = match (m.peak_before, hwm) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -79,15 +79,15 @@ fn op_end(m: &MemStart, out: &mut Map<String, Value>) {
 }
 
 /// The time and memory state of one timed section.
-struct Timed {
+pub struct Timed {
     /// Wall time of the section.
-    seconds: f64,
+    pub seconds: f64,
     /// Memory state at its start.
-    mem: MemStart,
+    pub mem: MemStart,
 }
 
 /// Run `f` as the timed section.
-fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Timed)> {
+pub fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Timed)> {
     let mem = op_start();
     let t = Instant::now();
     let r = f()?;

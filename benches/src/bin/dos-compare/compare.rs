@@ -99,7 +99,7 @@ pub fn compare(a: &RunArgs) -> Result<()> {
 
 /// The Python interpreter: `--python`, else `.venv/bin/python` in the repository if it exists,
 /// else `$DOS_PYTHON`.
-fn resolve_python(arg: &Option<PathBuf>) -> Result<PathBuf> {
+pub fn resolve_python(arg: &Option<PathBuf>) -> Result<PathBuf> {
     if let Some(p) = arg {
         return Ok(p.clone());
     }
@@ -118,7 +118,7 @@ fn resolve_python(arg: &Option<PathBuf>) -> Result<PathBuf> {
 }
 
 /// Check that `python` imports disk_objectstore; returns its version and Python's.
-fn python_version(python: &Path) -> Result<String> {
+pub fn python_version(python: &Path) -> Result<String> {
     let pyver = Command::new(python)
         .args([
             "-c",

@@ -40,7 +40,9 @@
 //! files), [`child`] (the dos side's timed operations), [`probe`] (machine probes), [`ops`] (the
 //! table of operations), [`inputs`] (the shared inputs), [`expect`] (what each result must be),
 //! [`runner`] (running the children), [`compare`] (the comparison) and [`report`] (its tables and
-//! JSON results).
+//! JSON results); [`scale`] is the scale benchmark (`dos-compare scale`: per-object cost of each
+//! operation on containers of 10^5..10^7 tiny objects, and its growth with their size), with
+//! modules of its own.
 //!
 //! ```text
 //! cargo run --release -p dos-bench --bin dos-compare -- [--n 100000] [--data-dir bench-data]
@@ -49,6 +51,8 @@
 //!     import-l0] [--repeat 1] [--json out.json] [--no-probes]
 //! cargo run --release -p dos-bench --bin dos-compare -- gen --n 100000   # data set statistics
 //! cargo run --release -p dos-bench --bin dos-compare -- gen-archive --n 100000 [--level 6]
+//! cargo run --release -p dos-bench --bin dos-compare -- scale --objects 1000000,10000000 \
+//!     --data-dir /path/outside [--python-timeout 900] [--json out.json]
 //! ```
 //!
 //! Large cases (the 840,000-object archive of about 12 GB, see `aiida-archive.md` §4) need about
@@ -70,6 +74,7 @@ mod ops;
 mod probe;
 mod report;
 mod runner;
+mod scale;
 
 use anyhow::Result;
 use clap::Parser;
@@ -82,6 +87,8 @@ fn main() -> Result<()> {
         Some(Cmd::Child(a)) => child::child(&a),
         Some(Cmd::Gen(a)) => dataset::gen_stats(&a),
         Some(Cmd::GenArchive(a)) => dataset::gen_archive(&a),
+        Some(Cmd::Scale(a)) => scale::scale(&a),
+        Some(Cmd::ScaleChild(a)) => scale::child::child(&a),
         None => compare::compare(&cli.run),
     }
 }
