@@ -433,17 +433,6 @@ fn import_objects(ctx: &Ctx, a: &ImportObjectsArgs) -> Result<Verdict> {
 fn remote_set(ctx: &Ctx, a: &RemoteSetArgs) -> Result<Verdict> {
     let c = ctx.open()?;
     let url = dos_core::remote::RemoteUrl::parse(&a.url).map_err(anyhow::Error::msg)?;
-    if let Some(old) = c.remote_settings()?
-        && old.url != url
-        && c.pack_places()?.remote().0 > 0
-    {
-        bail!(
-            "{}: packs of this container are stored in {}; bring them back first (dos \
-             fetch-packs --all) before naming another store",
-            c.path().display(),
-            old.url
-        );
-    }
     let settings = dos_core::remote::RemoteSettings {
         url,
         endpoint: a.endpoint.clone(),
@@ -453,7 +442,7 @@ fn remote_set(ctx: &Ctx, a: &RemoteSetArgs) -> Result<Verdict> {
     // Reach the store once, so that a typo or missing credentials show now.
     let store = ctx.env.remote_store(&settings)?;
     store.list(dos_core::remote::PACKS_PREFIX)?;
-    settings.save(c.layout())?;
+    c.set_remote(&settings)?;
     output::summary(
         a.json,
         &settings,

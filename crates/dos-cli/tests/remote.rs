@@ -651,3 +651,65 @@ fn export_archive_from_a_published_snapshot() {
         assert_eq!((data.len() as u64, sha256_hex(&data)), (*size, sha.clone()));
     }
 }
+
+#[test]
+fn offload_fetch_and_reads_at_once_lose_nothing() {
+    let s3 = S3::from_env();
+    let f = fixture(&s3, "race", 5);
+    let reader = |c: &Path| {
+        let c = c.to_path_buf();
+        let keys: Vec<String> = f.expected.keys().cloned().collect();
+        let env = S3::from_env();
+        std::thread::spawn(move || {
+            let mut checked = 0;
+            for k in keys.iter().cycle().take(60) {
+                let out = env
+                    .dos()
+                    .args(["-p", c.to_str().unwrap(), "cat", k])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "cat {k}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                assert_eq!(
+                    sha256_hex(&out.stdout),
+                    *k,
+                    "wrong bytes during offload/fetch"
+                );
+                checked += 1;
+            }
+            checked
+        })
+    };
+    for round in 0..4 {
+        let r = reader(&f.c);
+        let spawn = |args: &[&str]| {
+            s3.dos()
+                .arg("-q")
+                .arg("-p")
+                .arg(&f.c)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let a = spawn(&["offload"]);
+        let b = spawn(&["fetch-packs", "--all"]);
+        let c = spawn(&["offload", "--keep-local"]);
+        for (what, child) in [("offload", a), ("fetch", b), ("offload --keep-local", c)] {
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            // Refused because another command holds the container is fine; anything else not.
+            assert!(
+                out.status.success() || err.contains("another dos operation"),
+                "round {round}, {what}: {err}"
+            );
+        }
+        assert_eq!(r.join().unwrap(), 60);
+        check_reads(&s3, &f.c, &f.expected, &format!("round {round}"));
+        validate_ok(&s3, &f.c, &format!("round {round}"));
+    }
+}

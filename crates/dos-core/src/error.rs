@@ -301,6 +301,9 @@ pub enum PackChange {
         /// The size we wrote.
         written: u64,
     },
+    /// Another file took its name meanwhile (a rename over it).
+    #[error("another file took its place")]
+    Replaced,
     /// Its lock file is no longer ours.
     #[error("lock file {} was removed or replaced", .lock.display())]
     LockReplaced {

@@ -717,7 +717,7 @@ impl RawContainer {
             region,
             cache_bytes,
         };
-        py.allow_threads(|| settings.save(self.c.layout()))
+        py.allow_threads(|| self.c.set_remote(&settings))
             .map_err(to_py)
     }
 

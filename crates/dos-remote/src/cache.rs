@@ -17,6 +17,9 @@ use dos_core::remote::{PendingGet, RemoteError, RemoteObject, RemoteStore, Uploa
 /// Bytes per cached block.
 const BLOCK: u64 = 1024 * 1024;
 
+/// Temporary names of block files written by this process.
+static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A remote store with a local cache of read ranges.
 #[derive(Clone)]
 pub struct CachedStore {
@@ -52,7 +55,17 @@ fn block_path(dir: &Path, name: &str, block: u64) -> PathBuf {
 impl Inner {
     fn read_block(&self, name: &str, block: u64) -> Option<Vec<u8>> {
         let p = block_path(&self.dir, name, block);
-        let data = fs::read(&p).ok()?;
+        let mut data = fs::read(&p).ok()?;
+        // The block's CRC-32 follows it: a block cut or damaged (a crash before the page cache
+        // reached the disk) is fetched again.
+        let at = data.len().checked_sub(4)?;
+        let mut crc = [0u8; 4];
+        crc.copy_from_slice(&data[at..]);
+        data.truncate(at);
+        if crc32fast::hash(&data) != u32::from_le_bytes(crc) {
+            let _ = fs::remove_file(&p);
+            return None;
+        }
         // Recently used: eviction goes by modification time.
         if let Ok(f) = fs::File::options().write(true).open(&p) {
             let _ = f.set_modified(SystemTime::now());
@@ -65,9 +78,20 @@ impl Inner {
         let written = (|| -> io::Result<()> {
             let parent = p.parent().ok_or_else(|| io::Error::other("no parent"))?;
             fs::create_dir_all(parent)?;
-            let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(data)?;
+            // A name no other writer (thread or process) uses.
+            let n = TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = p.with_extension(format!("tmp{}-{n}", std::process::id()));
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            let written = f
+                .write_all(data)
+                .and_then(|()| f.write_all(&crc32fast::hash(data).to_le_bytes()));
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
             fs::rename(&tmp, &p)
         })();
         if written.is_ok() {
@@ -170,17 +194,27 @@ impl Inner {
                 let got = self.store.get_range(name, fetch)?;
                 let mut out = Vec::new();
                 if range.start < blocks.start * BLOCK {
-                    // The cached head, then the fetched rest.
+                    // The cached head, then the fetched rest (or all of it fetched, if the head
+                    // was evicted meanwhile).
                     let head = range.start..blocks.start * BLOCK;
-                    out = self.cached_range(name, &head).map_err(|_| {
-                        RemoteError::new(
-                            self.store.as_ref(),
-                            name,
-                            "read cache",
-                            "a block vanished",
-                        )
-                    })?;
-                    out.extend(self.keep(name, &blocks, &got, &(blocks.start * BLOCK..range.end)));
+                    match self.cached_range(name, &head) {
+                        Ok(h) => {
+                            out = h;
+                            out.extend(self.keep(
+                                name,
+                                &blocks,
+                                &got,
+                                &(blocks.start * BLOCK..range.end),
+                            ));
+                        }
+                        Err(_) => {
+                            let all = range.start / BLOCK..blocks.end;
+                            let got = self
+                                .store
+                                .get_range(name, all.start * BLOCK..all.end * BLOCK)?;
+                            out = self.keep(name, &all, &got, &range);
+                        }
+                    }
                 } else {
                     out.extend(self.keep(name, &blocks, &got, &range));
                 }

@@ -312,10 +312,12 @@ impl RemoteStore for S3Store {
             });
             match res {
                 Ok((size, n, failure)) => {
-                    total.get_or_insert(size);
+                    let total = *total.get_or_insert(size);
                     done += n;
                     match failure {
                         None => return Ok(done),
+                        // Broken after the last byte: nothing is missing.
+                        Some(_) if done == total => return Ok(done),
                         Some(e) if attempt + 1 >= self.tuning.download_attempts => {
                             return Err(os_err(&self.url, name, format!("GET from {done}"), e));
                         }
@@ -325,7 +327,9 @@ impl RemoteStore for S3Store {
                 Err(e @ object_store::Error::Generic { store: "local", .. }) => {
                     return Err(err(&self.url, name, "write download", e));
                 }
-                Err(e) if attempt + 1 >= self.tuning.download_attempts => {
+                // The request itself failed after the client's own retries: resuming a broken
+                // stream is what is retried here, not that.
+                Err(e) if done == 0 || attempt + 1 >= self.tuning.download_attempts => {
                     return Err(os_err(&self.url, name, format!("GET from {done}"), e));
                 }
                 Err(e @ object_store::Error::NotFound { .. }) => {
@@ -346,7 +350,8 @@ impl RemoteStore for S3Store {
         started: &mut dyn FnMut(&str),
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<UploadReceipt, RemoteError> {
-        let part = self.tuning.part_size.max(5 * 1024 * 1024) as u64;
+        // At least 5 MiB (S3's minimum) and few enough parts for S3's limit of 10,000.
+        let part = (self.tuning.part_size.max(5 * 1024 * 1024) as u64).max(length.div_ceil(10_000));
         let mut sha = <Sha256 as sha2::Digest>::new();
         if length <= part {
             let mut buf = vec![0u8; length as usize];
@@ -514,6 +519,8 @@ impl S3Store {
                     let _ = tx.send((i, n, r));
                 });
             }
+            // Only the tasks hold senders now: a task that died ends the wait below.
+            drop(done_tx);
             while received < parts {
                 let r = done_rx
                     .blocking_recv()

@@ -111,10 +111,21 @@ impl Spilled {
     /// The next row of a run, `None` at its end.
     fn read(r: &mut impl Read) -> io::Result<Option<Self>> {
         let mut head = [0u8; 45];
-        match r.read_exact(&mut head) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
+        // The run ends only where a record would start; a record cut short is an error.
+        let mut got = 0;
+        while got < head.len() {
+            match r.read(&mut head[got..]) {
+                Ok(0) if got == 0 => return Ok(None),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "a sorted run ends inside a record",
+                    ));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
         let int = |i: usize| {
             let mut b = [0u8; 8];

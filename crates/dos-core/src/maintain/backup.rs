@@ -387,6 +387,10 @@ impl Container {
             if let Ok(text) = fs::read(src_path.join(note)) {
                 fs::write(dst_path.join(note), text).ctx(dst_path.join(note), "write")?;
             }
+            // Offloaded after the index was copied: the copy must learn where the pack went.
+            if let Some(row) = self.index().remote_pack(id)? {
+                record_remote_row(&to.index, &row)?;
+            }
             return Ok(());
         }
         let mut src = File::open(&src_path).map_err(|e| {
@@ -455,6 +459,30 @@ impl Container {
         progress.inc(live_len);
         Ok(())
     }
+}
+
+/// Record `row` in the index copy at `path` unless it already records that pack.
+fn record_remote_row(path: &Path, row: &crate::index::RemotePackRow) -> Result<()> {
+    let ierr = |e| Error::index(path, e);
+    let conn = Connection::open(path).map_err(ierr)?;
+    conn.execute_batch(crate::index::CREATE_REMOTE_SQL)
+        .map_err(ierr)?;
+    conn.execute(
+        "INSERT OR IGNORE INTO dos_remote_pack (pack_id, name, length, sha256, offloaded_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![
+            i64::try_from(row.pack_id).unwrap_or(i64::MAX),
+            row.name,
+            i64::try_from(row.length).unwrap_or(i64::MAX),
+            row.sha256,
+            row.offloaded_at
+        ],
+    )
+    .map_err(ierr)?;
+    conn.close().map_err(|(_, e)| ierr(e))?;
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .ctx(path, "fsync")
 }
 
 /// Every index row of the index file at `path`, by pack.

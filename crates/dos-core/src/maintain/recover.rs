@@ -181,6 +181,10 @@ pub(crate) fn remove_if_exists(p: &Path) -> Result<()> {
     match fs::remove_file(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        // An offloaded pack's stub (a directory in the pack's place).
+        Err(_) if fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) => {
+            fs::remove_dir_all(p).map_err(|e| Error::io(p, "remove stub", e))
+        }
         Err(e) => Err(Error::io(p, "remove", e)),
     }
 }

@@ -288,6 +288,7 @@ impl Container {
                         PackLock::try_acquire(&self.layout.pack_lock(id), &self.io.faults)?
                 {
                     if self.index().pack_stats_of(id as i64)?.is_none() {
+                        self.index().delete_remote_pack(id)?;
                         remove_if_exists(&path)?;
                         durable::sync_dir(&self.layout.packs)?;
                         s.packs_removed.push(id);
@@ -338,7 +339,7 @@ impl Container {
             return Ok(());
         }
         let store = self.remote_store()?;
-        self.fetch_one(store.as_ref(), &row, &crate::progress::NoProgress)?;
+        self.fetch_one(store.as_ref(), id, &crate::progress::NoProgress)?;
         self.io
             .faults
             .point("repack.remote.fetched")
@@ -421,10 +422,10 @@ impl Container {
         }
         // The pack's rows in offset order, sorted in bounded memory (spilled runs), and how
         // many bytes they hold.
-        let bytes_of_rows = self
+        let (rows_at_start, bytes_of_rows) = self
             .index()
             .pack_stats_of(id as i64)?
-            .map_or(0, |st| st.bytes);
+            .map_or((0, 0), |st| (st.objects, st.bytes));
         let sorted =
             self.index()
                 .pack_rows_external(id as i64, SORT_RUN_ROWS, &self.layout.sandbox)?;
@@ -600,6 +601,20 @@ impl Container {
             }
         };
 
+        // Every row the pack had must have moved (rows a writer that ignored the lock added
+        // since stay, with the old pack: see step 5).
+        if moves.len() < rows_at_start {
+            self.abandon_new_pack(new_id);
+            return Err(Error::io(
+                &old_path,
+                "repack",
+                std::io::Error::other(format!(
+                    "{} rows were copied, the pack had {rows_at_start}; nothing was changed",
+                    moves.len()
+                )),
+            ));
+        }
+
         // 4. The switch (or, if asked to stop, the roll-back: the new pack was never referenced).
         if opts.interrupt.is_set() {
             remove_if_exists(&self.layout.pack(new_id))?;
@@ -630,6 +645,10 @@ impl Container {
             }
             return Err(e);
         }
+
+        // The old pack's remote copy (a pack offloaded but kept local) no longer holds its rows:
+        // retired, for `clean`.
+        self.index().delete_remote_pack(id)?;
 
         // 5. Drop the old pack — unless someone appended to it behind our lock (a Python process
         // whose failed lock attempt deleted our lock file, followed by another one): then its new

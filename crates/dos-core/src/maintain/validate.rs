@@ -420,8 +420,12 @@ impl Container {
                 prev_end = 0;
                 let opened = match u64::try_from(row.pack_id) {
                     Ok(id) => match self
-                        .open_pack_with(id, || Ok(remote.iter().find(|r| r.pack_id == id).cloned()))
-                    {
+                        // The list read before the walk, else the index now (a pack offloaded
+                        // since; no index lock is held while the sorted rows are walked).
+                        .open_pack_with(id, || match remote.iter().find(|r| r.pack_id == id) {
+                            Some(r) => Ok(Some(r.clone())),
+                            None => self.index().remote_pack(id),
+                        }) {
                         Ok(d) => d.len().ok().map(|len| (d, len)),
                         // Reported by the structure check.
                         Err(crate::error::Error::MissingPack { .. }) => None,

@@ -140,7 +140,16 @@ impl Container {
         }
         match remote_row()? {
             Some(row) => Ok(PackData::remote(self.remote_store()?, row)),
-            None => Err(Error::MissingPack { path: p }),
+            None => {
+                // A fetch puts the file in place before it forgets the remote copy: a reader
+                // that saw the stub and then found no row finds the file now.
+                match File::open(&p) {
+                    Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => {
+                        Ok(PackData::Local(Arc::new(f)))
+                    }
+                    _ => Err(Error::MissingPack { path: p }),
+                }
+            }
         }
     }
 
@@ -158,10 +167,14 @@ impl Container {
         loc: PackedLocation,
     ) -> Result<(PackData, PackedLocation)> {
         match self.open_pack(loc.pack_id) {
-            Err(Error::MissingPack { path }) => match self.index().get(key)? {
-                Some(moved) if moved != loc => Ok((self.open_pack(moved.pack_id)?, moved)),
-                _ => Err(Error::MissingPack { path }),
-            },
+            Err(Error::MissingPack { path }) => {
+                // Its own statement: the index guard must be gone before `open_pack` takes it.
+                let moved = self.index().get(key)?;
+                match moved {
+                    Some(moved) if moved != loc => Ok((self.open_pack(moved.pack_id)?, moved)),
+                    _ => Err(Error::MissingPack { path }),
+                }
+            }
             other => other.map(|f| (f, loc)),
         }
     }

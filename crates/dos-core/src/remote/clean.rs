@@ -54,6 +54,22 @@ pub struct RemoteCleanSummary {
 }
 
 impl Container {
+    /// Names of the packs a snapshot's index (downloaded and checked) refers to.
+    fn snapshot_pack_names(
+        &self,
+        store: &dyn crate::remote::RemoteStore,
+        index: &crate::remote::SnapshotFile,
+    ) -> Result<Vec<String>> {
+        let tmp = self.layout.sandbox.join(format!(
+            "dos-clean-{}.idx",
+            random_hex(8).ctx(&self.layout.sandbox, "random name")?
+        ));
+        let names = super::publish::download_checked(store, index, &tmp)
+            .and_then(|()| remote_names_in(&tmp));
+        let _ = std::fs::remove_file(&tmp);
+        names
+    }
+
     /// Delete remote objects that neither the index nor the current snapshot refers to (and
     /// that are older than `opts.grace`), and abort uploads crashed offloads left.
     pub fn clean_remote(&self, opts: &RemoteCleanOptions) -> Result<RemoteCleanSummary> {
@@ -77,32 +93,42 @@ impl Container {
             .into_iter()
             .map(|r| r.name)
             .collect();
-        let mut current_folder = None;
-        if let Some(p) = current_snapshot(store.as_ref())? {
-            let tmp = self.layout.sandbox.join(format!(
-                "dos-clean-{}.idx",
-                random_hex(8).ctx(&self.layout.sandbox, "random name")?
-            ));
-            let names = (|| {
-                let mut f = std::fs::File::create(&tmp).ctx(&tmp, "create")?;
-                store.download(&p.index.name, &mut f, &mut |_| {})?;
-                drop(f);
-                remote_names_in(&tmp)
-            })();
-            let _ = std::fs::remove_file(&tmp);
-            keep.extend(names?);
-            current_folder = Some(format!("{}/", p.snapshot));
-        }
         let now = SystemTime::now();
+        let secs_now = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let grace = i64::try_from(opts.grace.as_secs()).unwrap_or(i64::MAX);
+        // Folders of snapshots readers may still use: the current one, and the one it replaced
+        // while the grace period since its replacement lasts (with the packs they name).
+        let mut folders: Vec<String> = Vec::new();
+        if let Some(p) = current_snapshot(store.as_ref())? {
+            keep.extend(self.snapshot_pack_names(store.as_ref(), &p.index)?);
+            folders.push(format!("{}/", p.snapshot));
+            if let Some(prev) = &p.previous
+                && secs_now.saturating_sub(prev.replaced_at) < grace
+            {
+                keep.extend(self.snapshot_pack_names(store.as_ref(), &prev.index)?);
+                folders.push(format!("{}/", prev.snapshot));
+            }
+        }
+        // When objects stopped being used (fetched back, repacked, uploaded again): the grace
+        // period counts from then, not from their upload.
+        let retired: std::collections::HashMap<String, i64> =
+            self.index().retired_remote_objects()?.into_iter().collect();
+        let mut forgotten = Vec::new();
         for o in listed {
-            let referenced = keep.contains(&o.name)
-                || current_folder
-                    .as_ref()
-                    .is_some_and(|f| o.name.starts_with(f.as_str()));
+            let referenced =
+                keep.contains(&o.name) || folders.iter().any(|f| o.name.starts_with(f.as_str()));
             if referenced {
                 continue;
             }
-            let age = now.duration_since(o.modified).unwrap_or_default();
+            let uploaded_age = now.duration_since(o.modified).unwrap_or_default();
+            let retired_age = retired.get(&o.name).map(|t| {
+                std::time::Duration::from_secs(
+                    u64::try_from(secs_now.saturating_sub(*t)).unwrap_or(0),
+                )
+            });
+            let age = retired_age.map_or(uploaded_age, |r| r.min(uploaded_age));
             if age < opts.grace {
                 s.objects_too_young += 1;
                 continue;
@@ -114,7 +140,11 @@ impl Container {
             store.delete(&o.name)?;
             s.objects_deleted += 1;
             s.bytes_deleted += o.size;
+            if retired.contains_key(&o.name) {
+                forgotten.push(o.name);
+            }
         }
+        self.index().forget_retired(&forgotten)?;
         Ok(s)
     }
 }

@@ -18,6 +18,7 @@ use crate::error::{Error, IoContext, PackChange, Result};
 use crate::hashing::to_hex;
 use crate::index::RemotePackRow;
 use crate::maintain::LockMode;
+use crate::pack::{self, PackLock};
 use crate::progress::{Interrupt, Progress, Unit};
 
 /// Options of [`Container::fetch_packs`].
@@ -100,7 +101,7 @@ impl Container {
                 if opts.interrupt.is_set() {
                     return Err(Error::Interrupted);
                 }
-                s.bytes += self.fetch_one(store.as_ref(), row, progress)?;
+                s.bytes += self.fetch_one(store.as_ref(), row.pack_id, progress)?;
                 s.fetched.push(row.pack_id);
             }
             Ok(())
@@ -110,15 +111,26 @@ impl Container {
         Ok(s)
     }
 
-    /// Make one offloaded pack local; returns the bytes downloaded.
+    /// Make offloaded pack `id` local; returns the bytes downloaded. Under the pack's lock,
+    /// which offloads also take, so that the two never interleave on one pack.
     pub(crate) fn fetch_one(
         &self,
         store: &dyn RemoteStore,
-        row: &RemotePackRow,
+        id: u64,
         progress: &dyn Progress,
     ) -> Result<u64> {
-        let id = row.pack_id;
         let path = self.layout.pack(id);
+        pack::remove_if_stale(&self.layout.pack_lock(id))?;
+        let _lock = PackLock::acquire(
+            &self.layout.pack_lock(id),
+            std::time::Duration::from_secs(120),
+            &self.io.faults,
+        )?;
+        // Decided under the lock: another fetch may have brought it back meanwhile.
+        let Some(row) = self.index().remote_pack(id)? else {
+            return Ok(0);
+        };
+        let row = &row;
         // A local copy already there (kept at offload, or a fetch that crashed after its
         // swap): only the index changes.
         if let Ok(m) = fs::symlink_metadata(&path)

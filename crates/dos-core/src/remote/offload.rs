@@ -135,6 +135,29 @@ fn now_secs() -> i64 {
 }
 
 impl Container {
+    /// Name the remote store of this container (`dos-remote.json`). Refused while packs are
+    /// stored in another store (or reached through another server): they would be lost to
+    /// this container. Takes the maintenance lock exclusively (no offload runs meanwhile).
+    pub fn set_remote(&self, settings: &super::RemoteSettings) -> Result<()> {
+        self.writable("remote set")?;
+        let _lock = self.lock_maintenance(LockMode::Exclusive, "remote set")?;
+        if let Some(old) = self.remote_settings()?
+            && (old.url != settings.url || old.endpoint != settings.endpoint)
+            && !self.index().remote_packs()?.is_empty()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "packs of this container are stored in {}{}; bring them back first (dos \
+                 fetch-packs --all) before naming another store",
+                old.url,
+                old.endpoint
+                    .as_ref()
+                    .map(|e| format!(" at {e}"))
+                    .unwrap_or_default()
+            )));
+        }
+        settings.save(&self.layout)
+    }
+
     /// Where every pack is: local files and offloaded packs, by id.
     pub fn pack_places(&self) -> Result<PackPlaces> {
         let remote = self.index().remote_packs()?;
@@ -214,12 +237,12 @@ impl Container {
         let total = work.iter().filter(|w| w.2).map(|w| w.1).sum();
         progress.start(total, Unit::Bytes, "Offloading packs");
         let result = (|| {
-            for (id, bytes, upload) in work {
+            for (id, _, _) in work {
                 if opts.interrupt.is_set() {
                     return Err(Error::Interrupted);
                 }
-                match self.offload_one(store.as_ref(), id, upload, opts.keep_local, progress)? {
-                    Some(done) => {
+                match self.offload_one(store.as_ref(), id, opts.keep_local, progress)? {
+                    Ok(done) => {
                         if done.uploaded {
                             s.bytes_uploaded += done.bytes;
                         }
@@ -228,9 +251,8 @@ impl Container {
                         }
                         s.packs.push(done);
                     }
-                    None => s.skipped.push((id, "a writer holds it".into())),
+                    Err(reason) => s.skipped.push((id, reason)),
                 }
-                let _ = bytes;
             }
             Ok(())
         })();
@@ -279,107 +301,125 @@ impl Container {
         Ok(None)
     }
 
-    /// Offload one pack (upload it unless `upload` is false: it is remote already). `None` if
-    /// a writer holds it.
+    /// Offload one pack: upload it unless the index records a remote copy with the same bytes,
+    /// then (unless `keep_local`) replace its file by a stub. `Err(reason)` inside `Ok` when
+    /// the pack is passed over (a writer holds it, it changed or went meanwhile). Everything
+    /// is decided again under the pack's lock, which fetch and other offloads also take.
     fn offload_one(
         &self,
         store: &dyn RemoteStore,
         id: u64,
-        upload: bool,
         keep_local: bool,
         progress: &dyn Progress,
-    ) -> Result<Option<OffloadedPack>> {
+    ) -> Result<std::result::Result<OffloadedPack, String>> {
         let path = self.layout.pack(id);
         // A lock a crashed dos process left (an offload killed mid-upload) is no holder.
         pack::remove_if_stale(&self.layout.pack_lock(id))?;
         let Some(lock) = PackLock::try_acquire(&self.layout.pack_lock(id), &self.io.faults)? else {
-            return Ok(None);
+            return Ok(Err("a writer holds it".into()));
         };
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            _ => return Ok(Err("no longer a local file".into())),
+        }
+        // A pack without rows (a repack's leftover the next maintenance command removes) or
+        // named by an unfinished repack stays as it is.
+        if self.index().pack_stats_of(id as i64)?.is_none() {
+            return Ok(Err("no objects".into()));
+        }
+        if let Some(j) = self.read_journal()?
+            && (j.old == id || j.new == id)
+        {
+            return Ok(Err("an unfinished repack names it".into()));
+        }
         let file = File::open(&path).ctx(&path, "open pack")?;
         // A dos writer holds this kernel lock while it appends (see the appender).
         match file.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Ok(Err("a writer holds it".into()));
+            }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(Error::io(&path, "lock pack file", e));
             }
         }
-        let len = file.metadata().ctx(&path, "stat")?.len();
-        let row = if upload {
-            let name = format!(
-                "{PACKS_PREFIX}{id}.{}",
-                random_hex(16).ctx(&path, "random name")?
-            );
-            let journal_path = self
-                .layout
-                .packs
-                .join(format!("{UPLOAD_JOURNAL_PREFIX}{id}.json"));
-            let mut journal = UploadJournal {
-                pack_id: id,
-                name: name.clone(),
-                upload_id: None,
-            };
-            write_journal(&journal_path, &journal)?;
-            self.io
-                .faults
-                .point("offload.upload")
-                .ctx(&path, "upload")?;
-            let mut started = |upload_id: &str| {
-                journal.upload_id = Some(upload_id.to_string());
-                // Best effort: without it, a crash leaves an upload only the bucket's own
-                // lifecycle rules remove.
-                let _ = write_journal(&journal_path, &journal);
-            };
-            let receipt =
-                store.upload_file(&name, &file, len, &mut started, &mut |n| progress.inc(n))?;
-            self.io
-                .faults
-                .point("offload.uploaded")
-                .ctx(&path, "upload")?;
-            let now_len = file.metadata().ctx(&path, "stat")?.len();
-            if receipt.length != len || now_len != len {
-                let _ = store.delete(&name);
-                return Err(Error::PackModified {
-                    path,
-                    change: PackChange::Size {
-                        on_disk: if now_len != len {
-                            now_len
-                        } else {
-                            receipt.length
+        let fmeta = file.metadata().ctx(&path, "stat")?;
+        let len = fmeta.len();
+        // Remote already, with exactly these bytes? (Python may have rewritten a pack kept
+        // local since: then it is uploaded again, and the old object is left to `clean`.)
+        let existing = match self.index().remote_pack(id)? {
+            Some(row) if row.length == len => {
+                let (n, digest) = sha256_of(&file, &path)?;
+                let stored = store.head(&row.name)?;
+                (n == row.length && digest == row.sha256 && stored == Some(row.length))
+                    .then_some(row)
+            }
+            _ => None,
+        };
+        let uploaded = existing.is_none();
+        let row = match existing {
+            Some(row) => row,
+            None => {
+                let name = format!(
+                    "{PACKS_PREFIX}{id}.{}",
+                    random_hex(16).ctx(&path, "random name")?
+                );
+                let journal_path = self
+                    .layout
+                    .packs
+                    .join(format!("{UPLOAD_JOURNAL_PREFIX}{id}.json"));
+                let mut journal = UploadJournal {
+                    pack_id: id,
+                    name: name.clone(),
+                    upload_id: None,
+                };
+                write_journal(&journal_path, &journal)?;
+                self.io
+                    .faults
+                    .point("offload.upload")
+                    .ctx(&path, "upload")?;
+                let mut started = |upload_id: &str| {
+                    journal.upload_id = Some(upload_id.to_string());
+                    // Best effort: without it, a crash leaves an upload only the bucket's own
+                    // lifecycle rules remove.
+                    let _ = write_journal(&journal_path, &journal);
+                };
+                let receipt =
+                    store.upload_file(&name, &file, len, &mut started, &mut |n| progress.inc(n))?;
+                self.io
+                    .faults
+                    .point("offload.uploaded")
+                    .ctx(&path, "upload")?;
+                let now_len = file.metadata().ctx(&path, "stat")?.len();
+                if receipt.length != len || now_len != len {
+                    let _ = store.delete(&name);
+                    return Err(Error::PackModified {
+                        path,
+                        change: PackChange::Size {
+                            on_disk: if now_len != len {
+                                now_len
+                            } else {
+                                receipt.length
+                            },
+                            written: len,
                         },
-                        written: len,
-                    },
-                });
+                    });
+                }
+                let row = RemotePackRow {
+                    pack_id: id,
+                    name,
+                    length: len,
+                    sha256: receipt.sha256,
+                    offloaded_at: now_secs(),
+                };
+                self.index().insert_remote_pack(&row)?;
+                self.io
+                    .faults
+                    .point("offload.committed")
+                    .ctx(&path, "upload")?;
+                remove_journal(&journal_path)?;
+                row
             }
-            let row = RemotePackRow {
-                pack_id: id,
-                name,
-                length: len,
-                sha256: receipt.sha256,
-                offloaded_at: now_secs(),
-            };
-            self.index().insert_remote_pack(&row)?;
-            self.io
-                .faults
-                .point("offload.committed")
-                .ctx(&path, "upload")?;
-            remove_journal(&journal_path)?;
-            row
-        } else {
-            let row = self
-                .index()
-                .remote_pack(id)?
-                .ok_or_else(|| Error::MissingPack { path: path.clone() })?;
-            if row.length != len {
-                return Err(Error::PackModified {
-                    path,
-                    change: PackChange::Size {
-                        on_disk: len,
-                        written: row.length,
-                    },
-                });
-            }
-            row
         };
         if !keep_local {
             let note = format!(
@@ -391,26 +431,33 @@ impl Container {
                 row.sha256
             );
             drop(file);
-            stub::replace_pack_with_stub(&self.layout, id, &note, &self.io.faults)?;
+            stub::replace_pack_with_stub(
+                &self.layout,
+                id,
+                &note,
+                file_identity(&fmeta),
+                &self.io.faults,
+            )?;
         }
         drop(lock);
-        Ok(Some(OffloadedPack {
+        Ok(Ok(OffloadedPack {
             pack_id: id,
             name: row.name,
             bytes: len,
-            uploaded: upload,
+            uploaded,
         }))
     }
 
     /// Offload a pack a repack of an offloaded pack just wrote (whatever its size). Left local
     /// if a writer took it meanwhile.
     pub(crate) fn offload_new_pack(&self, store: &dyn RemoteStore, id: u64) -> Result<()> {
-        self.offload_one(store, id, true, false, &crate::progress::NoProgress)?;
+        // Passed over (a writer took it meanwhile): it stays local, which is as valid.
+        let _ = self.offload_one(store, id, false, &crate::progress::NoProgress)?;
         Ok(())
     }
 
-    /// Finish what crashed uploads left: an object the index does not record is deleted and an
-    /// unfinished multipart upload aborted; the journal is removed. Returns how many.
+    /// Finish what crashed uploads left: an unfinished multipart upload the index does not
+    /// record is aborted; the journal is removed. Returns how many.
     pub(crate) fn recover_uploads(&self, store: &dyn RemoteStore) -> Result<u64> {
         let mut n = 0;
         let dir = &self.layout.packs;
@@ -437,11 +484,11 @@ impl Container {
                     .index()
                     .remote_pack(j.pack_id)?
                     .is_some_and(|r| r.name == j.name);
-                if !recorded {
-                    if let Some(uid) = &j.upload_id {
-                        store.abort_upload(&j.name, uid)?;
-                    }
-                    store.delete(&j.name)?;
+                // An unfinished multipart upload is aborted; an object that was completed is left
+                // to `clean`, which deletes it once nothing refers to it and it is old enough
+                // (a snapshot published since may name it).
+                if !recorded && let Some(uid) = &j.upload_id {
+                    store.abort_upload(&j.name, uid)?;
                 }
                 remove_journal(&path)?;
             } else {
@@ -450,6 +497,36 @@ impl Container {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+/// Length and SHA-256 (hex) of a file, read whole.
+pub(crate) fn sha256_of(file: &File, path: &std::path::Path) -> Result<(u64, String)> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    loop {
+        let n = crate::fileio::read_at(file, &mut buf, at).ctx(path, "read")?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok((at, crate::hashing::to_hex(h.finalize().as_slice())))
+}
+
+/// What tells one file from another at the same path.
+pub(crate) fn file_identity(m: &fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        (m.len(), 0)
     }
 }
 

@@ -60,6 +60,21 @@ pub struct SnapshotPointer {
     pub objects: u64,
     /// Packs it refers to.
     pub packs: u64,
+    /// The snapshot this one replaced, kept (with the packs it names) for `clean`'s grace
+    /// period from `replaced_at`, for readers that opened it before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousSnapshot>,
+}
+
+/// The snapshot a newer one replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousSnapshot {
+    /// Its folder.
+    pub snapshot: String,
+    /// Its index.
+    pub index: SnapshotFile,
+    /// When it was replaced, seconds since the Unix epoch.
+    pub replaced_at: i64,
 }
 
 /// What [`Container::publish`] did.
@@ -153,7 +168,11 @@ pub(crate) fn remote_names_in(index: &Path) -> Result<Vec<String>> {
 }
 
 /// Download `file` of a snapshot to `dest`, checking its length and SHA-256.
-fn download_checked(store: &dyn RemoteStore, file: &SnapshotFile, dest: &Path) -> Result<()> {
+pub(crate) fn download_checked(
+    store: &dyn RemoteStore,
+    file: &SnapshotFile,
+    dest: &Path,
+) -> Result<()> {
     let mut out = File::create(dest).ctx(dest, "create")?;
     let mut w = io::BufWriter::new(&mut out);
     store.download(&file.name, &mut w, &mut |_| {})?;
@@ -210,20 +229,34 @@ impl Container {
         let ierr = |e| Error::index(copy, e);
         let conn = Connection::open(copy).map_err(ierr)?;
         conn.execute_batch(CREATE_REMOTE_SQL).map_err(ierr)?;
-        // Packs with rows in the copy that it does not record as remote, and how far their
-        // rows reach.
-        let local: Vec<(i64, i64)> = {
+        // Every pack with rows in the copy, and how far its rows reach. A pack with a local
+        // file is published from that file (a pack offloaded but kept local may have been
+        // rewritten since, by Python): only stubs are published as the objects recorded.
+        let all: Vec<(i64, i64, bool)> = {
             let mut stmt = conn
                 .prepare(
-                    "SELECT pack_id, MAX(\"offset\" + length) FROM db_object WHERE pack_id \
-                     NOT IN (SELECT pack_id FROM dos_remote_pack) GROUP BY pack_id",
+                    "SELECT pack_id, MAX(\"offset\" + length), pack_id IN (SELECT pack_id FROM \
+                     dos_remote_pack) FROM db_object GROUP BY pack_id",
                 )
                 .map_err(ierr)?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(ierr)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(ierr)?
         };
+        let mut local = Vec::new();
+        for (id, extent, recorded) in all {
+            let is_file = u64::try_from(id).ok().is_some_and(|id| {
+                fs::symlink_metadata(self.layout.pack(id)).is_ok_and(|m| m.is_file())
+            });
+            if is_file {
+                local.push((id, extent));
+            } else if !recorded {
+                return Err(Error::MissingPack {
+                    path: self.layout.pack(u64::try_from(id).unwrap_or(0)),
+                });
+            }
+        }
         let objects: i64 = conn
             .query_row("SELECT COUNT(*) FROM db_object", [], |r| r.get(0))
             .map_err(ierr)?;
@@ -289,7 +322,15 @@ impl Container {
         let index = upload_small(format!("{folder}/{INDEX_FILE}"), copy)?;
         let config = upload_small(format!("{folder}/{CONFIG_FILE}"), &self.layout.config)?;
         bytes += index.length + config.length;
+        let previous = current_snapshot(store)?.map(|p| PreviousSnapshot {
+            snapshot: p.snapshot,
+            index: p.index,
+            replaced_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        });
         let pointer = SnapshotPointer {
+            previous,
             format: 1,
             snapshot: folder.to_string(),
             index,

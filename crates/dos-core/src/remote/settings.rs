@@ -47,6 +47,16 @@ impl RemoteUrl {
                 "{s:?}: the prefix may not hold '.', '..' or empty parts"
             ));
         }
+        // Characters every S3 client writes as they are (others are percent-encoded by some,
+        // and a listing would then not match the names the index records).
+        if let Some(c) = prefix
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')))
+        {
+            return Err(format!(
+                "{s:?}: {c:?} in the prefix: use letters, digits, '-', '_', '.' and '/'"
+            ));
+        }
         Ok(Self {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
@@ -183,6 +193,8 @@ mod tests {
             "s3://ab",
             "s3://bkt/a//b",
             "s3://bkt/../x",
+            "s3://bkt/~alice/x",
+            "s3://bkt/a b",
         ] {
             assert!(RemoteUrl::parse(bad).is_err(), "{bad}");
         }

@@ -68,6 +68,7 @@ pub(crate) fn replace_pack_with_stub(
     layout: &Layout,
     id: u64,
     note: &str,
+    expected: (u64, u64),
     faults: &FaultPlan,
 ) -> Result<()> {
     let pack = layout.pack(id);
@@ -82,6 +83,17 @@ pub(crate) fn replace_pack_with_stub(
         .point("offload.stub")
         .ctx(&pack, "replace pack with stub")?;
     exchange(&tmp, &pack).ctx(&pack, "replace pack with stub")?;
+    // `tmp` now names what was at the pack's path: it must be the file that was uploaded (a
+    // Python repack replaces a pack by renaming a new file over it). If not, swap back.
+    let swapped = fs::symlink_metadata(&tmp).ctx(&tmp, "stat")?;
+    if crate::remote::offload::file_identity(&swapped) != expected || !swapped.is_file() {
+        exchange(&tmp, &pack).ctx(&pack, "put pack back")?;
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(Error::PackModified {
+            path: pack,
+            change: crate::error::PackChange::Replaced,
+        });
+    }
     durable::sync_dir(&layout.packs)?;
     durable::sync_dir(&layout.sandbox)?;
     // `tmp` now names the pack's file.
