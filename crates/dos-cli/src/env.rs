@@ -38,7 +38,8 @@ impl Env {
     ///   `AWS_SHARED_CREDENTIALS_FILE`), the server from `AWS_ENDPOINT_URL_S3` or
     ///   `AWS_ENDPOINT_URL`, the region from `AWS_REGION` or `AWS_DEFAULT_REGION`;
     ///   `DOS_S3_PART_SIZE` (bytes) and `DOS_S3_PARTS_IN_FLIGHT` tune uploads,
-    ///   `DOS_S3_MAX_RETRIES` and `DOS_S3_RETRY_TIMEOUT` (seconds) the retries of a request.
+    ///   `DOS_S3_MAX_RETRIES` and `DOS_S3_RETRY_TIMEOUT` (seconds) the retries of a request,
+    ///   `DOS_S3_CHECK_PART_ETAG=1` checks each part's MD5 against its ETag.
     pub fn from_process() -> Result<Env> {
         let at =
             match std::env::var("DOS_FAULT") {

@@ -71,12 +71,14 @@ fn server_stopped_and_restarted_mid_transfer() {
     run_ok(&s3, &c, &["remote", "set", &url]);
 
     // 1. radosgw stops right after the multipart upload of pack 0 was created, and is back
-    //    3 s later: the offload retries and completes.
+    //    3 s later: the offload retries and completes. Each part's MD5 is checked against its
+    //    ETag here too (off by default; the later offloads run without).
     let journal = c.join("packs").join("dos-upload-0.json");
     let child = s3
         .dos()
         .args(["-q", "-p", c.to_str().unwrap(), "offload", "0"])
         .env("DOS_S3_PART_SIZE", "5242880")
+        .env("DOS_S3_CHECK_PART_ETAG", "1")
         .env("DOS_S3_PARTS_IN_FLIGHT", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -3,8 +3,8 @@
 //!
 //! - [`S3Store`]: the store, over the `object_store` crate's S3 client; ranged GETs in the
 //!   background, downloads that resume after a broken connection, multipart uploads in
-//!   parallel with every part's MD5 checked against the ETag the server returns, and the
-//!   stored size checked afterwards. Transient failures are retried with exponential backoff.
+//!   parallel, every part signed with its SHA-256 (which the server checks; the MD5 of each
+//!   part against its ETag on request), and the stored size checked afterwards. Transient failures are retried with exponential backoff.
 //! - [`S3Opener`]: what a program hands to [`dos_core::IoOptions::remote`].
 //! - [`Credentials`]: where the keys come from — the program passes the environment in; the
 //!   library reads none.
