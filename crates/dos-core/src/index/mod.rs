@@ -211,8 +211,8 @@ impl Index {
         }
         // Commits must be durable when they return: loose copies are deleted after them.
         // A page cache of 64 MiB instead of SQLite's 2 MiB: the interior pages of a key index
-        // of 10^7 objects (1.7 GB) then stay in it, and a transaction that dirties many leaves
-        // (a batch of random keys) spills less (docs/performance.md, "Ten million objects").
+        // of 10^7 objects (1.7 GB) then stay in it (docs/performance.md, "Ten million
+        // objects", also for the options measured and not taken).
         me.conn
             .execute_batch(&format!(
                 "PRAGMA synchronous=FULL; PRAGMA cache_size=-{}",
