@@ -74,6 +74,20 @@ pub struct RawRow {
 }
 
 impl RawRow {
+    /// The row a statement selecting `id, hashkey, pack_id, "offset", length, compressed, size`
+    /// (in that order) returned; a NULL key reads as an empty one (reported as malformed).
+    pub(crate) fn from_sql(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(RawRow {
+            id: r.get(0)?,
+            key: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            pack_id: r.get(2)?,
+            offset: r.get(3)?,
+            length: r.get(4)?,
+            compressed: r.get::<_, i64>(5)? != 0,
+            size: r.get(6)?,
+        })
+    }
+
     /// The location, if every field is in range.
     pub fn location(&self) -> Option<PackedLocation> {
         Some(PackedLocation {

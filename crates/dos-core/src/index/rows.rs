@@ -27,18 +27,7 @@ impl Index {
         }
         .map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let row = (|| {
-                Ok(RawRow {
-                    id: r.get(0)?,
-                    key: r.get(1)?,
-                    pack_id: r.get(2)?,
-                    offset: r.get(3)?,
-                    length: r.get(4)?,
-                    compressed: r.get::<_, i64>(5)? != 0,
-                    size: r.get(6)?,
-                })
-            })()
-            .map_err(|e| self.err(e))?;
+            let row = RawRow::from_sql(r).map_err(|e| self.err(e))?;
             if f(row)?.is_break() {
                 break;
             }
@@ -100,18 +89,7 @@ impl Index {
         let len = i64::try_from(pack_len).unwrap_or(i64::MAX);
         let mut rows = stmt.query([pack_id, len]).map_err(|e| self.err(e))?;
         match rows.next().map_err(|e| self.err(e))? {
-            Some(r) => (|| {
-                Ok(Some(RawRow {
-                    id: r.get(0)?,
-                    key: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    pack_id: r.get(2)?,
-                    offset: r.get(3)?,
-                    length: r.get(4)?,
-                    compressed: r.get::<_, i64>(5)? != 0,
-                    size: r.get(6)?,
-                }))
-            })()
-            .map_err(|e: rusqlite::Error| self.err(e)),
+            Some(r) => RawRow::from_sql(r).map(Some).map_err(|e| self.err(e)),
             None => Ok(None),
         }
     }
@@ -159,18 +137,7 @@ impl Index {
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([pack_id]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let row = (|| {
-                Ok(RawRow {
-                    id: r.get(0)?,
-                    key: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    pack_id: r.get(2)?,
-                    offset: r.get(3)?,
-                    length: r.get(4)?,
-                    compressed: r.get::<_, i64>(5)? != 0,
-                    size: r.get(6)?,
-                })
-            })()
-            .map_err(|e: rusqlite::Error| self.err(e))?;
+            let row = RawRow::from_sql(r).map_err(|e| self.err(e))?;
             if f(row)?.is_break() {
                 break;
             }

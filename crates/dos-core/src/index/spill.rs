@@ -232,18 +232,7 @@ impl Index {
         .map_err(|e| self.err(e))?;
         let mut stats: Vec<PackStats> = Vec::new();
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let row = (|| {
-                Ok(RawRow {
-                    id: r.get(0)?,
-                    key: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                    pack_id: r.get(2)?,
-                    offset: r.get(3)?,
-                    length: r.get(4)?,
-                    compressed: r.get::<_, i64>(5)? != 0,
-                    size: r.get(6)?,
-                })
-            })()
-            .map_err(|e: rusqlite::Error| self.err(e))?;
+            let row = RawRow::from_sql(r).map_err(|e| self.err(e))?;
             let st = match stats.last_mut() {
                 Some(s) if s.pack_id == row.pack_id => s,
                 _ => match stats.iter().position(|s| s.pack_id == row.pack_id) {
