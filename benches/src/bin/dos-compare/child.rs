@@ -257,7 +257,17 @@ fn read(a: &ChildArgs, items: &[String], out: &mut Map<String, Value>) -> Result
 
 /// `has`: ask which of the keys in `items` are stored.
 fn has(a: &ChildArgs, items: &[String], out: &mut Map<String, Value>) -> Result<Timed> {
-    let c = Container::open(&a.container)?;
+    has_keys(&a.container, items, out)
+}
+
+/// `has_objects` of `items` (parsing them included) in the container at `container`; also the
+/// scale benchmark's `has`.
+pub fn has_keys(
+    container: &std::path::Path,
+    items: &[String],
+    out: &mut Map<String, Value>,
+) -> Result<Timed> {
+    let c = Container::open(container)?;
     let (found, t) = timed(|| Ok(c.has_objects(&keys_of(&c, items)?)?))?;
     out.insert("objects".into(), json!(found.len()));
     out.insert(

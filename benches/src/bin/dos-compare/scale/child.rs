@@ -113,14 +113,7 @@ fn status(a: &ScaleChildArgs, out: &mut Map<String, Value>) -> Result<Timed> {
 
 /// `has`: `has_objects` of the listed keys (parsing them included).
 fn has(a: &ScaleChildArgs, items: &[String], out: &mut Map<String, Value>) -> Result<Timed> {
-    let c = Container::open(&a.container)?;
-    let (found, t) = timed(|| Ok(c.has_objects(&keys_of(&c, items)?)?))?;
-    out.insert("objects".into(), json!(found.len()));
-    out.insert(
-        "true_count".into(),
-        json!(found.iter().filter(|&&f| f).count()),
-    );
-    Ok(t)
+    crate::child::has_keys(&a.container, items, out)
 }
 
 /// `validate`: the full validation with default options.
