@@ -515,7 +515,20 @@ fn crash_scenario(s3: &S3, which: Crash, seed: u64) -> usize {
         }
         check_reads(s3, &f.c, &f.expected, &format!("{what}, re-run"));
         validate_ok(s3, &f.c, &format!("{what}, re-run"));
-        dos_ok(s3, &f.c, &["clean", "--remote-grace", "0s"]);
+        dos_ok(
+            s3,
+            &f.c,
+            &["clean", "--remote-grace", "0s", "--sandbox-age", "0"],
+        );
+        // Nothing a killed offload or fetch left in sandbox/ (a stub folder) survives clean.
+        let left: Vec<_> = fs::read_dir(f.c.join("sandbox"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{what}: left in sandbox/ after clean: {left:?}"
+        );
         let live: BTreeSet<String> = {
             let c = s3.open(&f.c);
             c.pack_places()

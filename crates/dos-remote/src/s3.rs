@@ -46,7 +46,7 @@ pub struct Tuning {
     /// default: every part is sent signed with its SHA-256 (SigV4), which the server checks
     /// against the bytes it received (a mismatch is refused, `XAmzContentSHA256Mismatch`);
     /// the MD5 pass cost a fifth of the upload rate on two cores. For servers that do not
-    /// check signed payloads.
+    /// check signed payloads; always on for unsigned requests (no credentials).
     pub check_part_etag: bool,
 }
 
@@ -188,7 +188,12 @@ impl S3Store {
             prefix: settings.url.prefix.clone(),
             s3: Arc::new(s3),
             rt,
-            tuning: opener.tuning.clone(),
+            tuning: Tuning {
+                // Unsigned requests carry no payload digest for the server to check: then each
+                // part's MD5 is checked against its ETag.
+                check_part_etag: opener.tuning.check_part_etag || opener.credentials.is_none(),
+                ..opener.tuning.clone()
+            },
         })
     }
 

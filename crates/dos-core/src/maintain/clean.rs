@@ -192,9 +192,20 @@ impl Container {
                 .ok()
                 .and_then(|m| now.duration_since(m).ok())
                 .unwrap_or_default();
-            if meta.is_file() && age >= min_age {
+            if age < min_age {
+                continue;
+            }
+            if meta.is_file() {
                 remove_if_exists(&e.path())?;
                 n += 1;
+            } else if meta.is_dir() && e.file_name().to_string_lossy().starts_with("dos-stub-") {
+                // A stub folder an offload or a fetch died before swapping in or removing.
+                let p = e.path();
+                match fs::remove_dir_all(&p) {
+                    Ok(()) => n += 1,
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(Error::io(&p, "remove", err)),
+                }
             }
         }
         Ok(n)

@@ -68,7 +68,19 @@ impl Container {
                 .index()
                 .pack_stats_of(j.old as i64)?
                 .map_or(0, |s| s.objects);
-            if old_rows > 0 {
+            let new_rows = self
+                .index()
+                .pack_stats_of(j.new as i64)?
+                .map_or(0, |s| s.objects);
+            if old_rows > 0 && new_rows > 0 {
+                // Rows in both: a writer that ignored the locks appended to one of them (the
+                // old pack after the switch, or the new one after the repack died and its lock
+                // went stale). Both packs hold objects; neither may go.
+                notes.push(format!(
+                    "an interrupted repack of pack {} into pack {}: both hold objects, both kept",
+                    j.old, j.new
+                ));
+            } else if old_rows > 0 {
                 // The switch never committed: the new pack is garbage.
                 remove_if_exists(&self.layout.pack(j.new))?;
                 notes.push(format!(

@@ -592,7 +592,9 @@ impl Container {
             durable::sync_dir(&self.layout.packs)?;
             Ok((moves, out.pos()))
         })();
-        drop(out);
+        // `out` (the new pack's lock) is kept until the switch has committed or the new pack is
+        // removed: a writer that took the new pack, the highest, before that would append rows
+        // to a file the roll-back then deletes.
         let (moves, new_len) = match copied {
             Ok(v) => v,
             Err(e) => {
@@ -645,6 +647,9 @@ impl Container {
             }
             return Err(e);
         }
+
+        // Committed: writers may append to the new pack from here on.
+        drop(out);
 
         // The old pack's remote copy (a pack offloaded but kept local) no longer holds its rows:
         // retired, for `clean`.

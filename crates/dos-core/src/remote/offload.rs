@@ -347,7 +347,10 @@ impl Container {
         let len = fmeta.len();
         // Remote already, with exactly these bytes? (Python may have rewritten a pack kept
         // local since: then it is uploaded again, and the old object is left to `clean`.)
-        let existing = match self.index().remote_pack(id)? {
+        // The row first, on its own: the index lock must not be held while the pack is hashed
+        // and the server asked.
+        let recorded = self.index().remote_pack(id)?;
+        let existing = match recorded {
             Some(row) if row.length == len => {
                 let (n, digest) = sha256_of(&file, &path)?;
                 let stored = store.head(&row.name)?;
