@@ -257,7 +257,8 @@ impl Container {
         };
         self.check_structure(&mut r, &stats)?;
         if opts.packed {
-            let total = stats.iter().map(|s| s.bytes).sum();
+            // Saturating: the lengths of a hostile index may add up past u64.
+            let total = stats.iter().fold(0u64, |t, s| t.saturating_add(s.bytes));
             self.validate_packed(&mut r, rows, total, opts.map_packs, progress)?;
         }
         if opts.loose {
@@ -355,7 +356,10 @@ impl Container {
                 rx.into_iter()
                     .par_bridge()
                     .map(|u| {
-                        let span: u64 = u.rows.iter().map(|r| r.length.max(0) as u64).sum();
+                        let span = u
+                            .rows
+                            .iter()
+                            .fold(0u64, |t, r| t.saturating_add(r.length.max(0) as u64));
                         let res = self.verify_unit(u, map_packs);
                         progress.inc(span);
                         res
