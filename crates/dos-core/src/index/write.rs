@@ -9,26 +9,6 @@ use crate::key::ObjectKey;
 use crate::location::PackedLocation;
 
 impl Index {
-    /// Move rows (by id) to new locations in one transaction.
-    pub fn relocate(&mut self, moves: &[(i64, PackedLocation)]) -> Result<()> {
-        self.write_tx("index.relocate.before", |tx| {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE db_object SET pack_id = ?1, \"offset\" = ?2, length = ?3, \
-                 compressed = ?4 WHERE id = ?5",
-            )?;
-            for (id, loc) in moves {
-                stmt.execute(params![
-                    i64_of(loc.pack_id),
-                    i64_of(loc.offset),
-                    i64_of(loc.length),
-                    i64::from(loc.compressed),
-                    id
-                ])?;
-            }
-            Ok(())
-        })
-    }
-
     /// Move rows (by id) to new locations in one transaction, the moves coming from an
     /// iterator (a long list read back from a file); an error of the iterator aborts it.
     pub fn relocate_all(
