@@ -51,8 +51,9 @@ fn read_through(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Sum of the sizes of the files directly in `dir`, and of everything below it.
-fn du(dir: &Path) -> u64 {
+/// Sum of the sizes of the files directly in `dir`, and of everything below it (also the
+/// scale benchmark's).
+pub fn du(dir: &Path) -> u64 {
     let mut total = 0;
     if let Ok(rd) = fs::read_dir(dir) {
         for e in rd.flatten() {

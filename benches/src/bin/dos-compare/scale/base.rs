@@ -153,21 +153,6 @@ pub fn existing(root: &Path, a: &ScaleArgs, n: u64) -> Option<Base> {
         .then_some(Base { dir, manifest })
 }
 
-/// Sum of the sizes of the files under `dir`.
-pub fn du(dir: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(rd) = fs::read_dir(dir) {
-        for e in rd.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => total += du(&e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 /// Size of the file `p` (0 if absent).
 pub fn file_len(p: &Path) -> u64 {
     fs::metadata(p).map_or(0, |m| m.len())
@@ -348,7 +333,7 @@ pub fn generate(a: &ScaleChildArgs) -> Result<()> {
         meta_keys: meta.len() as u64,
         meta_loose,
         delete_keys: delete.len() as u64,
-        packs_bytes: du(&packs),
+        packs_bytes: crate::runner::du(&packs),
         pack_files: fs::read_dir(&packs).map_or(0, |d| d.count() as u64),
         index_bytes: file_len(&idx) + file_len(&wal),
         index_wal_bytes: file_len(&wal),

@@ -379,7 +379,7 @@ fn run_side(runner: &Runner, a: &ScaleArgs, b: &Base, op: &Op, side: Side) -> Re
                 let idx = base::file_len(&container.join("packs.idx"))
                     + base::file_len(&container.join("packs.idx-wal"));
                 v["index_bytes_after"] = json!(idx);
-                v["packs_bytes_after"] = json!(base::du(&container.join("packs")));
+                v["packs_bytes_after"] = json!(crate::runner::du(&container.join("packs")));
             }
             SideRun::Done(v)
         }
